@@ -1,0 +1,17 @@
+"""Exceptions raised by potstill for mistakes a user can fix."""
+
+
+class PotstillUserError(ValueError):
+    """A configuration or input mistake, with a message that says how to fix it."""
+
+
+class LLMNotLoadedError(PotstillUserError, RuntimeError):
+    """An LLM was used before its `load()` method was called."""
+
+
+class PipelineValidationError(PotstillUserError):
+    """A pipeline cannot run as configured (raised before any step is loaded)."""
+
+
+class UnsafeConfigError(PotstillUserError):
+    """A serialized config names a class that potstill refuses to import."""

@@ -1,0 +1,518 @@
+"""The `LLM` and `AsyncLLM` base classes.
+
+Providers implement only what talks to their API: `model_name`, `load()` and either
+`generate` (synchronous, batched, local models) or `agenerate` (one input, async, hosted
+APIs). Everything else lives here once: the loaded check, generation-kwargs validation,
+bounded concurrency, per-request error isolation, usage accounting and the sync entry point
+that works in scripts, notebooks and threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import weakref
+from abc import ABC, abstractmethod
+from typing import Any, Callable, ClassVar, Optional
+
+from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
+
+from potstill.errors import LLMNotLoadedError, PotstillUserError
+from potstill.llms.generation_kwargs import GenerationKwargsSpec, spec_for
+from potstill.llms.typing import GenerateOutput, Generations, HiddenState
+from potstill.llms.usage import UsageSummary, UsageTracker
+from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
+from potstill.typing import ChatType
+from potstill.utils.imports import require
+from potstill.utils.portal import run_sync
+from potstill.utils.serialization import _Serializable, dump_model
+
+_MAX_ERROR_CHARS = 500
+
+
+def _marks_loaded(load: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(load)
+    def wrapper(self: LLM, *args: Any, **kwargs: Any) -> Any:
+        result = load(self, *args, **kwargs)
+        self._loaded = True
+        return result
+
+    return wrapper
+
+
+def _requires_loaded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps a subclass's `generate`/`agenerate` so that it refuses to run unloaded."""
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def async_wrapper(self: LLM, *args: Any, **kwargs: Any) -> Any:
+            self._ensure_loaded(method.__name__)
+            return await method(self, *args, **kwargs)
+
+        async_wrapper._potstill_checked = True  # type: ignore[attr-defined]
+        return async_wrapper
+
+    @functools.wraps(method)
+    def wrapper(self: LLM, *args: Any, **kwargs: Any) -> Any:
+        self._ensure_loaded(method.__name__)
+        return method(self, *args, **kwargs)
+
+    wrapper._potstill_checked = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+class LLM(RuntimeParametersMixin, _Serializable, ABC):
+    """Base class for LLMs that generate synchronously for a batch of inputs.
+
+    Subclasses implement `model_name` and `generate`, and call `super().load()` if they
+    override `load`. The keyword arguments of `generate` (other than `inputs` and
+    `num_generations`) are the LLM's generation kwargs: runtime parameters given under
+    `generation_kwargs`, described by the `Args:` section of `generate`'s docstring.
+
+    Attributes:
+        generation_kwargs: the kwargs passed to `generate`/`agenerate` by tasks. Values given
+            to `Pipeline.run(params=...)` are merged over the ones given to the constructor.
+    """
+
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True,
+        protected_namespaces=(),
+        validate_default=True,
+        validate_assignment=True,
+        extra="forbid",
+    )
+
+    generation_kwargs: Optional[RuntimeParameter[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="The kwargs to be propagated to either `generate` or `agenerate` "
+        "methods within each `LLM`.",
+    )
+
+    sdk_module: ClassVar[Optional[str]] = None
+    """The SDK this LLM needs; `load()` fails with the `pip install` fix when it is missing."""
+    sdk_extra: ClassVar[Optional[str]] = None
+    """The potstill extra that installs `sdk_module` (defaults to its name)."""
+    api_key_env_var: ClassVar[Optional[str]] = None
+    """The env var the `api_key` field defaults to; `load()` fails naming it when unset."""
+
+    _loaded: bool = PrivateAttr(default=False)
+    _logger: Optional[logging.Logger] = PrivateAttr(default=None)
+    _usage: UsageTracker = PrivateAttr(default_factory=UsageTracker)
+    _constructor_generation_kwargs: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "load" in cls.__dict__:
+            cls.load = _marks_loaded(cls.__dict__["load"])  # type: ignore[method-assign]
+        for name in ("generate", "agenerate"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_potstill_checked", False):
+                setattr(cls, name, _requires_loaded(method))
+
+    @model_validator(mode="after")
+    def _validate_generation_kwargs(self) -> LLM:
+        self.generation_spec().validate(
+            self.generation_kwargs or {}, where=self._runtime_parameters_label()
+        )
+        return self
+
+    def model_post_init(self, context: Any) -> None:
+        super().model_post_init(context)
+        self._constructor_generation_kwargs = dict(self.generation_kwargs or {})
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Prepares the LLM for use (clients, models). Must run before `generate`.
+
+        Checks that the SDK is installed and that an API key is set, where the class
+        declares `sdk_module` / `api_key_env_var`.
+        """
+        if self.sdk_module:
+            require(self.sdk_module, self.sdk_extra or self.sdk_module)
+        if self.api_key_env_var and getattr(self, "api_key", None) is None:
+            raise PotstillUserError(
+                f"To use `{type(self).__name__}` an API key must be provided via `api_key` "
+                f"attribute or runtime parameter, or set the environment variable "
+                f"`{self.api_key_env_var}`."
+            )
+        self._loaded = True
+
+    def _secret(self, name: str = "api_key") -> Optional[str]:
+        """The plain value of a `SecretStr` field, for handing to an SDK client."""
+        value = getattr(self, name, None)
+        return value.get_secret_value() if value is not None else None
+
+    def unload(self) -> None:
+        """Releases what `load` acquired; the LLM must be loaded again before use."""
+        self._loaded = False
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether `load()` has run (and `unload()` has not run since)."""
+        return self._loaded
+
+    def _ensure_loaded(self, action: str) -> None:
+        if not self._loaded:
+            raise LLMNotLoadedError(
+                f"{type(self).__name__} is not loaded: call `llm.load()` before `{action}`. "
+                "(A task loads its LLM in `task.load()`, and `Pipeline.run` loads everything.)"
+            )
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The logger `potstill.llm.<model_name>`."""
+        if self._logger is None:
+            try:
+                name = self.model_name
+            except Exception:
+                name = type(self).__name__
+            self._logger = logging.getLogger(f"potstill.llm.{name}")
+        return self._logger
+
+    # -- the contract ------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def model_name(self) -> str:
+        """The name of the model this LLM uses."""
+
+    @abstractmethod
+    def generate(
+        self, inputs: list[ChatType], num_generations: int = 1, **kwargs: Any
+    ) -> list[GenerateOutput]:
+        """Generates `num_generations` texts for each input.
+
+        Args:
+            inputs: the conversations to continue.
+            num_generations: how many generations per input.
+            **kwargs: generation kwargs.
+
+        Returns:
+            One list per input with one entry per generation (`None` where one failed).
+        """
+
+    def get_last_hidden_state(self, inputs: list[ChatType]) -> list[HiddenState]:
+        """Returns the last hidden state of the model for each input (optional).
+
+        Args:
+            inputs: the conversations to encode.
+
+        Returns:
+            One array of shape `(num_tokens, hidden_size)` per input.
+        """
+        if type(self).get_last_hidden_states is not LLM.get_last_hidden_states:
+            return self.get_last_hidden_states(inputs)
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement `get_last_hidden_state`; use an LLM "
+            "that exposes hidden states (e.g. TransformersLLM or LlamaCppLLM)."
+        )
+
+    def get_last_hidden_states(self, inputs: list[ChatType]) -> list[HiddenState]:
+        """distilabel's name for `get_last_hidden_state`; either can be implemented."""
+        if type(self).get_last_hidden_state is LLM.get_last_hidden_state:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not implement `get_last_hidden_state`."
+            )
+        return self.get_last_hidden_state(inputs)
+
+    # -- what tasks call ---------------------------------------------------------------
+
+    def generate_outputs(
+        self,
+        inputs: list[ChatType],
+        num_generations: int = 1,
+        *,
+        row_offset: int = 0,
+        **kwargs: Any,
+    ) -> list[Generations]:
+        """Like `generate`, but never raises for a failed input and keeps usage.
+
+        A batch that fails as a whole is retried input by input, so one bad input only
+        costs its own generations.
+
+        Args:
+            inputs: the conversations to continue.
+            num_generations: how many generations per input.
+            row_offset: index of the first input in the dataset, for log messages.
+            **kwargs: generation kwargs.
+
+        Returns:
+            One `Generations` per input.
+        """
+        self._ensure_loaded("generate")
+        try:
+            outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
+            results = [Generations.coerce(output) for output in outputs]
+            if len(results) != len(inputs):
+                raise RuntimeError(
+                    f"`generate` returned {len(results)} outputs for {len(inputs)} inputs."
+                )
+        except Exception as error:
+            if len(inputs) <= 1:
+                return [self._failed(num_generations, error, row_offset)] * len(inputs)
+            return [
+                output
+                for index, single in enumerate(inputs)
+                for output in self.generate_outputs(
+                    [single], num_generations, row_offset=row_offset + index, **kwargs
+                )
+            ]
+        for result in results:
+            self._usage.record_success(result)
+        return results
+
+    async def agenerate_outputs(
+        self,
+        inputs: list[ChatType],
+        num_generations: int = 1,
+        *,
+        row_offset: int = 0,
+        **kwargs: Any,
+    ) -> list[Generations]:
+        """Async `generate_outputs`: a synchronous LLM runs in a worker thread.
+
+        Args:
+            inputs: the conversations to continue.
+            num_generations: how many generations per input.
+            row_offset: index of the first input in the dataset, for log messages.
+            **kwargs: generation kwargs.
+
+        Returns:
+            One `Generations` per input.
+        """
+        return await asyncio.to_thread(
+            functools.partial(
+                self.generate_outputs, inputs, num_generations, row_offset=row_offset, **kwargs
+            )
+        )
+
+    def _failed(self, num_generations: int, error: BaseException, row: int) -> Generations:
+        message = describe_error(error)
+        self.logger.warning("Generation for row %d failed: %s", row, message)
+        self._usage.record_failure()
+        return Generations.failed(num_generations, message)
+
+    @property
+    def usage(self) -> UsageSummary:
+        """Requests, failures, retries and tokens consumed by this instance so far."""
+        return self._usage.summary()
+
+    # -- generation kwargs as runtime parameters ----------------------------------------
+
+    @classmethod
+    def generation_method(cls) -> Callable[..., Any]:
+        """The method whose keyword arguments are the generation kwargs."""
+        return cls.generate
+
+    @classmethod
+    def generation_spec(cls) -> GenerationKwargsSpec:
+        """Names, defaults, types and descriptions of the generation kwargs."""
+        return spec_for(cls.generation_method())
+
+    def get_generation_kwargs(self) -> dict[str, Any]:
+        """The generation kwargs tasks pass to `generate`/`agenerate`."""
+        return dict(self.generation_kwargs or {})
+
+    @property
+    def runtime_parameters_names(self) -> dict[str, Any]:
+        names = super().runtime_parameters_names
+        names["generation_kwargs"] = self.generation_spec().names()
+        return names
+
+    def get_runtime_parameters_info(self) -> list[dict[str, Any]]:
+        info = super().get_runtime_parameters_info()
+        for item in info:
+            if item["name"] == "generation_kwargs":
+                item["keys"] = self.generation_spec().info()
+        return info
+
+    def _runtime_parameters_label(self) -> str:
+        return f"LLM {type(self).__name__}"
+
+    def _assign_runtime_parameter(self, name: str, value: Any, where: str) -> None:
+        if name == "generation_kwargs":
+            self.generation_spec().validate(value, where=where)
+            merged = {**self._constructor_generation_kwargs, **value}
+            # Assign without re-running the model validator (it would reset the base).
+            self.__dict__["generation_kwargs"] = merged
+            self._runtime_parameters[name] = value
+            return
+        super()._assign_runtime_parameter(name, value, where)
+
+    # -- serialization -------------------------------------------------------------------
+
+    def dump(self, **kwargs: Any) -> dict[str, Any]:
+        """Dumps the LLM's configuration (secrets excluded) with its `type_info`."""
+        return dump_model(self, **kwargs)
+
+
+
+class AsyncLLM(LLM):
+    """Base class for LLMs that generate for one input at a time, asynchronously.
+
+    Subclasses implement `model_name`, `load` and `agenerate`; `generate` is provided here and
+    must not be overridden. If `agenerate` takes `num_generations`, it is called once per input
+    with it (native `n`); otherwise it is called `num_generations` times in parallel.
+
+    Every request goes through this instance's limiter (at most `max_concurrent_requests` in
+    flight, shared by every task that uses the instance). A request that fails gives `None`
+    for its generations only; the error is logged with the row index and kept.
+
+    Attributes:
+        max_concurrent_requests: the most requests this LLM has in flight at once.
+    """
+
+    max_concurrent_requests: RuntimeParameter[PositiveInt] = Field(
+        default=64,
+        description="The most requests this LLM sends at once, shared by every task using it.",
+    )
+
+    _loop_states: Any = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+
+    @abstractmethod
+    async def agenerate(
+        self, input: ChatType, num_generations: int = 1, **kwargs: Any
+    ) -> GenerateOutput:
+        """Generates for one input.
+
+        Args:
+            input: the conversation to continue.
+            num_generations: how many generations (omit the argument if the API has no `n`).
+            **kwargs: generation kwargs.
+
+        Returns:
+            The generations (a `Generations` to also report usage).
+        """
+
+    @classmethod
+    def generation_method(cls) -> Callable[..., Any]:
+        return cls.agenerate
+
+    def generate(  # type: ignore[override]
+        self, inputs: list[ChatType], num_generations: int = 1, **kwargs: Any
+    ) -> list[GenerateOutput]:
+        """Generates for every input concurrently; works from scripts, notebooks and threads.
+
+        Args:
+            inputs: the conversations to continue.
+            num_generations: how many generations per input.
+            **kwargs: generation kwargs.
+
+        Returns:
+            One `Generations` (a list of texts) per input, in input order.
+        """
+        self._ensure_loaded("generate")
+        return run_sync(self.agenerate_outputs(inputs, num_generations, **kwargs))  # type: ignore[return-value]
+
+    def generate_outputs(
+        self,
+        inputs: list[ChatType],
+        num_generations: int = 1,
+        *,
+        row_offset: int = 0,
+        **kwargs: Any,
+    ) -> list[Generations]:
+        self._ensure_loaded("generate")
+        return run_sync(
+            self.agenerate_outputs(inputs, num_generations, row_offset=row_offset, **kwargs)
+        )
+
+    async def agenerate_outputs(
+        self,
+        inputs: list[ChatType],
+        num_generations: int = 1,
+        *,
+        row_offset: int = 0,
+        **kwargs: Any,
+    ) -> list[Generations]:
+        self._ensure_loaded("generate")
+        if self.generation_spec().native_num_generations:
+            calls = [
+                self._request(single, num_generations, kwargs, row_offset + index)
+                for index, single in enumerate(inputs)
+            ]
+            return list(await asyncio.gather(*calls))
+        calls = [
+            self._request(single, None, kwargs, row_offset + index)
+            for index, single in enumerate(inputs)
+            for _ in range(num_generations)
+        ]
+        flat = await asyncio.gather(*calls)
+        return [
+            Generations.concat(flat[start : start + num_generations])
+            for start in range(0, len(flat), num_generations)
+        ]
+
+    async def _request(
+        self, input: ChatType, num_generations: Optional[int], kwargs: dict[str, Any], row: int
+    ) -> Generations:
+        """One call to `agenerate` under the limiter, with its errors contained."""
+        expected = num_generations or 1
+        extra = {} if num_generations is None else {"num_generations": num_generations}
+        async with self._loop_state().semaphore:
+            try:
+                output = await self.agenerate(input=input, **extra, **kwargs)
+            except Exception as error:
+                return self._failed(expected, error, row)
+        generations = Generations.coerce(output)
+        if len(generations) < expected:
+            missing = f"the provider returned {len(generations)} of {expected} generations"
+            self.logger.warning("Row %d: %s.", row, missing)
+            generations = Generations.concat(
+                [generations, Generations.failed(expected - len(generations), missing)]
+            )
+        self._usage.record_success(generations)
+        return generations
+
+    # -- per event-loop state -----------------------------------------------------------
+
+    def _loop_state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._loop_states.get(loop)
+        if state is None:
+            state = self._loop_states[loop] = _LoopState()
+        state.fit_limit(self.max_concurrent_requests or 1)
+        return state
+
+    def _create_client(self) -> Any:
+        """Creates the provider's async SDK client (providers override this)."""
+        return None
+
+    @property
+    def client(self) -> Any:
+        """The SDK client for the running event loop (async clients are bound to a loop)."""
+        try:
+            state = self._loop_state()
+        except RuntimeError:  # no running loop: a throwaway client, e.g. for inspection
+            return self._create_client()
+        if state.client is None:
+            state.client = self._create_client()
+        return state.client
+
+    def unload(self) -> None:
+        self._loop_states = weakref.WeakKeyDictionary()
+        super().unload()
+
+
+class _LoopState:
+    """What an AsyncLLM keeps per event loop: its SDK client and its limiter."""
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self.limit = 0
+        self.semaphore = asyncio.Semaphore(1)
+
+    def fit_limit(self, max_concurrent_requests: int) -> None:
+        """Applies a changed `max_concurrent_requests` to the requests that start next."""
+        if max_concurrent_requests != self.limit:
+            self.limit = max_concurrent_requests
+            self.semaphore = asyncio.Semaphore(max_concurrent_requests)
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-line description of an exception for logs and metadata."""
+    text = f"{type(error).__name__}: {error}".strip()
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."

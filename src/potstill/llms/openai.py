@@ -1,0 +1,183 @@
+"""`OpenAILLM`: OpenAI's chat completions API through the official `openai` SDK."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
+
+from pydantic import Field, NonNegativeInt, PositiveInt, SecretStr, validate_call
+
+from potstill.llms.base import AsyncLLM
+from potstill.llms.typing import GenerateOutput, Generations
+from potstill.mixins.runtime_parameters import RuntimeParameter
+from potstill.typing import ChatType
+
+ResponseFormat = Union[Literal["text", "json", "json_object"], Dict[str, Any]]
+
+
+class OpenAILLM(AsyncLLM):
+    """An LLM served by OpenAI, or by any server that speaks its chat completions API.
+
+    `num_generations` uses the API's native `n`. Token usage comes from the response's
+    `usage`. There is no per-request timeout beyond the client's `timeout`.
+
+    Attributes:
+        model: the model name, e.g. `gpt-4o-mini`.
+        base_url: the API's base URL; defaults to `$OPENAI_BASE_URL`, else OpenAI's.
+        api_key: the API key; defaults to `$OPENAI_API_KEY`.
+        max_retries: how many times the client retries a failed request.
+        timeout: seconds to wait for a response before giving up on a request.
+        default_headers: extra HTTP headers sent with every request.
+
+    Examples:
+        ```python
+        from potstill.llms import OpenAILLM
+
+        llm = OpenAILLM(model="gpt-4o-mini")
+        llm.load()
+        llm.generate(inputs=[[{"role": "user", "content": "Hello!"}]])
+        ```
+    """
+
+    model: str
+    base_url: Optional[RuntimeParameter[str]] = Field(
+        default_factory=lambda: os.getenv("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        description="The base URL to use for the OpenAI API requests.",
+    )
+    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
+        default_factory=lambda: os.getenv("OPENAI_API_KEY"),
+        description="The API key to authenticate the requests to the OpenAI API.",
+    )
+    max_retries: RuntimeParameter[int] = Field(
+        default=6,
+        description="The maximum number of times to retry the request to the API before failing.",
+    )
+    timeout: RuntimeParameter[int] = Field(
+        default=120,
+        description="The maximum time in seconds to wait for a response from the API.",
+    )
+    default_headers: Optional[RuntimeParameter[Dict[str, str]]] = Field(
+        default=None, description="Extra HTTP headers to send with every request."
+    )
+
+    sdk_module: ClassVar[Optional[str]] = "openai"
+    api_key_env_var: ClassVar[Optional[str]] = "OPENAI_API_KEY"
+
+    @property
+    def model_name(self) -> str:
+        """The `model` field."""
+        return self.model
+
+    def _create_client(self) -> Any:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=self._secret(),
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+            default_headers=self.default_headers,
+        )
+
+    @validate_call
+    async def agenerate(
+        self,
+        input: ChatType,
+        num_generations: int = 1,
+        max_new_tokens: NonNegativeInt = 128,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        stop: Optional[Union[str, List[str]]] = None,
+        response_format: Optional[ResponseFormat] = None,
+        seed: Optional[int] = None,
+        logprobs: bool = False,
+        top_logprobs: Optional[PositiveInt] = None,
+        extra_body: Optional[Dict[str, Any]] = None,
+    ) -> GenerateOutput:
+        """Generates `num_generations` completions for one conversation.
+
+        Args:
+            input: the conversation.
+            num_generations: the number of completions (sent as `n`).
+            max_new_tokens: the maximum number of tokens to generate (sent as `max_tokens`).
+            frequency_penalty: penalizes tokens by how often they already appeared.
+            presence_penalty: penalizes tokens that already appeared.
+            temperature: the sampling temperature.
+            top_p: the nucleus sampling probability mass.
+            stop: up to 4 sequences where the API stops generating.
+            response_format: `"text"`, `"json"`/`"json_object"` (JSON mode) or a full
+                `response_format` dict, e.g. `{"type": "json_schema", "json_schema": {...}}`.
+            seed: a seed for best-effort deterministic sampling.
+            logprobs: return the log probabilities of the generated tokens.
+            top_logprobs: how many most likely tokens to return per position (needs
+                `logprobs=True`).
+            extra_body: extra JSON fields for OpenAI-compatible servers (e.g. vLLM's).
+
+        Returns:
+            The completions, with the request's token usage.
+        """
+        kwargs: dict[str, Any] = {
+            "messages": input,
+            "model": self.model,
+            "n": num_generations,
+            "max_tokens": max_new_tokens,
+            "frequency_penalty": frequency_penalty,
+            "presence_penalty": presence_penalty,
+            "temperature": temperature,
+            "top_p": top_p,
+        }
+        optional = {
+            "stop": stop,
+            "response_format": _response_format(response_format),
+            "seed": seed,
+            "top_logprobs": top_logprobs,
+            "extra_body": extra_body,
+        }
+        kwargs.update({key: value for key, value in optional.items() if value is not None})
+        if logprobs:
+            kwargs["logprobs"] = True
+        completion = await self.client.chat.completions.create(**kwargs)
+        return _generations(completion, logprobs)
+
+
+def _response_format(value: Optional[ResponseFormat]) -> Optional[Dict[str, Any]]:
+    if value is None or isinstance(value, dict):
+        return value
+    return {"type": "text"} if value == "text" else {"type": "json_object"}
+
+
+def _generations(completion: Any, logprobs: bool) -> Generations:
+    choices = sorted(completion.choices, key=lambda choice: choice.index)
+    texts = [choice.message.content for choice in choices]
+    usage = completion.usage
+    generations = Generations.from_request(
+        texts,
+        input_tokens=usage.prompt_tokens if usage else None,
+        output_tokens=usage.completion_tokens if usage else None,
+        logprobs=[_choice_logprobs(choice) for choice in choices] if logprobs else None,
+    )
+    for index, choice in enumerate(choices):
+        if choice.message.content is None:
+            refusal = getattr(choice.message, "refusal", None)
+            generations.errors[index] = (
+                f"refused: {refusal}" if refusal else f"no content (finish_reason={choice.finish_reason})"
+            )
+    return generations
+
+
+def _choice_logprobs(choice: Any) -> Optional[list[dict[str, Any]]]:
+    content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+    if not content:
+        return None
+    return [
+        {
+            "token": item.token,
+            "logprob": item.logprob,
+            "top_logprobs": [
+                {"token": top.token, "logprob": top.logprob} for top in item.top_logprobs or []
+            ],
+        }
+        for item in content
+    ]

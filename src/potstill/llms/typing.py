@@ -1,0 +1,164 @@
+"""Types of what LLMs return.
+
+`GenerateOutput` is what the seed specifies: one list per input, one entry per generation,
+`None` where a generation failed. potstill's LLMs return `Generations`, a `list` subclass
+that *is* a `GenerateOutput` and also carries what the provider reported beside the text
+(token usage, per-generation errors, logprobs) without changing the return type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, List, Optional, Union
+
+if TYPE_CHECKING:
+    from numpy import floating
+    from numpy.typing import NDArray
+
+    HiddenState = NDArray[floating[Any]]
+else:
+    HiddenState = Any
+
+GenerateOutput = List[Union[str, None]]
+"""The generations for one input: one entry per generation, `None` for a failed one."""
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens one request consumed, as the provider reported them.
+
+    Attributes:
+        input_tokens: tokens in the prompt, or `None` when not reported.
+        output_tokens: tokens generated, or `None` when not reported.
+    """
+
+    input_tokens: Optional[int] = None
+    output_tokens: Optional[int] = None
+
+
+class Generations(list):
+    """The generations for one input, plus what came with them.
+
+    It is a plain `list[str | None]` for every purpose (equality, iteration, JSON), so code
+    written against `GenerateOutput` keeps working.
+
+    Attributes:
+        input_tokens: per generation, the prompt tokens its request consumed. A request that
+            produced several generations at once (native `n`) reports its usage on its first
+            generation and `None` on the others, so sums stay exact.
+        output_tokens: per generation, the tokens generated (same convention).
+        errors: per generation, why it is `None` (the last error), or `None` when it is fine.
+        logprobs: per generation, the provider's logprobs when requested, else `None`.
+    """
+
+    __slots__ = ("errors", "input_tokens", "logprobs", "output_tokens")
+
+    def __init__(
+        self,
+        texts: Iterable[Optional[str]] = (),
+        *,
+        input_tokens: Optional[Iterable[Optional[int]]] = None,
+        output_tokens: Optional[Iterable[Optional[int]]] = None,
+        errors: Optional[Iterable[Optional[str]]] = None,
+        logprobs: Optional[Iterable[Any]] = None,
+    ) -> None:
+        super().__init__(texts)
+        self.input_tokens = _aligned(input_tokens, len(self))
+        self.output_tokens = _aligned(output_tokens, len(self))
+        self.errors = _aligned(errors, len(self))
+        self.logprobs = _aligned(logprobs, len(self))
+
+    @classmethod
+    def from_request(
+        cls,
+        texts: Iterable[Optional[str]],
+        *,
+        input_tokens: Optional[int] = None,
+        output_tokens: Optional[int] = None,
+        logprobs: Optional[Iterable[Any]] = None,
+    ) -> Generations:
+        """Builds the generations of one request that reported its usage once.
+
+        Args:
+            texts: the generated texts (several when the API returned `n` choices).
+            input_tokens: the request's prompt tokens.
+            output_tokens: the request's generated tokens, all choices together.
+            logprobs: per choice, the logprobs when requested.
+
+        Returns:
+            The generations, with the request's usage on the first one.
+        """
+        texts = list(texts)
+        rest = [None] * max(len(texts) - 1, 0)
+        return cls(
+            texts,
+            input_tokens=[input_tokens, *rest] if texts else [],
+            output_tokens=[output_tokens, *rest] if texts else [],
+            logprobs=logprobs,
+        )
+
+    @classmethod
+    def failed(cls, count: int, error: str) -> Generations:
+        """`count` failed generations that all share the same error."""
+        return cls([None] * count, errors=[error] * count)
+
+    @classmethod
+    def coerce(cls, value: Any) -> Generations:
+        """Accepts what an LLM returned for one input: `Generations`, a list, a str or None."""
+        if isinstance(value, Generations):
+            return value
+        if value is None or isinstance(value, str):
+            return cls([value])
+        if isinstance(value, dict) and "generations" in value:
+            statistics = value.get("statistics") or {}
+            return cls(
+                value["generations"],
+                input_tokens=statistics.get("input_tokens"),
+                output_tokens=statistics.get("output_tokens"),
+                logprobs=value.get("logprobs"),
+            )
+        return cls(value)
+
+    @classmethod
+    def concat(cls, parts: Iterable[Generations]) -> Generations:
+        """Joins the generations of several requests for the same input."""
+        merged = cls()
+        for part in parts:
+            merged.extend(part)
+            merged.input_tokens.extend(part.input_tokens)
+            merged.output_tokens.extend(part.output_tokens)
+            merged.errors.extend(part.errors)
+            merged.logprobs.extend(part.logprobs)
+        return merged
+
+    @property
+    def usage(self) -> TokenUsage:
+        """The tokens of every request behind these generations, summed."""
+        return TokenUsage(_sum(self.input_tokens), _sum(self.output_tokens))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (list(self), self.input_tokens, self.output_tokens, self.errors, self.logprobs),
+        )
+
+
+def _rebuild(texts: list, inputs: list, outputs: list, errors: list, logprobs: list) -> Generations:
+    return Generations(
+        texts, input_tokens=inputs, output_tokens=outputs, errors=errors, logprobs=logprobs
+    )
+
+
+def _aligned(values: Optional[Iterable[Any]], length: int) -> list[Any]:
+    if values is None:
+        return [None] * length
+    values = list(values)
+    if len(values) < length:
+        values.extend([None] * (length - len(values)))
+    return values[:length]
+
+
+def _sum(values: list[Optional[int]]) -> Optional[int]:
+    reported = [value for value in values if value is not None]
+    return sum(reported) if reported else None

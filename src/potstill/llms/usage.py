@@ -1,0 +1,65 @@
+"""Cumulative usage of one LLM instance: requests, failures and tokens."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from potstill.llms.typing import Generations
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """What an LLM instance has consumed since it was created.
+
+    Attributes:
+        requests: requests that returned an answer.
+        failed_requests: requests that ended in an error (after any retries).
+        retries: extra attempts made after retryable errors.
+        input_tokens: prompt tokens reported by the provider.
+        output_tokens: generated tokens reported by the provider.
+    """
+
+    requests: int = 0
+    failed_requests: int = 0
+    retries: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class UsageTracker:
+    """Thread-safe counters behind `LLM.usage`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = self._failed = self._retries = 0
+        self._input_tokens = self._output_tokens = 0
+
+    def record_success(self, generations: Generations) -> None:
+        """Counts one answered request and the tokens it reported."""
+        usage = generations.usage
+        with self._lock:
+            self._requests += 1
+            self._input_tokens += usage.input_tokens or 0
+            self._output_tokens += usage.output_tokens or 0
+
+    def record_failure(self) -> None:
+        """Counts one request that failed for good."""
+        with self._lock:
+            self._failed += 1
+
+    def record_retry(self) -> None:
+        """Counts one retried attempt."""
+        with self._lock:
+            self._retries += 1
+
+    def summary(self) -> UsageSummary:
+        """A snapshot of the counters."""
+        with self._lock:
+            return UsageSummary(
+                requests=self._requests,
+                failed_requests=self._failed,
+                retries=self._retries,
+                input_tokens=self._input_tokens,
+                output_tokens=self._output_tokens,
+            )

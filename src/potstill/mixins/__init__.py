@@ -1,0 +1,1 @@
+"""Mixins shared by potstill's components."""

@@ -1,0 +1,19 @@
+"""Pipelines: wire steps together and run them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["Pipeline"]
+
+if TYPE_CHECKING:
+    from potstill.pipeline.base import Pipeline
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, because steps import `potstill.pipeline.context` and the pipeline imports steps.
+    if name == "Pipeline":
+        from potstill.pipeline.base import Pipeline
+
+        return Pipeline
+    raise AttributeError(f"module 'potstill.pipeline' has no attribute {name!r}")

@@ -1,0 +1,289 @@
+"""`Pipeline`: the context manager that collects steps and runs them."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from potstill import __version__
+from potstill.distiset import Distiset
+from potstill.errors import PotstillUserError
+from potstill.pipeline.context import enter_pipeline, exit_pipeline
+from potstill.pipeline.dag import DAG
+from potstill.pipeline.engine import Engine
+from potstill.pipeline.progress import Progress
+from potstill.pipeline.signature import step_signatures
+from potstill.pipeline.store import RunStore, StepStore
+from potstill.pipeline.validation import apply_params, validate
+from potstill.steps.base import GeneratorStep, _Step
+from potstill.steps.tasks.base import _Task
+from potstill.utils.logging import setup_logging
+from potstill.utils.portal import run_sync
+from potstill.utils.serialization import TYPE_INFO_KEY, _Serializable, resolve_class
+
+logger = logging.getLogger("potstill.pipeline")
+
+Params = dict[str, dict[str, Any]]
+
+
+def default_cache_dir() -> Path:
+    """`$POTSTILL_CACHE_DIR`, or `~/.cache/potstill/pipelines`."""
+    env = os.environ.get("POTSTILL_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "potstill" / "pipelines"
+
+
+class Pipeline(_Serializable):
+    """A set of connected steps that runs as one job.
+
+    ```python
+    with Pipeline(name="my-pipeline") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": "..."}])
+        generate = TextGeneration(llm=OpenAILLM(model="gpt-4"))
+        load >> generate
+
+    distiset = pipeline.run(params={generate.name: {"llm": {"generation_kwargs": {...}}}})
+    ```
+
+    Args:
+        name: names the pipeline and its folder in the cache.
+        description: free text, kept in dumps.
+        cache_dir: where runs store their batches (default `$POTSTILL_CACHE_DIR` or
+            `~/.cache/potstill/pipelines`).
+        enable_metadata: keep the `potstill_metadata` column (raw outputs, usage, errors)
+            in the returned datasets.
+        show_progress: show a per-step progress display while running.
+    """
+
+    def __init__(
+        self,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        cache_dir: Optional[Union[str, os.PathLike[str]]] = None,
+        enable_metadata: bool = True,
+        show_progress: bool = True,
+    ) -> None:
+        self.name = name or "pipeline"
+        self.description = description
+        self.enable_metadata = enable_metadata
+        self.show_progress = show_progress
+        self.dag = DAG()
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._tokens: list[contextvars.Token[Any]] = []
+
+    # -- building ------------------------------------------------------------------------
+
+    def __enter__(self) -> Pipeline:
+        self._tokens.append(enter_pipeline(self))
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        exit_pipeline(self._tokens.pop())
+
+    def _add_step(self, step: _Step) -> None:
+        self.dag.add_step(step)
+
+    def _add_edge(self, source: _Step, target: _Step) -> None:
+        if target.pipeline is not self:
+            raise PotstillUserError(
+                f"Cannot connect {source.name!r} >> {target.name!r}: they belong to different "
+                "pipelines. Create both inside the same `with Pipeline(...)` block."
+            )
+        self.dag.add_edge(source.name, target.name)  # type: ignore[arg-type]
+
+    @property
+    def cache_dir(self) -> Path:
+        """This pipeline's folder in the cache."""
+        return self._cache_dir / self.name
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(
+        self,
+        params: Optional[Params] = None,
+        use_cache: bool = True,
+        *,
+        parameters: Optional[Params] = None,
+        show_progress: Optional[bool] = None,
+    ) -> Distiset:
+        """Runs the pipeline and returns its datasets.
+
+        Runtime parameters are applied before anything else; then the whole pipeline is
+        validated, before any step is loaded. `generation_kwargs` given here are merged over
+        the ones given to the LLM's constructor.
+
+        Args:
+            params: step name -> runtime parameters, nested for the LLM, e.g.
+                `{"text_generation_0": {"llm": {"generation_kwargs": {"temperature": 0.3}}}}`.
+            use_cache: reuse batches stored by earlier runs of the same configuration (a
+                killed run resumes); `False` discards them and starts over.
+            parameters: distilabel's name for `params`.
+            show_progress: override the pipeline's `show_progress`.
+
+        Returns:
+            The `Distiset`: leaf step name (or `"default"`) -> `DatasetDict({"train": ...})`.
+        """
+        return run_sync(
+            self.arun(
+                params=params,
+                use_cache=use_cache,
+                parameters=parameters,
+                show_progress=show_progress,
+            )
+        )
+
+    async def arun(
+        self,
+        params: Optional[Params] = None,
+        use_cache: bool = True,
+        *,
+        parameters: Optional[Params] = None,
+        show_progress: Optional[bool] = None,
+        _max_generator_batches: Optional[int] = None,
+        _cache_dir: Optional[Path] = None,
+    ) -> Distiset:
+        """`run` for async code: `distiset = await pipeline.arun(...)`."""
+        params = _params(params, parameters)
+        setup_logging()
+        apply_params(self.dag, params)
+        validate(self.dag)
+        root = _cache_dir if _cache_dir is not None else self.cache_dir
+        run_store = RunStore(root)
+        signatures = step_signatures(self.dag)
+        stores = {name: run_store.step_store(name, sig) for name, sig in signatures.items()}
+        if not use_cache:
+            for store in stores.values():
+                store.clear()
+        pipeline_path = run_store.write_config(self.dump())
+        leaves = {name: stores[name] for name in self.dag.leaves}
+        if use_cache and _max_generator_batches is None and all(
+            store.completion() is not None for store in leaves.values()
+        ):
+            logger.info("Every step of %r is cached; returning the stored data.", self.name)
+        else:
+            await self._execute(run_store, stores, show_progress, _max_generator_batches)
+        return Distiset.from_stores(
+            leaves, enable_metadata=self.enable_metadata, pipeline_path=pipeline_path
+        )
+
+    async def _execute(
+        self,
+        run_store: RunStore,
+        stores: dict[str, StepStore],
+        show_progress: Optional[bool],
+        max_generator_batches: Optional[int],
+    ) -> None:
+        enabled = self.show_progress if show_progress is None else show_progress
+        progress = Progress(enabled and os.environ.get("POTSTILL_PROGRESS", "1") != "0")
+        engine = Engine(self.dag, run_store, stores, progress, max_generator_batches)
+        logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
+        progress.start(self._expected_rows())
+        try:
+            await engine.run()
+        finally:
+            progress.stop()
+            run_store.close()
+
+    def dry_run(
+        self,
+        params: Optional[Params] = None,
+        batch_size: int = 1,
+        *,
+        parameters: Optional[Params] = None,
+    ) -> Distiset:
+        """Runs a single batch of `batch_size` rows through the pipeline, without caching.
+
+        Args:
+            params: as for `run`; generator `batch_size`s are set to `batch_size` on top.
+            batch_size: rows in the one batch each generator produces.
+            parameters: distilabel's name for `params`.
+
+        Returns:
+            The Distiset of that one batch.
+        """
+        merged = {name: dict(values) for name, values in _params(params, parameters).items()}
+        for name, step in self.dag.steps.items():
+            if isinstance(step, GeneratorStep):
+                merged.setdefault(name, {})["batch_size"] = batch_size
+        with tempfile.TemporaryDirectory(prefix="potstill-dry-run-") as tmp:
+            return run_sync(
+                self.arun(
+                    params=merged,
+                    use_cache=False,
+                    show_progress=False,
+                    _max_generator_batches=1,
+                    _cache_dir=Path(tmp),
+                )
+            )
+
+    def _expected_rows(self) -> dict[str, Optional[int]]:
+        expected: dict[str, Optional[int]] = {}
+        for name in self.dag.topological_order():
+            step = self.dag.steps[name]
+            predecessors = self.dag.predecessors(name)
+            if isinstance(step, GeneratorStep):
+                expected[name] = step.total_rows()
+            elif len(predecessors) == 1 and expected[predecessors[0]] is not None:
+                factor = step.expected_expansion() if isinstance(step, _Task) else 1
+                expected[name] = expected[predecessors[0]] * factor  # type: ignore[operator]
+            else:
+                expected[name] = None
+        return expected
+
+    # -- serialization -------------------------------------------------------------------
+
+    def dump(self, **kwargs: Any) -> dict[str, Any]:
+        """The pipeline as a dict: its steps (with their LLMs) and connections."""
+        return {
+            "potstill": {"version": __version__},
+            "pipeline": {
+                "name": self.name,
+                "description": self.description,
+                "steps": [
+                    {"step": step.dump(**kwargs), "name": name}
+                    for name, step in self.dag.steps.items()
+                ],
+                "connections": self.dag.connections(),
+                TYPE_INFO_KEY: type(self).type_info(),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, allowed_modules: Any = ()) -> Pipeline:
+        """Rebuilds a pipeline from `dump()`; only potstill or allowed classes are loaded.
+
+        Args:
+            data: the dump.
+            allowed_modules: modules outside potstill whose classes the dump may name.
+
+        Returns:
+            The pipeline.
+        """
+        body = data.get("pipeline", data)
+        if not isinstance(body, dict) or "steps" not in body:
+            raise PotstillUserError("Not a pipeline dump: expected a 'pipeline' with 'steps'.")
+        target: type[Pipeline] = cls
+        if TYPE_INFO_KEY in body:
+            target = resolve_class(body[TYPE_INFO_KEY], Pipeline, allowed_modules)
+        pipeline = target(name=body.get("name"), description=body.get("description"))
+        with pipeline:
+            for entry in body["steps"]:
+                _Step.from_dict(entry["step"], allowed_modules=allowed_modules)
+        for connection in body.get("connections", []):
+            for destination in connection["to"]:
+                pipeline.dag.add_edge(connection["from"], destination)
+        return pipeline
+
+    def __repr__(self) -> str:
+        return f"Pipeline(name={self.name!r}, steps={list(self.dag.steps)})"
+
+
+def _params(params: Optional[Params], parameters: Optional[Params]) -> Params:
+    if params is not None and parameters is not None:
+        raise PotstillUserError(
+            "Give runtime parameters as `params=` or `parameters=` (distilabel's name), not both."
+        )
+    return dict(params if params is not None else parameters or {})

@@ -1,0 +1,380 @@
+"""The engine: runs a pipeline's steps in one process on an asyncio event loop.
+
+Each generator produces batches (in a worker thread, one at a time, paced by how much of its
+output downstream steps still have to take). Every other step buffers rows from each of its
+predecessors and cuts a batch as soon as `input_batch_size` aligned rows are there, so
+downstream work starts before upstream ends. Tasks on an async LLM process many batches at
+once on the loop (the LLM's limiter bounds the requests); any other step processes one batch
+at a time in a worker thread. A step's outputs are passed on in input order, and every
+finished batch goes to the durable store before it is passed on, so a later run can skip it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from potstill.errors import PotstillUserError
+from potstill.llms.base import describe_error
+from potstill.pipeline.dag import DAG
+from potstill.pipeline.progress import Progress
+from potstill.pipeline.store import RunStore, StepStore
+from potstill.steps.base import GeneratorStep, GlobalStep, _Step
+from potstill.steps.context import reset_row_offset, set_row_offset
+from potstill.steps.tasks.base import METADATA_COLUMN, Task, _Task
+from potstill.typing import Row
+
+logger = logging.getLogger("potstill.pipeline")
+
+_END = object()
+_DEFAULT_ASYNC_BATCHES = 8
+
+
+class PipelineRunError(RuntimeError):
+    """A step failed in a way that stops the pipeline (load failure, generator error...)."""
+
+
+@dataclass
+class _Batch:
+    seq: int
+    data: list[list[Row]]
+    offset: int
+
+
+class _Node:
+    """Runtime state of one step."""
+
+    def __init__(self, engine: Engine, step: _Step, store: StepStore) -> None:
+        self.engine = engine
+        self.step = step
+        self.name: str = step.name  # type: ignore[assignment]
+        self.store = store
+        self.predecessors = engine.dag.predecessors(self.name)
+        self.successors: list[_Node] = []
+        self.buffers: dict[str, list[Row]] = {name: [] for name in self.predecessors}
+        self.finished_predecessors: set[str] = set()
+        self.next_seq = 0
+        self.rows_taken = 0
+        self.rows_out = 0
+        self.in_flight = 0
+        self.completed: dict[int, list[Row]] = {}
+        self.next_emit = 0
+        self.finished = False
+        self.uses_async = isinstance(step, Task) and step.supports_async_processing()
+        self.max_in_flight = self._max_in_flight()
+        batch_size = getattr(step, "input_batch_size", None) or 1
+        self.batch_size = batch_size
+        self.high_water = 2 * batch_size
+
+    def _max_in_flight(self) -> int:
+        step = self.step
+        if not (isinstance(step, Task) and step.allows_concurrent_batches()):
+            return 1
+        limit = getattr(step.llm, "max_concurrent_requests", None) or _DEFAULT_ASYNC_BATCHES
+        per_batch = (step.input_batch_size or 1) * (
+            1 if step.llm.generation_spec().native_num_generations else step.num_generations or 1
+        )
+        return max(2, math.ceil(limit / per_batch) + 1)
+
+    # -- input ---------------------------------------------------------------------------
+
+    def receive(self, source: str, rows: list[Row]) -> None:
+        self.buffers[source].extend(rows)
+        self.pump()
+
+    def upstream_finished(self, source: str) -> None:
+        self.finished_predecessors.add(source)
+        self.pump()
+
+    def ready_rows(self) -> int:
+        """Rows this step could take right now (aligned across predecessors)."""
+        if not self.buffers:
+            return 0
+        return min(len(buffer) for buffer in self.buffers.values())
+
+    def pump(self) -> None:
+        """Starts as many batches as the buffers and the in-flight limit allow."""
+        took = False
+        while self.in_flight < self.max_in_flight:
+            batch = self._take_batch()
+            if batch is None:
+                break
+            took = True
+            self.in_flight += 1
+            self.engine.spawn(self._process(batch))
+        if took:
+            self.engine.capacity_changed()
+        self._maybe_finish()
+
+    def _take_batch(self) -> Optional[_Batch]:
+        all_in = len(self.finished_predecessors) == len(self.predecessors)
+        if isinstance(self.step, GlobalStep):
+            if not all_in or self.next_seq > 0:
+                return None
+            data = [self.buffers[name] for name in self.predecessors]
+            self.buffers = {name: [] for name in self.predecessors}
+            if not any(data):
+                return None
+        else:
+            ready = self.ready_rows()
+            if ready >= self.batch_size:
+                size = [self.batch_size] * len(self.predecessors)
+            elif all_in and any(self.buffers.values()):
+                size = [min(len(self.buffers[n]), self.batch_size) for n in self.predecessors]
+            else:
+                return None
+            data = []
+            for name, count in zip(self.predecessors, size):
+                buffer = self.buffers[name]
+                data.append(buffer[:count])
+                self.buffers[name] = buffer[count:]
+        batch = _Batch(seq=self.next_seq, data=data, offset=self.rows_taken)
+        self.next_seq += 1
+        self.rows_taken += len(data[0]) if data else 0
+        return batch
+
+    # -- processing ----------------------------------------------------------------------
+
+    async def _process(self, batch: _Batch) -> None:
+        try:
+            if self.store.has(batch.seq):
+                rows = await asyncio.to_thread(self.store.read, batch.seq)
+            else:
+                rows = await self._run_step(batch)
+                self.engine.store.submit(self.store, batch.seq, rows)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.engine.fail(error)
+            return
+        self.in_flight -= 1
+        self.completed[batch.seq] = rows
+        while self.next_emit in self.completed:
+            self.emit(self.completed.pop(self.next_emit))
+            self.next_emit += 1
+        self.pump()
+
+    async def _run_step(self, batch: _Batch) -> list[Row]:
+        step = self.step
+        try:
+            if self.uses_async:
+                assert isinstance(step, Task)
+                inputs = step._apply_input_mappings(batch.data[0])
+                rows = await step.aprocess(inputs, row_offset=batch.offset)
+                return step._apply_output_mappings(rows)
+            return await asyncio.to_thread(_process_sync, step, batch.data, batch.offset)
+        except Exception as error:
+            if isinstance(step, GlobalStep):
+                raise PipelineRunError(
+                    f"Global step {self.name!r} failed: {describe_error(error)}"
+                ) from error
+            logger.warning(
+                "Step %r failed on batch %d (rows %d-%d): %s. Its output columns are set to "
+                "None for these rows.",
+                self.name,
+                batch.seq,
+                batch.offset,
+                batch.offset + len(batch.data[0]) - 1,
+                describe_error(error),
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            return _rows_on_failure(step, batch.data[0], describe_error(error))
+
+    def emit(self, rows: list[Row]) -> None:
+        self.rows_out += len(rows)
+        self.engine.progress.advance(self.name, len(rows))
+        for successor in self.successors:
+            successor.receive(self.name, rows)
+
+    def _maybe_finish(self) -> None:
+        if self.finished or isinstance(self.step, GeneratorStep):
+            return
+        if len(self.finished_predecessors) < len(self.predecessors):
+            return
+        if self.in_flight or self.completed or any(self.buffers.values()):
+            return
+        self.finish()
+
+    def finish(self) -> None:
+        self.finished = True
+        self.engine.store.submit_completion(self.store, self.next_seq, self.rows_out)
+        self.engine.progress.finish(self.name)
+        for successor in self.successors:
+            successor.upstream_finished(self.name)
+        self.engine.node_finished()
+
+
+class Engine:
+    """Runs the steps of a DAG to completion."""
+
+    def __init__(
+        self,
+        dag: DAG,
+        store: RunStore,
+        step_stores: dict[str, StepStore],
+        progress: Progress,
+        max_generator_batches: Optional[int] = None,
+    ) -> None:
+        self.dag = dag
+        self.store = store
+        self.progress = progress
+        self.max_generator_batches = max_generator_batches
+        self.nodes = {name: _Node(self, dag.steps[name], step_stores[name]) for name in dag.steps}
+        for name, node in self.nodes.items():
+            node.successors = [self.nodes[s] for s in dag.successors(name)]
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._remaining = len(self.nodes)
+        self._done: Optional[asyncio.Event] = None
+        self._capacity_events: list[asyncio.Event] = []
+        self._failure: Optional[BaseException] = None
+
+    async def run(self) -> None:
+        """Loads every step, runs the pipeline, unloads every step."""
+        self._done = asyncio.Event()
+        await self._load_all()
+        try:
+            for node in self.nodes.values():
+                if isinstance(node.step, GeneratorStep):
+                    self.spawn(self._run_generator(node))
+            await self._done.wait()
+            if self._failure is not None:
+                raise self._failure
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.to_thread(self.store.flush)
+            await self._unload_all()
+
+    def spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.fail(task.exception())  # type: ignore[arg-type]
+
+    def fail(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+        assert self._done is not None
+        self._done.set()
+
+    def node_finished(self) -> None:
+        self._remaining -= 1
+        if self._remaining == 0:
+            assert self._done is not None
+            self._done.set()
+
+    def capacity_changed(self) -> None:
+        for event in self._capacity_events:
+            event.set()
+
+    # -- generators ----------------------------------------------------------------------
+
+    async def _run_generator(self, node: _Node) -> None:
+        step = node.step
+        assert isinstance(step, GeneratorStep)
+        completion = node.store.completion()
+        stored = node.store.stored_batches()
+        seq = 0
+        offset = 0
+        while seq in stored and not self._generator_limit_reached(seq):
+            await self._wait_for_capacity(node)
+            rows = await asyncio.to_thread(node.store.read, seq)
+            offset += len(rows)
+            node.emit(rows)
+            seq += 1
+        if completion is None and not self._generator_limit_reached(seq):
+            iterator = step.process_applying_mappings(offset=offset)
+            try:
+                while not self._generator_limit_reached(seq):
+                    await self._wait_for_capacity(node)
+                    item = await asyncio.to_thread(next, iterator, _END)
+                    if item is _END:
+                        break
+                    rows, last = item
+                    self.store.submit(node.store, seq, rows)
+                    node.emit(rows)
+                    seq += 1
+                    if last:
+                        break
+            except Exception as error:
+                raise PipelineRunError(
+                    f"Generator step {node.name!r} failed: {describe_error(error)}"
+                ) from error
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+        node.next_seq = seq
+        node.finish()
+
+    def _generator_limit_reached(self, seq: int) -> bool:
+        return self.max_generator_batches is not None and seq >= self.max_generator_batches
+
+    async def _wait_for_capacity(self, node: _Node) -> None:
+        watched = [
+            self.nodes[name]
+            for name in self.dag.descendants(node.name)
+            if not isinstance(self.nodes[name].step, GlobalStep)
+        ]
+        if all(n.ready_rows() < n.high_water for n in watched):
+            return
+        event = asyncio.Event()
+        self._capacity_events.append(event)
+        try:
+            while not all(n.ready_rows() < n.high_water for n in watched):
+                event.clear()
+                await event.wait()
+        finally:
+            self._capacity_events.remove(event)
+
+    # -- loading -------------------------------------------------------------------------
+
+    async def _load_all(self) -> None:
+        steps = list(self.dag.steps.values())
+        results = await asyncio.gather(
+            *(asyncio.to_thread(step.load) for step in steps), return_exceptions=True
+        )
+        failures = [(s, r) for s, r in zip(steps, results) if isinstance(r, BaseException)]
+        if failures:
+            await self._unload_all()
+            step, error = failures[0]
+            if isinstance(error, PotstillUserError):
+                raise type(error)(f"Step {step.name!r} failed to load: {error}") from error
+            raise PipelineRunError(
+                f"Step {step.name!r} failed to load: {describe_error(error)}"
+            ) from error
+
+    async def _unload_all(self) -> None:
+        for step in self.dag.steps.values():
+            try:
+                await asyncio.to_thread(step.unload)
+            except Exception as error:  # unloading must not hide the run's outcome
+                logger.warning("Step %r failed to unload: %s", step.name, describe_error(error))
+
+
+def _process_sync(step: _Step, data: list[list[Row]], offset: int) -> list[Row]:
+    token = set_row_offset(offset)
+    try:
+        return [row for chunk in step.process_applying_mappings(*data) for row in chunk]  # type: ignore[attr-defined]
+    finally:
+        reset_row_offset(token)
+
+
+def _rows_on_failure(step: _Step, rows: list[Row], error: str) -> list[Row]:
+    empty = dict.fromkeys(step.output_columns())
+    if isinstance(step, _Task):
+        empty["model_name"] = None
+    failed = []
+    for row in rows:
+        metadata = {**(row.get(METADATA_COLUMN) or {}), f"error_{step.name}": error}
+        failed.append({**row, **empty, METADATA_COLUMN: metadata})
+    return failed

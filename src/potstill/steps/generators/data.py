@@ -1,0 +1,47 @@
+"""`LoadDataFromDicts`: rows given inline as a list of dicts."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import Field
+
+from potstill.steps.base import GeneratorStep
+from potstill.steps.typing import GeneratorStepOutput, StepColumns
+
+
+class LoadDataFromDicts(GeneratorStep):
+    """Produces the given rows in batches of `batch_size`.
+
+    Attributes:
+        data: the rows, as a list of dicts (all with the same keys).
+    """
+
+    data: list[dict[str, Any]] = Field(..., min_length=1)
+
+    def process(self, offset: int = 0) -> GeneratorStepOutput:
+        """Yields the rows after `offset` in batches of `batch_size`.
+
+        Args:
+            offset: how many rows to skip (a resumed run skips what it already has).
+
+        Yields:
+            `(rows, is_last_batch)`.
+        """
+        size = self.batch_size or 1
+        total = len(self.data)
+        if offset >= total:
+            yield [], True
+            return
+        for start in range(offset, total, size):
+            end = min(start + size, total)
+            yield [dict(row) for row in self.data[start:end]], end >= total
+
+    @property
+    def outputs(self) -> StepColumns:
+        """The keys of the first row."""
+        return list(self.data[0].keys())
+
+    def total_rows(self) -> Optional[int]:
+        """The number of rows in `data`."""
+        return len(self.data)
