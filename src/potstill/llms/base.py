@@ -10,6 +10,7 @@ that works in scripts, notebooks and threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
@@ -26,7 +27,7 @@ from potstill.llms.usage import UsageSummary, UsageTracker
 from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
 from potstill.typing import ChatType
 from potstill.utils.imports import require
-from potstill.utils.portal import run_sync
+from potstill.utils.portal import portal, run_sync
 from potstill.utils.serialization import _Serializable, dump_model
 
 _MAX_ERROR_CHARS = 500
@@ -490,11 +491,59 @@ class AsyncLLM(LLM):
             return self._create_client()
         if state.client is None:
             state.client = self._create_client()
+            _OPEN_LLMS[id(self)] = self
         return state.client
 
+    async def _aclose_client(self, client: Any) -> None:
+        """Closes an SDK client (providers override this when theirs closes differently)."""
+        close = getattr(client, "close", None) or getattr(client, "aclose", None)
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
     def unload(self) -> None:
-        self._loop_states = weakref.WeakKeyDictionary()
+        """Closes the SDK clients (on the event loops they belong to)."""
+        states, self._loop_states = self._loop_states, weakref.WeakKeyDictionary()
+        for loop, state in list(states.items()):
+            if state.client is not None:
+                _run_on_loop(loop, self._aclose_client(state.client))
+        _OPEN_LLMS.pop(id(self), None)
         super().unload()
+
+
+_OPEN_LLMS: weakref.WeakValueDictionary[int, AsyncLLM] = weakref.WeakValueDictionary()
+
+
+async def _close_open_clients() -> None:
+    """Closes the SDK clients still open on the portal loop when the interpreter exits."""
+    for llm in list(_OPEN_LLMS.values()):
+        state = llm._loop_states.get(asyncio.get_running_loop())
+        if state is not None and state.client is not None:
+            client, state.client = state.client, None
+            with contextlib.suppress(Exception):
+                await llm._aclose_client(client)
+
+
+portal.on_shutdown(_close_open_clients)
+
+
+def _run_on_loop(loop: asyncio.AbstractEventLoop, coroutine: Any) -> None:
+    """Runs a cleanup coroutine on `loop`, from whatever thread we are on."""
+    if loop.is_closed():
+        coroutine.close()
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(coroutine)
+    elif loop.is_running():
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=10)
+    else:
+        coroutine.close()
 
 
 class _LoopState:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -22,6 +23,7 @@ from potstill.llms.base import describe_error
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.progress import Progress
 from potstill.pipeline.store import RunStore, StepStore
+from potstill.pipeline.worker import StepWorker
 from potstill.steps.base import GeneratorStep, GlobalStep, _Step
 from potstill.steps.context import reset_row_offset, set_row_offset
 from potstill.steps.tasks.base import METADATA_COLUMN, Task, _Task
@@ -31,6 +33,10 @@ logger = logging.getLogger("potstill.pipeline")
 
 _END = object()
 _DEFAULT_ASYNC_BATCHES = 8
+# Batches queued for a synchronous step: one running, one waiting, so its thread never idles.
+_SYNC_QUEUE_DEPTH = 2
+# Batches a generator computes ahead of what the loop has taken.
+_GENERATOR_PREFETCH = 2
 
 
 class PipelineRunError(RuntimeError):
@@ -63,6 +69,7 @@ class _Node:
         self.completed: dict[int, list[Row]] = {}
         self.next_emit = 0
         self.finished = False
+        self.worker = StepWorker(self.name)
         self.uses_async = isinstance(step, Task) and step.supports_async_processing()
         self.max_in_flight = self._max_in_flight()
         batch_size = getattr(step, "input_batch_size", None) or 1
@@ -72,12 +79,12 @@ class _Node:
     def _max_in_flight(self) -> int:
         step = self.step
         if not (isinstance(step, Task) and step.allows_concurrent_batches()):
-            return 1
+            return _SYNC_QUEUE_DEPTH
         limit = getattr(step.llm, "max_concurrent_requests", None) or _DEFAULT_ASYNC_BATCHES
         per_batch = (step.input_batch_size or 1) * (
             1 if step.llm.generation_spec().native_num_generations else step.num_generations or 1
         )
-        return max(2, math.ceil(limit / per_batch) + 1)
+        return max(2, 2 * math.ceil(limit / per_batch) + 1)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -165,7 +172,7 @@ class _Node:
                 inputs = step._apply_input_mappings(batch.data[0])
                 rows = await step.aprocess(inputs, row_offset=batch.offset)
                 return step._apply_output_mappings(rows)
-            return await asyncio.to_thread(_process_sync, step, batch.data, batch.offset)
+            return await self.worker.submit(_process_sync, step, batch.data, batch.offset)
         except Exception as error:
             if isinstance(step, GlobalStep):
                 raise PipelineRunError(
@@ -292,11 +299,15 @@ class Engine:
             node.emit(rows)
             seq += 1
         if completion is None and not self._generator_limit_reached(seq):
+            depth = 1 if self.max_generator_batches is not None else _GENERATOR_PREFETCH
             iterator = step.process_applying_mappings(offset=offset)
+            pending: deque[asyncio.Future[Any]] = deque()
             try:
                 while not self._generator_limit_reached(seq):
+                    while len(pending) < depth:
+                        pending.append(node.worker.submit(next, iterator, _END))
                     await self._wait_for_capacity(node)
-                    item = await asyncio.to_thread(next, iterator, _END)
+                    item = await pending.popleft()
                     if item is _END:
                         break
                     rows, last = item
@@ -310,9 +321,11 @@ class Engine:
                     f"Generator step {node.name!r} failed: {describe_error(error)}"
                 ) from error
             finally:
+                # Runs after the prefetched calls, in the generator's own thread.
+                await asyncio.gather(*pending, return_exceptions=True)
                 close = getattr(iterator, "close", None)
                 if close is not None:
-                    close()
+                    await node.worker.submit(close)
         node.next_seq = seq
         node.finish()
 
@@ -341,7 +354,8 @@ class Engine:
     async def _load_all(self) -> None:
         steps = list(self.dag.steps.values())
         results = await asyncio.gather(
-            *(asyncio.to_thread(step.load) for step in steps), return_exceptions=True
+            *(self.nodes[step.name].worker.submit(step.load) for step in steps),  # type: ignore[index]
+            return_exceptions=True,
         )
         failures = [(s, r) for s, r in zip(steps, results) if isinstance(r, BaseException)]
         if failures:
@@ -354,11 +368,13 @@ class Engine:
             ) from error
 
     async def _unload_all(self) -> None:
-        for step in self.dag.steps.values():
+        for node in self.nodes.values():
             try:
-                await asyncio.to_thread(step.unload)
+                await node.worker.submit(node.step.unload)
             except Exception as error:  # unloading must not hide the run's outcome
-                logger.warning("Step %r failed to unload: %s", step.name, describe_error(error))
+                logger.warning("Step %r failed to unload: %s", node.name, describe_error(error))
+            finally:
+                node.worker.close()
 
 
 def _process_sync(step: _Step, data: list[list[Row]], offset: int) -> list[Row]:

@@ -14,7 +14,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -29,6 +29,11 @@ class _Portal:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._shutdown_hooks: list[Callable[[], Coroutine[Any, Any, None]]] = []
+
+    def on_shutdown(self, hook: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Registers a coroutine function to run on the loop before it stops at exit."""
+        self._shutdown_hooks.append(hook)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -95,6 +100,12 @@ class _Portal:
             self._loop = self._thread = None
         if loop is None or thread is None or loop.is_closed():
             return
+        for hook in self._shutdown_hooks:
+            future = asyncio.run_coroutine_threadsafe(hook(), loop)
+            try:
+                future.result(timeout=_GRACE_PERIOD_S)
+            except Exception:  # best effort at interpreter exit
+                future.cancel()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=_GRACE_PERIOD_S)
         if not thread.is_alive():

@@ -26,6 +26,10 @@ SaveFormats = Literal["json", "yaml"]
 
 _S = TypeVar("_S", bound="_Serializable")
 
+# libyaml's safe dumper/loader when PyYAML was built with it (much faster), else pure Python.
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _REGISTRY: dict[tuple[str, str], type[_Serializable]] = {}
 
 
@@ -192,7 +196,14 @@ def write_file(path: Path, data: dict[str, Any], format: SaveFormats) -> None:
         if format == "json":
             json.dump(data, handle, indent=2, ensure_ascii=False)
         else:
-            yaml.safe_dump(data, handle, default_flow_style=False, sort_keys=False, allow_unicode=True)
+            yaml.dump(
+                data,
+                handle,
+                Dumper=_YAML_DUMPER,
+                default_flow_style=False,
+                sort_keys=False,
+                allow_unicode=True,
+            )
 
 
 def read_file(path: str | Path, format: SaveFormats) -> dict[str, Any]:
@@ -201,7 +212,7 @@ def read_file(path: str | Path, format: SaveFormats) -> dict[str, Any]:
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a directory; give the path of a file.")
     with open(path, encoding="utf-8") as handle:
-        data = json.load(handle) if format == "json" else yaml.safe_load(handle)
+        data = json.load(handle) if format == "json" else yaml.load(handle, Loader=_YAML_LOADER)
     if not isinstance(data, dict):
         raise ValueError(f"{str(path)!r} does not hold a potstill dump (expected a mapping).")
     return data

@@ -1,0 +1,82 @@
+"""Concurrency: 2,000 requests through a pipeline with OpenAILLM against the loopback test
+server, which answers each request after 100 ms; `max_concurrent_requests=100`.
+
+The ideal wall time is 2,000 / 100 * 0.1 s = 2.0 s. Target: within 1.3x of ideal.
+
+Run from the repository root: `python benchmarks/concurrency.py [--requests 2000]
+[--concurrency 100] [--latency 0.1]`. The server runs in a subprocess, so its CPU use does
+not count against the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_server", "--port", "0", "--latency", str(latency)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.startswith("FAKE_SERVER_URL="):
+        process.kill()
+        raise RuntimeError(f"the test server did not start: {line!r}")
+    return process, line.split("=", 1)[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.1)
+    args = parser.parse_args()
+
+    from potstill.llms import OpenAILLM
+    from potstill.pipeline import Pipeline
+    from potstill.steps import LoadDataFromDicts
+    from potstill.steps.tasks import TextGeneration
+
+    server, url = start_server(args.latency)
+    try:
+        data = [{"instruction": f"question {i}"} for i in range(args.requests)]
+        with tempfile.TemporaryDirectory() as cache_dir:
+            with Pipeline(name="concurrency", cache_dir=cache_dir, show_progress=False) as pipeline:
+                load = LoadDataFromDicts(data=data)
+                llm = OpenAILLM(
+                    model="bench",
+                    base_url=f"{url}/v1",
+                    api_key="test-key",
+                    max_concurrent_requests=args.concurrency,
+                )
+                load >> TextGeneration(llm=llm)
+            start = time.perf_counter()
+            distiset = pipeline.run(use_cache=False)
+            elapsed = time.perf_counter() - start
+        rows = distiset["default"]["train"]
+        failed = sum(1 for generation in rows["generation"] if generation is None)
+        with urllib.request.urlopen(f"{url}/_control/stats") as response:
+            stats = json.load(response)
+    finally:
+        server.terminate()
+        server.wait()
+    ideal = args.requests / args.concurrency * args.latency
+    print(f"requests: {args.requests}  concurrency: {args.concurrency}  latency: {args.latency} s")
+    print(f"wall: {elapsed:.2f} s  ideal: {ideal:.2f} s  ratio: {elapsed / ideal:.2f}x")
+    print(f"failed generations: {failed}  server peak concurrency: {stats.get('peak_concurrency')}")
+
+
+if __name__ == "__main__":
+    main()
