@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from potstill.llms.openai import OpenAILLM
+    from potstill.llms.openai import OpenAILLM as OpenAILLM
 
 
 def __getattr__(name: str) -> Any:

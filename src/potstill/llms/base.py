@@ -14,14 +14,25 @@ import contextlib
 import functools
 import inspect
 import logging
+import time
 import weakref
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Optional
 
-from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    model_validator,
+)
 
 from potstill.errors import LLMNotLoadedError, PotstillUserError
 from potstill.llms.generation_kwargs import GenerationKwargsSpec, spec_for
+from potstill.llms.retry import backoff_delay, classify
+from potstill.llms.retry import describe as describe_failure
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.llms.usage import UsageSummary, UsageTracker
 from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
@@ -350,7 +361,6 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         return dump_model(self, **kwargs)
 
 
-
 class AsyncLLM(LLM):
     """Base class for LLMs that generate for one input at a time, asynchronously.
 
@@ -359,16 +369,31 @@ class AsyncLLM(LLM):
     with it (native `n`); otherwise it is called `num_generations` times in parallel.
 
     Every request goes through this instance's limiter (at most `max_concurrent_requests` in
-    flight, shared by every task that uses the instance). A request that fails gives `None`
-    for its generations only; the error is logged with the row index and kept.
+    flight, shared by every task that uses the instance). Transient failures (429, 5xx,
+    timeouts, connection errors) are retried here, with exponential backoff and jitter that
+    honours `Retry-After`, so SDK clients are created with their own retries turned off. A
+    request that still fails gives `None` for its generations only; the error is logged with
+    the row index and kept.
 
     Attributes:
         max_concurrent_requests: the most requests this LLM has in flight at once.
+        max_retries: retries per request after the first attempt.
+        max_retry_time: the most seconds a request may spend across attempts and waits.
     """
 
     max_concurrent_requests: RuntimeParameter[PositiveInt] = Field(
         default=64,
         description="The most requests this LLM sends at once, shared by every task using it.",
+    )
+    max_retries: RuntimeParameter[NonNegativeInt] = Field(
+        default=6,
+        description="The maximum number of times to retry the request to the API before "
+        "failing (on rate limits, server errors, timeouts and connection errors).",
+    )
+    max_retry_time: RuntimeParameter[PositiveFloat] = Field(
+        default=600.0,
+        description="The most seconds one request may spend across all its attempts and "
+        "waits before it is given up.",
     )
 
     _loop_states: Any = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
@@ -450,14 +475,35 @@ class AsyncLLM(LLM):
     async def _request(
         self, input: ChatType, num_generations: Optional[int], kwargs: dict[str, Any], row: int
     ) -> Generations:
-        """One call to `agenerate` under the limiter, with its errors contained."""
+        """One call to `agenerate` under the limiter, retried, with its errors contained."""
         expected = num_generations or 1
         extra = {} if num_generations is None else {"num_generations": num_generations}
-        async with self._loop_state().semaphore:
-            try:
-                output = await self.agenerate(input=input, **extra, **kwargs)
-            except Exception as error:
-                return self._failed(expected, error, row)
+        deadline = time.monotonic() + (self.max_retry_time or 0)
+        attempt = 0
+        while True:
+            async with self._loop_state().semaphore:
+                try:
+                    output = await self.agenerate(input=input, **extra, **kwargs)
+                    break
+                except Exception as error:
+                    failure = error
+            decision = classify(failure)
+            if not decision.retry or attempt >= (self.max_retries or 0):
+                return self._failed(expected, failure, row)
+            delay = decision.wait if decision.wait is not None else backoff_delay(attempt)
+            if time.monotonic() + delay > deadline:
+                return self._failed(expected, failure, row)
+            self._usage.record_retry()
+            self.logger.debug(
+                "Row %d: %s, retrying in %.2f s (retry %d of %d).",
+                row,
+                describe_failure(failure),
+                delay,
+                attempt + 1,
+                self.max_retries,
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
         generations = Generations.coerce(output)
         if len(generations) < expected:
             missing = f"the provider returned {len(generations)} of {expected} generations"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Any, Callable
 
 from pydantic import ConfigDict, ValidationError, create_model
@@ -41,9 +41,7 @@ class GenerationKwargsSpec:
             if name not in NOT_GENERATION_KWARGS
             and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
         }
-        self.accepts_any = any(
-            p.kind is p.VAR_KEYWORD for p in signature.parameters.values()
-        )
+        self.accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
         self.native_num_generations = "num_generations" in signature.parameters
         self.descriptions = parse_google_docstring(method).args
         self._method = method
@@ -95,8 +93,7 @@ class GenerationKwargsSpec:
             first = error.errors()[0]
             name = str(first["loc"][0]) if first["loc"] else "?"
             raise PotstillUserError(
-                f"Invalid generation kwarg {name}={kwargs.get(name)!r} for {where}: "
-                f"{first['msg']}."
+                f"Invalid generation kwarg {name}={kwargs.get(name)!r} for {where}: {first['msg']}."
             ) from None
 
     def _get_validator(self) -> Any:
@@ -123,7 +120,7 @@ def _type_hints(method: Callable[..., Any]) -> dict[str, Any]:
         return {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def spec_for(method: Callable[..., Any]) -> GenerationKwargsSpec:
     """The (cached) spec of a generation method.
 

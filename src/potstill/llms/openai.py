@@ -26,7 +26,6 @@ class OpenAILLM(AsyncLLM):
         model: the model name, e.g. `gpt-4o-mini`.
         base_url: the API's base URL; defaults to `$OPENAI_BASE_URL`, else OpenAI's.
         api_key: the API key; defaults to `$OPENAI_API_KEY`.
-        max_retries: how many times the client retries a failed request.
         timeout: seconds to wait for a response before giving up on a request.
         default_headers: extra HTTP headers sent with every request.
 
@@ -48,10 +47,6 @@ class OpenAILLM(AsyncLLM):
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
         default_factory=lambda: os.getenv("OPENAI_API_KEY"),
         description="The API key to authenticate the requests to the OpenAI API.",
-    )
-    max_retries: RuntimeParameter[int] = Field(
-        default=6,
-        description="The maximum number of times to retry the request to the API before failing.",
     )
     timeout: RuntimeParameter[int] = Field(
         default=120,
@@ -75,7 +70,7 @@ class OpenAILLM(AsyncLLM):
         return AsyncOpenAI(
             base_url=self.base_url,
             api_key=self._secret(),
-            max_retries=self.max_retries,
+            max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
             timeout=self.timeout,
             default_headers=self.default_headers,
             http_client=_http_client(),

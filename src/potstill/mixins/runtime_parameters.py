@@ -14,8 +14,8 @@ import warnings
 from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
-from pydantic.warnings import UnsupportedFieldAttributeWarning
 from pydantic.fields import FieldInfo
+from pydantic.warnings import UnsupportedFieldAttributeWarning
 
 from potstill.errors import PotstillUserError
 from potstill.utils.docstring import parse_google_docstring
@@ -113,7 +113,9 @@ class RuntimeParametersMixin(BaseModel):
         for name, field in type(self).model_fields.items():
             value = getattr(self, name, None)
             if isinstance(value, RuntimeParametersMixin):
-                info.append({"name": name, "runtime_parameters_info": value.get_runtime_parameters_info()})
+                info.append(
+                    {"name": name, "runtime_parameters_info": value.get_runtime_parameters_info()}
+                )
                 continue
             is_runtime, optional = runtime_parameter_status(field)
             if not is_runtime:

@@ -159,8 +159,10 @@ class Pipeline(_Serializable):
                 store.clear()
         pipeline_path = run_store.write_config(self.dump())
         leaves = {name: stores[name] for name in self.dag.leaves}
-        if use_cache and _max_generator_batches is None and all(
-            store.completion() is not None for store in leaves.values()
+        if (
+            use_cache
+            and _max_generator_batches is None
+            and all(store.completion() is not None for store in leaves.values())
         ):
             logger.info("Every step of %r is cached; returning the stored data.", self.name)
         else:

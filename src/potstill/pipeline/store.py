@@ -96,7 +96,9 @@ class StepStore:
                     self.write_run([single])
                 return
             text = json.dumps(batches[0][1], default=repr, ensure_ascii=False)
-            _atomic_write(self.path / f"{stem}.json", lambda tmp: Path(tmp).write_text(text, "utf-8"))
+            _atomic_write(
+                self.path / f"{stem}.json", lambda tmp: Path(tmp).write_text(text, "utf-8")
+            )
             name = f"{stem}.json"
         with self._lock:
             if self._index is not None:
@@ -126,7 +128,6 @@ class StepStore:
         return [self._read_file(name, cache=False) for name in names]
 
     def _read_file(self, name: str, cache: bool = True) -> Any:
-        import pyarrow as pa
         import pyarrow.feather as feather
 
         if self._cached[0] == name:
@@ -294,14 +295,15 @@ def _perform(items: list[tuple[Any, ...]]) -> None:
 
 
 def _write_arrow(path: Path, batches: list[tuple[int, list[Row]]]) -> None:
-    import pyarrow as pa
     import pyarrow.feather as feather
 
     rows = [row for _, batch in batches for row in batch]
     table = rows_to_table(rows)
     if len(batches) > 1:
         counts = json.dumps([len(batch) for _, batch in batches]).encode()
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _COUNTS_KEY: counts})
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), _COUNTS_KEY: counts}
+        )
     _atomic_write(path, lambda tmp: feather.write_feather(table, tmp, compression="uncompressed"))
 
 

@@ -104,14 +104,16 @@ class _Task(_Step, ABC):
                 for (_, format_error), generation_error in zip(formatted, generations.errors)
             ]
             if self.group_generations:
-                columns = _combine([columns for columns, _ in formatted], self._own_output_columns())
-                metadata = self._metadata(prompt, list(generations), generations, errors, slice(None))
+                columns = _combine(
+                    [columns for columns, _ in formatted], self._own_output_columns()
+                )
+                metadata = self._metadata(
+                    prompt, list(generations), generations, errors, slice(None)
+                )
                 rows.append(_merge(row, columns, model_name, metadata))
                 continue
             for index, (columns, _) in enumerate(formatted):
-                metadata = self._metadata(
-                    prompt, generations[index], generations, errors, index
-                )
+                metadata = self._metadata(prompt, generations[index], generations, errors, index)
                 rows.append(_merge(row, columns, model_name, metadata))
         return rows
 
@@ -203,9 +205,7 @@ class Task(_Task, Step):
         """Whether several batches may be processed at once (async LLMs only)."""
         return isinstance(self.llm, AsyncLLM) and self.supports_async_processing()
 
-    def _format_inputs(
-        self, inputs: list[Row]
-    ) -> tuple[list[Optional[ChatType]], dict[int, str]]:
+    def _format_inputs(self, inputs: list[Row]) -> tuple[list[Optional[ChatType]], dict[int, str]]:
         prompts: list[Optional[ChatType]] = []
         failures: dict[int, str] = {}
         for index, row in enumerate(inputs):

@@ -1,0 +1,125 @@
+"""Which request errors are worth retrying, and how long to wait before the next attempt.
+
+The rule is the same for every provider: rate limits (429), server errors (5xx), request
+timeouts (408), conflicts (409), timeouts and connection errors are transient; anything else
+(bad request, auth, not found, validation) is not. A `Retry-After` (or `retry-after-ms`)
+header sets the wait; otherwise it is exponential backoff with full jitter.
+
+SDK exceptions are recognised by their shape, not their class, so one rule covers every SDK:
+a `status_code`/`status`/`code` attribute (or one on `.response`), response headers on
+`.response.headers` or `.headers`, and exception class names that say "Timeout" or
+"Connection".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+_TRANSIENT_NAMES = ("timeout", "connection", "connect", "disconnect", "protocol", "readerror")
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    """What to do after a failed attempt.
+
+    Attributes:
+        retry: whether another attempt may succeed.
+        wait: seconds the server asked us to wait (`Retry-After`), if it said.
+        status: the HTTP status of the failure, when there was one.
+    """
+
+    retry: bool
+    wait: Optional[float] = None
+    status: Optional[int] = None
+
+
+def classify(error: BaseException) -> RetryDecision:
+    """Decides whether a failed request should be retried.
+
+    Args:
+        error: what the SDK raised.
+
+    Returns:
+        The decision, with the server's requested wait when it gave one.
+    """
+    status = status_code(error)
+    wait = retry_after(error)
+    if status is not None:
+        return RetryDecision(status in _RETRYABLE_STATUS or status >= 500, wait, status)
+    return RetryDecision(_is_transient(error), wait, None)
+
+
+def status_code(error: BaseException) -> Optional[int]:
+    """The HTTP status carried by an SDK exception, if any."""
+    for holder in (error, getattr(error, "response", None)):
+        for name in ("status_code", "status", "code", "http_status"):
+            value = getattr(holder, name, None)
+            if isinstance(value, int) and 100 <= value <= 599:
+                return value
+    return None
+
+
+def retry_after(error: BaseException) -> Optional[float]:
+    """Seconds from a `retry-after-ms` or `Retry-After` header on the error's response."""
+    headers = getattr(getattr(error, "response", None), "headers", None)
+    if headers is None:
+        headers = getattr(error, "headers", None)
+    if headers is None:
+        return None
+    try:
+        millis = headers.get("retry-after-ms")
+        if millis is not None:
+            return max(float(millis) / 1000, 0.0)
+        value = headers.get("retry-after")
+    except Exception:
+        return None
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except (TypeError, ValueError):
+        parsed = email.utils.parsedate_to_datetime(str(value)) if value else None
+        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
+        return True
+    if isinstance(error, json.JSONDecodeError):  # a truncated or garbled response body
+        return True
+    names = [cls.__name__.lower() for cls in type(error).__mro__]
+    if any(marker in name for name in names for marker in _TRANSIENT_NAMES):
+        return True
+    cause = error.__cause__ or error.__context__
+    return cause is not None and cause is not error and _is_transient_cause(cause)
+
+
+def _is_transient_cause(error: BaseException) -> bool:
+    return isinstance(error, (asyncio.TimeoutError, TimeoutError, ConnectionError))
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter for retry number `attempt` (0 for the first).
+
+    Args:
+        attempt: how many retries happened before this one.
+        base: the delay scale in seconds.
+        cap: the largest delay in seconds.
+
+    Returns:
+        A random delay in `[0, min(cap, base * 2**attempt)]`.
+    """
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def describe(error: Any) -> str:
+    """A short label of the failure for logs, e.g. `HTTP 429` or `ReadTimeout`."""
+    status = status_code(error)
+    return f"HTTP {status}" if status is not None else type(error).__name__
