@@ -148,11 +148,11 @@ def _http_client() -> Any:
     """The SDK's aiohttp transport when aiohttp is installed (much faster under
     concurrency than the default httpx transport), else the SDK's default."""
     try:
-        import aiohttp  # noqa: F401
         from openai import DefaultAioHttpClient
-    except ImportError:
+
+        return DefaultAioHttpClient()
+    except (ImportError, RuntimeError):  # the SDK's `aiohttp` extra is not installed
         return None
-    return DefaultAioHttpClient()
 
 
 async def post_json(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:

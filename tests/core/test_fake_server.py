@@ -21,7 +21,7 @@ import pydantic
 import pytest
 from tests.fake_server import FakeServer, Fault, ServerState, answer_for, count_tokens
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SPAIN = "What's the capital of Spain?"
 MODEL = "gpt-fake"
 
