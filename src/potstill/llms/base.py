@@ -17,6 +17,7 @@ import logging
 import time
 import weakref
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
 
 from pydantic import (
@@ -30,7 +31,15 @@ from pydantic import (
 )
 
 from potstill.errors import LLMNotLoadedError, PotstillUserError
+from potstill.llms.cache import (
+    ResponseStore,
+    active_stores,
+    default_response_cache_dir,
+    open_store,
+    request_key,
+)
 from potstill.llms.generation_kwargs import GenerationKwargsSpec, spec_for
+from potstill.llms.limits import RateLimiter
 from potstill.llms.retry import backoff_delay, classify
 from potstill.llms.retry import describe as describe_failure
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
@@ -86,6 +95,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     Attributes:
         generation_kwargs: the kwargs passed to `generate`/`agenerate` by tasks. Values given
             to `Pipeline.run(params=...)` are merged over the ones given to the constructor.
+        use_response_cache: reuse answers cached on disk for identical requests.
+        response_cache_dir: where the response cache lives.
     """
 
     model_config = ConfigDict(
@@ -100,6 +111,16 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         default_factory=dict,
         description="The kwargs to be propagated to either `generate` or `agenerate` "
         "methods within each `LLM`.",
+    )
+    use_response_cache: RuntimeParameter[bool] = Field(
+        default=False,
+        description="Reuse answers cached on disk for identical requests (same model, "
+        "conversation, generation kwargs and generation index) and cache new ones.",
+    )
+    response_cache_dir: Optional[RuntimeParameter[str]] = Field(
+        default=None,
+        description="Where the response cache lives (default `$POTSTILL_RESPONSE_CACHE_DIR` "
+        "or `~/.cache/potstill/responses`).",
     )
 
     sdk_module: ClassVar[Optional[str]] = None
@@ -255,6 +276,33 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             One `Generations` per input.
         """
         self._ensure_loaded("generate")
+        stores = self._response_stores()
+        if not stores:
+            return self._generate_isolated(inputs, num_generations, row_offset, kwargs)
+        keys = [self._request_key(single, kwargs, num_generations, None) for single in inputs]
+        results: list[Optional[Generations]] = [_lookup(stores, key) for key in keys]
+        missing = [index for index, result in enumerate(results) if result is None]
+        for _ in range(len(inputs) - len(missing)):
+            self._usage.record_cached()
+        if missing:
+            fresh = self._generate_isolated(
+                [inputs[i] for i in missing], num_generations, row_offset, kwargs, missing
+            )
+            for index, generations in zip(missing, fresh):
+                results[index] = generations
+                _remember(stores, keys[index], generations)
+        return results  # type: ignore[return-value]
+
+    def _generate_isolated(
+        self,
+        inputs: list[ChatType],
+        num_generations: int,
+        row_offset: int,
+        kwargs: dict[str, Any],
+        rows: Optional[list[int]] = None,
+    ) -> list[Generations]:
+        """Calls `generate`; a batch that fails is retried input by input."""
+        rows = rows if rows is not None else list(range(len(inputs)))
         try:
             outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
             results = [Generations.coerce(output) for output in outputs]
@@ -264,17 +312,39 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
                 )
         except Exception as error:
             if len(inputs) <= 1:
-                return [self._failed(num_generations, error, row_offset)] * len(inputs)
+                return [self._failed(num_generations, error, row_offset + rows[0])] * len(inputs)
             return [
                 output
                 for index, single in enumerate(inputs)
-                for output in self.generate_outputs(
-                    [single], num_generations, row_offset=row_offset + index, **kwargs
+                for output in self._generate_isolated(
+                    [single], num_generations, row_offset, kwargs, [rows[index]]
                 )
             ]
         for result in results:
             self._usage.record_success(result)
         return results
+
+    def _request_key(
+        self,
+        input: ChatType,
+        kwargs: dict[str, Any],
+        num_generations: Optional[int],
+        index: Optional[int],
+    ) -> str:
+        identity = {
+            "class": type(self).__name__,
+            "model": self.model_name,
+            "endpoint": getattr(self, "base_url", None),
+        }
+        return request_key(identity, input, kwargs, num_generations, index)
+
+    def _response_stores(self) -> tuple[ResponseStore, ...]:
+        """The pipeline step's journal, plus the response cache when it is on."""
+        stores = active_stores()
+        if self.use_response_cache:
+            folder = Path(self.response_cache_dir or default_response_cache_dir())
+            stores = (*stores, open_store(folder / "responses.jsonl"))
+        return stores
 
     async def agenerate_outputs(
         self,
@@ -375,10 +445,17 @@ class AsyncLLM(LLM):
     request that still fails gives `None` for its generations only; the error is logged with
     the row index and kept.
 
+    Requests and tokens per minute are paced evenly (see `potstill.llms.limits`); a 429 with
+    `Retry-After` pauses every request of the instance for that long.
+
     Attributes:
         max_concurrent_requests: the most requests this LLM has in flight at once.
         max_retries: retries per request after the first attempt.
         max_retry_time: the most seconds a request may spend across attempts and waits.
+        requests_per_minute: the most requests started per minute.
+        tokens_per_minute: the most input + output tokens per minute.
+        input_tokens_per_minute: the most input tokens per minute.
+        output_tokens_per_minute: the most output tokens per minute.
     """
 
     max_concurrent_requests: RuntimeParameter[PositiveInt] = Field(
@@ -395,8 +472,26 @@ class AsyncLLM(LLM):
         description="The most seconds one request may spend across all its attempts and "
         "waits before it is given up.",
     )
+    requests_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None,
+        description="The most requests this LLM starts per minute (spread evenly), shared "
+        "by every task using it.",
+    )
+    tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None,
+        description="The most tokens (input + output) per minute, shared by every task "
+        "using this LLM.",
+    )
+    input_tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None, description="The most input (prompt) tokens per minute."
+    )
+    output_tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None, description="The most output (generated) tokens per minute."
+    )
 
     _loop_states: Any = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+    _limiter: RateLimiter = PrivateAttr(default_factory=RateLimiter)
+    _limits: tuple[Any, ...] = PrivateAttr(default=())
 
     @abstractmethod
     async def agenerate(
@@ -462,9 +557,9 @@ class AsyncLLM(LLM):
             ]
             return list(await asyncio.gather(*calls))
         calls = [
-            self._request(single, None, kwargs, row_offset + index)
+            self._request(single, None, kwargs, row_offset + index, generation)
             for index, single in enumerate(inputs)
-            for _ in range(num_generations)
+            for generation in range(num_generations)
         ]
         flat = await asyncio.gather(*calls)
         return [
@@ -473,14 +568,39 @@ class AsyncLLM(LLM):
         ]
 
     async def _request(
+        self,
+        input: ChatType,
+        num_generations: Optional[int],
+        kwargs: dict[str, Any],
+        row: int,
+        index: Optional[int] = None,
+    ) -> Generations:
+        """One request: from the journal/cache if answered before, else limited and retried."""
+        stores = self._response_stores()
+        key = self._request_key(input, kwargs, num_generations, index) if stores else None
+        if key is not None:
+            cached = _lookup(stores, key)
+            if cached is not None:
+                self._usage.record_cached()
+                return cached
+        generations = await self._send(input, num_generations, kwargs, row)
+        if key is not None:
+            _remember(stores, key, generations)
+        return generations
+
+    async def _send(
         self, input: ChatType, num_generations: Optional[int], kwargs: dict[str, Any], row: int
     ) -> Generations:
-        """One call to `agenerate` under the limiter, retried, with its errors contained."""
+        """Calls `agenerate` under the limits, retrying transient failures."""
         expected = num_generations or 1
         extra = {} if num_generations is None else {"num_generations": num_generations}
+        limiter = self._rate_limiter()
         deadline = time.monotonic() + (self.max_retry_time or 0)
         attempt = 0
         while True:
+            reservation = (
+                await limiter.acquire(input, _output_cap(kwargs)) if limiter.active else None
+            )
             async with self._loop_state().semaphore:
                 try:
                     output = await self.agenerate(input=input, **extra, **kwargs)
@@ -488,6 +608,8 @@ class AsyncLLM(LLM):
                 except Exception as error:
                     failure = error
             decision = classify(failure)
+            if decision.status == 429 and decision.wait:
+                limiter.cool_down(decision.wait)
             if not decision.retry or attempt >= (self.max_retries or 0):
                 return self._failed(expected, failure, row)
             delay = decision.wait if decision.wait is not None else backoff_delay(attempt)
@@ -511,8 +633,23 @@ class AsyncLLM(LLM):
             generations = Generations.concat(
                 [generations, Generations.failed(expected - len(generations), missing)]
             )
+        if reservation is not None:
+            usage = generations.usage
+            limiter.settle(reservation, usage.input_tokens, usage.output_tokens)
         self._usage.record_success(generations)
         return generations
+
+    def _rate_limiter(self) -> RateLimiter:
+        limits = (
+            self.requests_per_minute,
+            self.tokens_per_minute,
+            self.input_tokens_per_minute,
+            self.output_tokens_per_minute,
+        )
+        if limits != self._limits:
+            self._limiter.configure(*limits)
+            self._limits = limits
+        return self._limiter
 
     # -- per event-loop state -----------------------------------------------------------
 
@@ -605,6 +742,31 @@ class _LoopState:
         if max_concurrent_requests != self.limit:
             self.limit = max_concurrent_requests
             self.semaphore = asyncio.Semaphore(max_concurrent_requests)
+
+
+def _lookup(stores: tuple[ResponseStore, ...], key: str) -> Optional[Generations]:
+    """The first stored answer for `key`; copied into the stores that lacked it."""
+    for position, store in enumerate(stores):
+        found = store.get(key)
+        if found is not None:
+            for other in stores[:position]:
+                other.put(key, found)
+            return found
+    return None
+
+
+def _remember(stores: tuple[ResponseStore, ...], key: str, generations: Generations) -> None:
+    for store in stores:
+        store.put(key, generations)
+
+
+def _output_cap(kwargs: dict[str, Any]) -> Optional[int]:
+    """The request's output-token cap, under the names providers use for it."""
+    for name in ("max_new_tokens", "max_tokens", "max_output_tokens"):
+        value = kwargs.get(name)
+        if isinstance(value, int):
+            return value
+    return None
 
 
 def describe_error(error: BaseException) -> str:

@@ -48,7 +48,7 @@ class OpenAILLM(AsyncLLM):
         default_factory=lambda: os.getenv("OPENAI_API_KEY"),
         description="The API key to authenticate the requests to the OpenAI API.",
     )
-    timeout: RuntimeParameter[int] = Field(
+    timeout: RuntimeParameter[float] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )
