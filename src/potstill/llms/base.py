@@ -452,6 +452,7 @@ class AsyncLLM(LLM):
         max_concurrent_requests: the most requests this LLM has in flight at once.
         max_retries: retries per request after the first attempt.
         max_retry_time: the most seconds a request may spend across attempts and waits.
+        retry_backoff: the backoff before the first retry (doubling, jittered).
         requests_per_minute: the most requests started per minute.
         tokens_per_minute: the most input + output tokens per minute.
         input_tokens_per_minute: the most input tokens per minute.
@@ -471,6 +472,11 @@ class AsyncLLM(LLM):
         default=600.0,
         description="The most seconds one request may spend across all its attempts and "
         "waits before it is given up.",
+    )
+    retry_backoff: RuntimeParameter[PositiveFloat] = Field(
+        default=0.5,
+        description="The backoff before the first retry, in seconds; it doubles with each "
+        "retry (with full jitter, capped at 30 s) unless the server sends `Retry-After`.",
     )
     requests_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
         default=None,
@@ -598,10 +604,10 @@ class AsyncLLM(LLM):
         deadline = time.monotonic() + (self.max_retry_time or 0)
         attempt = 0
         while True:
-            reservation = (
-                await limiter.acquire(input, _output_cap(kwargs)) if limiter.active else None
-            )
             async with self._loop_state().semaphore:
+                reservation = (
+                    await limiter.acquire(input, _output_cap(kwargs)) if limiter.active else None
+                )
                 try:
                     output = await self.agenerate(input=input, **extra, **kwargs)
                     break
@@ -612,7 +618,11 @@ class AsyncLLM(LLM):
                 limiter.cool_down(decision.wait)
             if not decision.retry or attempt >= (self.max_retries or 0):
                 return self._failed(expected, failure, row)
-            delay = decision.wait if decision.wait is not None else backoff_delay(attempt)
+            delay = (
+                decision.wait
+                if decision.wait is not None
+                else backoff_delay(attempt, base=self.retry_backoff or 0.5)
+            )
             if time.monotonic() + delay > deadline:
                 return self._failed(expected, failure, row)
             self._usage.record_retry()

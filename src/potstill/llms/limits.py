@@ -1,9 +1,10 @@
 """Rate limits for one LLM instance: requests and tokens per minute, plus a 429 cooldown.
 
-Each limit is a pacer (the "virtual scheduling" form of a leaky bucket): a request may start
-once the limit's schedule reaches it, and it moves the schedule on by its cost in time
-(`cost * 60 / per_minute`). Starts are spread evenly, so no window of any length sees more
-than the limit allows (plus the one request in progress), and a long run gets the full rate.
+Each limit is a pacer (the "virtual scheduling" form of a leaky bucket): a request may be sent
+once the limit's schedule reaches it, and sending moves the schedule on by its cost in time
+(`cost * 60 / per_minute`). Sends are spread evenly, so no window of any length sees more than
+the limit allows (plus the request at its edge), and a long run gets the full rate. Requests
+are released one at a time and booked when they are released, right before they are sent.
 
 Token limits need the request's tokens before it is sent: input tokens are estimated from the
 text (about 4 characters per token), output tokens from the running average of past answers
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -63,6 +65,7 @@ class RateLimiter:
         self._pacers: dict[str, _Pacer] = {}
         self._cooldown_until = 0.0
         self._recent_outputs: list[int] = []
+        self._gates: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     def configure(
         self,
@@ -92,7 +95,10 @@ class RateLimiter:
         return bool(self._pacers) or self._cooldown_until > time.monotonic()
 
     async def acquire(self, input: Any, max_output_tokens: Optional[int]) -> Reservation:
-        """Waits until the request may start under every limit.
+        """Waits until the request may be sent under every limit, then books it.
+
+        Requests pass one at a time and are booked at the moment they are released, so a
+        stalled event loop cannot release a burst of requests that were due meanwhile.
 
         Args:
             input: the conversation (for estimating input tokens).
@@ -111,19 +117,27 @@ class RateLimiter:
             "input": reservation.input_tokens,
             "output": reservation.output_tokens,
         }
+        async with self._gate():
+            while True:
+                with self._lock:
+                    now = time.monotonic()
+                    ready = max(
+                        [self._cooldown_until, *(p.earliest(now) for p in self._pacers.values())]
+                    )
+                    if ready <= now:
+                        for name, pacer in self._pacers.items():
+                            pacer.book(now, costs[name])
+                        return reservation
+                await asyncio.sleep(ready - now)
+
+    def _gate(self) -> asyncio.Lock:
+        """The lock that lets one request at a time through, per event loop."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            now = time.monotonic()
-            start = max(
-                [now, self._cooldown_until, *(p.earliest(now) for p in self._pacers.values())]
-            )
-            for name, pacer in self._pacers.items():
-                pacer.book(start, costs[name])
-        if start > now:
-            await asyncio.sleep(start - now)
-        # A 429 may have started a cooldown while this request waited for its turn.
-        while (wait := self._cooldown_until - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
-        return reservation
+            gate = self._gates.get(loop)
+            if gate is None:
+                gate = self._gates[loop] = asyncio.Lock()
+            return gate
 
     def settle(
         self, reservation: Reservation, input_tokens: Optional[int], output_tokens: Optional[int]
