@@ -19,7 +19,7 @@ def test_faults_lose_no_row_and_keep_rows_aligned(fake_server: FakeServer) -> No
             Fault(status=0, ratio=0.05, kind="slow", delay_s=1.0),
         ],
     )
-    pipeline, task = generation_pipeline(
+    pipeline, _ = generation_pipeline(
         fake_server, ROWS, max_retries=8, max_concurrent_requests=8, timeout=0.4
     )
     distiset = pipeline.run(use_cache=False)

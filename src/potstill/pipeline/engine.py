@@ -267,7 +267,7 @@ class Engine:
         if not isinstance(node.step, _Task):
             return ()
         journal = node.store.journal()
-        return (journal, self.response_cache) if self.response_cache else (journal,)
+        return (journal,) if self.response_cache is None else (journal, self.response_cache)
 
     def spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
