@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import validate_call
+from tests.fake_server import FakeServer
+from tests.reliability.helpers import generation_pipeline, make_llm
 
 from potstill.llms import AsyncLLM
 from potstill.llms.typing import GenerateOutput
 from potstill.steps.tasks.typing import ChatType
-from tests.fake_server import FakeServer
-from tests.reliability.helpers import generation_pipeline, make_llm
 
 PROMPTS = [[{"role": "user", "content": f"cached {i}"}] for i in range(3)]
 
