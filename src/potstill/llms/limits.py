@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 _CHARS_PER_TOKEN = 4
+_CATCH_UP_S = 0.01
 _DEFAULT_OUTPUT_ESTIMATE = 256
 _AVERAGE_WINDOW = 50
 
@@ -38,11 +39,11 @@ class _Pacer:
 
     def earliest(self, now: float) -> float:
         """The earliest time the next units may start."""
-        return max(self._next, now)
+        return max(self._next, now) if self._next > now else now
 
     def book(self, start: float, units: float) -> None:
         """Records `units` starting at `start`; the next start moves on by their cost."""
-        self._next = max(self._next, start) + units * 60.0 / self.per_minute
+        self._next = start + units * 60.0 / self.per_minute
 
     def correct(self, units: float) -> None:
         """Moves the schedule by `units` (the real cost minus the estimate)."""
@@ -125,8 +126,12 @@ class RateLimiter:
                         [self._cooldown_until, *(p.earliest(now) for p in self._pacers.values())]
                     )
                     if ready <= now:
+                        # Waking a little late (timer resolution, a busy loop) keeps the
+                        # cadence; after a longer stall the schedule restarts from now, so
+                        # the requests that were due are not released in a burst.
+                        booked = ready if now - ready <= _CATCH_UP_S else now
                         for name, pacer in self._pacers.items():
-                            pacer.book(now, costs[name])
+                            pacer.book(booked, costs[name])
                         return reservation
                 await asyncio.sleep(ready - now)
 
