@@ -51,6 +51,7 @@ from potstill.utils.portal import portal, run_sync
 from potstill.utils.serialization import _Serializable, dump_model
 
 _MAX_ERROR_CHARS = 500
+_LOGGED_REPEATS = 3
 
 
 def _marks_loaded(load: Callable[..., Any]) -> Callable[..., Any]:
@@ -373,8 +374,18 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
 
     def _failed(self, num_generations: int, error: BaseException, row: int) -> Generations:
         message = describe_error(error)
-        self.logger.warning("Generation for row %d failed: %s", row, message)
-        self._usage.record_failure()
+        seen = self._usage.record_failure(message)
+        # The same error on thousands of rows would drown the log: show the first few, then
+        # every hundredth with its count. Every row keeps its error in its metadata.
+        if seen <= _LOGGED_REPEATS:
+            self.logger.warning("Generation for row %d failed: %s", row, message)
+        elif seen % 100 == 0:
+            self.logger.warning(
+                "Generation for row %d failed: %s (%d rows so far with this error)",
+                row,
+                message,
+                seen,
+            )
         return Generations.failed(num_generations, message)
 
     @property

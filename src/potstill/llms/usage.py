@@ -36,6 +36,7 @@ class UsageTracker:
         self._lock = threading.Lock()
         self._requests = self._cached = self._failed = self._retries = 0
         self._input_tokens = self._output_tokens = 0
+        self._messages: dict[str, int] = {}
 
     def record_success(self, generations: Generations) -> None:
         """Counts one answered request and the tokens it reported."""
@@ -50,10 +51,12 @@ class UsageTracker:
         with self._lock:
             self._cached += 1
 
-    def record_failure(self) -> None:
-        """Counts one request that failed for good."""
+    def record_failure(self, message: str = "") -> int:
+        """Counts one request that failed for good; returns how often `message` was seen."""
         with self._lock:
             self._failed += 1
+            self._messages[message] = self._messages.get(message, 0) + 1
+            return self._messages[message]
 
     def record_retry(self) -> None:
         """Counts one retried attempt."""
