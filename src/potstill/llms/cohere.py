@@ -78,7 +78,8 @@ class CohereLLM(AsyncLLM):
         )
 
     async def _aclose_client(self, client: Any) -> None:
-        await client._client_wrapper.httpx_client.httpx_client.aclose()
+        # The client has no `close()`; leaving its async context closes its HTTP client.
+        await client.__aexit__(None, None, None)
 
     @validate_call
     async def agenerate(
