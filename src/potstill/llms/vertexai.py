@@ -110,7 +110,7 @@ class VertexAILLM(AsyncLLM):
             location=self.location or "global",
             http_options=types.HttpOptions(
                 base_url=self.base_url,
-                timeout=self.timeout * 1000,  # milliseconds
+                timeout=self.timeout * 1000 if self.timeout else None,  # milliseconds
                 # One attempt: AsyncLLM retries, honouring Retry-After.
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),
