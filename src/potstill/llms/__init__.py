@@ -43,7 +43,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from potstill.llms.anthropic import AnthropicLLM as AnthropicLLM
+    from potstill.llms.cohere import CohereLLM as CohereLLM
+    from potstill.llms.huggingface.inference_endpoints import (
+        InferenceEndpointsLLM as InferenceEndpointsLLM,
+    )
+    from potstill.llms.ollama import OllamaLLM as OllamaLLM
     from potstill.llms.openai import OpenAILLM as OpenAILLM
+    from potstill.llms.vertexai import VertexAILLM as VertexAILLM
 
 
 def __getattr__(name: str) -> Any:
