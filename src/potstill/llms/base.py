@@ -700,7 +700,8 @@ class AsyncLLM(LLM):
             return self._create_client()
         if state.client is None:
             state.client = self._create_client()
-            _OPEN_LLMS[id(self)] = self
+            loop = asyncio.get_running_loop()
+            _OPEN_CLIENTS[id(state.client)] = (loop, state.client, self._aclose_client)
         return state.client
 
     async def _aclose_client(self, client: Any) -> None:
@@ -716,22 +717,24 @@ class AsyncLLM(LLM):
         states, self._loop_states = self._loop_states, weakref.WeakKeyDictionary()
         for loop, state in list(states.items()):
             if state.client is not None:
+                _OPEN_CLIENTS.pop(id(state.client), None)
                 _run_on_loop(loop, self._aclose_client(state.client))
-        _OPEN_LLMS.pop(id(self), None)
         super().unload()
 
 
-_OPEN_LLMS: weakref.WeakValueDictionary[int, AsyncLLM] = weakref.WeakValueDictionary()
+# SDK clients not closed yet: (loop, client, closer). Kept here, not only on the LLM, so that
+# an LLM dropped without `unload()` still gets its clients closed when the interpreter exits.
+_OPEN_CLIENTS: dict[int, tuple[asyncio.AbstractEventLoop, Any, Callable[[Any], Any]]] = {}
 
 
 async def _close_open_clients() -> None:
     """Closes the SDK clients still open on the portal loop when the interpreter exits."""
-    for llm in list(_OPEN_LLMS.values()):
-        state = llm._loop_states.get(asyncio.get_running_loop())
-        if state is not None and state.client is not None:
-            client, state.client = state.client, None
+    loop = asyncio.get_running_loop()
+    for key, (owner, client, close) in list(_OPEN_CLIENTS.items()):
+        if owner is loop:
+            _OPEN_CLIENTS.pop(key, None)
             with contextlib.suppress(Exception):
-                await llm._aclose_client(client)
+                await close(client)
 
 
 portal.on_shutdown(_close_open_clients)
