@@ -43,7 +43,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from potstill.llms.anyscale import AnyscaleLLM as AnyscaleLLM
+    from potstill.llms.azure import AzureOpenAILLM as AzureOpenAILLM
+    from potstill.llms.groq import GroqLLM as GroqLLM
+    from potstill.llms.litellm import LiteLLM as LiteLLM
+    from potstill.llms.mistral import MistralLLM as MistralLLM
     from potstill.llms.openai import OpenAILLM as OpenAILLM
+    from potstill.llms.together import TogetherLLM as TogetherLLM
 
 
 def __getattr__(name: str) -> Any:
