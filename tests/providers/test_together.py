@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from potstill.llms import TogetherLLM
 from tests.fake_server import FakeServer
 from tests.providers.helpers import (
     FRANCE,
@@ -22,6 +20,8 @@ from tests.providers.helpers import (
     received,
     run_text_generation,
 )
+
+from potstill.llms import TogetherLLM
 
 MODEL = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
 
@@ -129,3 +129,13 @@ def test_text_generation_pipeline(together_env: FakeServer) -> None:
     }
     statistics = rows[0]["potstill_metadata"]["statistics_text_generation_0"]
     assert statistics["input_tokens"] == 5
+
+
+def test_extra_body_fields_are_merged_into_the_body(together_env: FakeServer) -> None:
+    llm = loaded(make())
+
+    llm.generate([chat(SPAIN)], extra_body={"top_k": 40, "repetition_penalty": 1.1})
+
+    [request] = received(together_env, "openai")
+    assert (request.body["top_k"], request.body["repetition_penalty"]) == (40, 1.1)
+    assert "extra_body" not in request.body

@@ -47,7 +47,12 @@ _MAX_ERROR_CHARS = 500
 def _marks_loaded(load: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(load)
     def wrapper(self: LLM, *args: Any, **kwargs: Any) -> Any:
-        result = load(self, *args, **kwargs)
+        try:
+            result = load(self, *args, **kwargs)
+        except BaseException:
+            # `super().load()` may have marked it loaded before the subclass's part failed.
+            self._loaded = False
+            raise
         self._loaded = True
         return result
 
