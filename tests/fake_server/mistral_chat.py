@@ -231,7 +231,10 @@ def build_choice(
     content: str | None = None
     finish_reason = "stop"
     if not empty:
-        json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
+        json_mode = (body.get("response_format") or {}).get("type") in (
+            "json_object",
+            "json_schema",
+        )
         content = answer_for(body["messages"], index, json_mode=json_mode)
         content, _ = cut_at_stop(content, _stop_list(body.get("stop")))
         if max_tokens is not None and count_tokens(content) > max_tokens:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from potstill.llms import AnyscaleLLM
 from tests.fake_server import FakeServer
 from tests.providers.helpers import (
     FRANCE,
@@ -22,6 +20,8 @@ from tests.providers.helpers import (
     received,
     run_text_generation,
 )
+
+from potstill.llms import AnyscaleLLM
 
 MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
 

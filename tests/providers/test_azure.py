@@ -11,9 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from potstill.errors import PotstillUserError
-from potstill.llms import AzureOpenAILLM
 from tests.fake_server import FakeServer
 from tests.providers.helpers import (
     FRANCE,
@@ -29,6 +26,9 @@ from tests.providers.helpers import (
     received,
     run_text_generation,
 )
+
+from potstill.errors import PotstillUserError
+from potstill.llms import AzureOpenAILLM
 
 DEPLOYMENT = "my-gpt-4o-deployment"
 API_VERSION = "2024-10-21"
@@ -98,7 +98,10 @@ def test_num_generations_is_native_n_with_usage(azure_env: FakeServer) -> None:
 
 @pytest.mark.parametrize(
     ("missing", "env_var"),
-    [("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_ENDPOINT"), ("OPENAI_API_VERSION", "OPENAI_API_VERSION")],
+    [
+        ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_ENDPOINT"),
+        ("OPENAI_API_VERSION", "OPENAI_API_VERSION"),
+    ],
 )
 def test_missing_endpoint_or_version_fails_at_load(
     azure_env: FakeServer, monkeypatch: pytest.MonkeyPatch, missing: str, env_var: str

@@ -35,7 +35,9 @@ class AnyscaleLLM(OpenAILLM):
     """
 
     base_url: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv("ANYSCALE_BASE_URL", "https://api.endpoints.anyscale.com/v1"),
+        default_factory=lambda: os.getenv(
+            "ANYSCALE_BASE_URL", "https://api.endpoints.anyscale.com/v1"
+        ),
         description="The base URL to use for the Anyscale API requests.",
     )
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(

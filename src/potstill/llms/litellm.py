@@ -208,8 +208,9 @@ class LiteLLM(AsyncLLM):
                 content = getattr(choice.message, "content", None)
                 texts.append(content)
                 reasons.append(
-                    None if content is not None else f"no content (finish_reason="
-                    f"{choice.finish_reason})"
+                    None
+                    if content is not None
+                    else f"no content (finish_reason={choice.finish_reason})"
                 )
             usage = getattr(response, "usage", None)
             if usage is not None:
