@@ -83,7 +83,11 @@ class LiteLLM(AsyncLLM):
         # unless this is set (its own Router sets it too).
         litellm.suppress_debug_info = not self.verbose
         if self.verbose:
-            litellm._turn_on_debug()
+            turn_on_debug = getattr(litellm, "_turn_on_debug", None)  # LiteLLM's documented switch
+            if turn_on_debug is not None:
+                turn_on_debug()
+            else:  # older LiteLLM
+                litellm.set_verbose = True
         self._check_credentials(litellm)
         super().load()
 

@@ -134,7 +134,7 @@ class MistralLLM(AsyncLLM):
 
 
 def _mistral_class() -> Any:
-    """`Mistral` from the installed SDK: `mistralai.client` in 2.x/3.x, `mistralai` in 1.x."""
+    """`Mistral` from the installed SDK: `mistralai.client` in 3.x, `mistralai` in 1.x."""
     try:
         from mistralai.client import Mistral
     except ImportError:
