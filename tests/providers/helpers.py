@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Optional
 
@@ -48,10 +49,21 @@ def received(server: FakeServer, provider: str, marker: str = "") -> list[Record
     ]
 
 
+# LLMs loaded by `loaded()`, unloaded (clients closed) after each test by `conftest.py`.
+LOADED: list[AsyncLLM] = []
+
+
 def loaded(llm: AsyncLLM) -> AsyncLLM:
-    """Loads the LLM and returns it."""
+    """Loads the LLM and returns it; it is unloaded when the test ends."""
     llm.load()
+    LOADED.append(llm)
     return llm
+
+
+def unload_all() -> None:
+    """Unloads every LLM `loaded()` returned (closes their SDK clients)."""
+    while LOADED:
+        LOADED.pop().unload()
 
 
 def check_missing_key(factory: LLMFactory, env_var: str) -> None:
@@ -76,7 +88,7 @@ def check_failures_are_isolated(llm: AsyncLLM, server: FakeServer, provider: str
         chat("[[status=500]] server error"),
         chat("[[malformed]] garbled body"),
         chat("[[drop]] dropped connection"),
-        chat("[[delay=1.4]] too slow"),
+        chat("[[delay=1.3]] too slow"),
     ]
 
     outputs = llm.generate(inputs)
@@ -89,6 +101,11 @@ def check_failures_are_isolated(llm: AsyncLLM, server: FakeServer, provider: str
     assert "time" in outputs[4].errors[0].lower(), outputs[4].errors[0]
     assert llm.usage.failed_requests == 4
     assert len(received(server, provider, "server error")) == 1, "no retry with max_retries=0"
+    # The server finishes the slow request after the client gave up; wait for it so that it
+    # is not recorded during the next test.
+    deadline = time.monotonic() + 5
+    while not received(server, provider, "too slow") and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def check_retry_succeeds(llm: AsyncLLM, server: FakeServer, provider: str) -> None:
