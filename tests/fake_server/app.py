@@ -22,6 +22,9 @@ PROVIDER_MODULES: list[str] = [
     "tgi",
     "ollama_chat",
     "vertex_generate",
+    "azure_openai",
+    "groq_chat",
+    "mistral_chat",
 ]
 
 # Request bodies of large batch prompts can exceed aiohttp's 1 MiB default.

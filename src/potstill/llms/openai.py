@@ -130,11 +130,12 @@ class OpenAILLM(AsyncLLM):
             "response_format": _response_format(response_format),
             "seed": seed,
             "top_logprobs": top_logprobs,
-            "extra_body": extra_body,
         }
         kwargs.update({key: value for key, value in optional.items() if value is not None})
         if logprobs:
             kwargs["logprobs"] = True
+        # The SDK merges `extra_body` into the JSON body; `client.post` takes the body as is.
+        kwargs.update(extra_body or {})
         return _generations(await post_json(self.client, "/chat/completions", kwargs), logprobs)
 
 
