@@ -288,4 +288,13 @@ def _params(params: Optional[Params], parameters: Optional[Params]) -> Params:
         raise PotstillUserError(
             "Give runtime parameters as `params=` or `parameters=` (distilabel's name), not both."
         )
-    return dict(params if params is not None else parameters or {})
+    given = params if params is not None else parameters
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise PotstillUserError(
+            "`params` must be a dict of step name -> that step's runtime parameters, e.g. "
+            "`{'text_generation_0': {'llm': {'generation_kwargs': {...}}}}`; got "
+            f"{type(given).__name__}."
+        )
+    return dict(given)
