@@ -52,8 +52,13 @@ class EchoLLM(LLM):
     """
 
     model: str = "echo-sync"
+    latency: float = 0.0
 
     _calls: list[list[ChatType]] = PrivateAttr(default_factory=list)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+    _in_flight: int = PrivateAttr(default=0)
+    _peak: int = PrivateAttr(default=0)
+    _threads: set[str] = PrivateAttr(default_factory=set)
 
     def load(self) -> None:
         super().load()
@@ -82,7 +87,21 @@ class EchoLLM(LLM):
         Returns:
             One list of generations per input.
         """
-        self._calls.append(list(inputs))
+        with self._lock:
+            self._calls.append(list(inputs))
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+            self._threads.add(threading.current_thread().name)
+        try:
+            time.sleep(self.latency)
+            return self._echo(inputs, num_generations, suffix)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _echo(
+        self, inputs: List[ChatType], num_generations: int, suffix: str
+    ) -> List[GenerateOutput]:
         outputs: List[GenerateOutput] = []
         for conversation in inputs:
             text = last_user_text(conversation)
