@@ -130,11 +130,14 @@ class OpenAILLM(AsyncLLM):
             "response_format": _response_format(response_format),
             "seed": seed,
             "top_logprobs": top_logprobs,
-            "extra_body": extra_body,
         }
         kwargs.update({key: value for key, value in optional.items() if value is not None})
         if logprobs:
             kwargs["logprobs"] = True
+        if extra_body:
+            # The raw `client.post` does not know the SDK's `extra_body` option: merge the
+            # extra fields into the JSON body ourselves, as `create(extra_body=...)` would.
+            kwargs.update(extra_body)
         return _generations(await post_json(self.client, "/chat/completions", kwargs), logprobs)
 
 
