@@ -26,6 +26,8 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
@@ -455,6 +457,7 @@ class AsyncLLM(LLM):
         **kwargs: Any,
     ) -> list[Generations]:
         self._ensure_loaded("generate")
+        num_generations = _positive_int("num_generations", num_generations)
         if self.generation_spec().native_num_generations:
             calls = [
                 self._request(single, num_generations, kwargs, row_offset + index)
@@ -605,6 +608,17 @@ class _LoopState:
         if max_concurrent_requests != self.limit:
             self.limit = max_concurrent_requests
             self.semaphore = asyncio.Semaphore(max_concurrent_requests)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    """Coerces an argument like `validate_call` would (`"2"` -> 2), or fails naming it."""
+    try:
+        return _POSITIVE_INT.validate_python(value)
+    except ValidationError:
+        raise PotstillUserError(f"`{name}` must be a positive integer, got {value!r}.") from None
+
+
+_POSITIVE_INT: TypeAdapter[int] = TypeAdapter(PositiveInt)
 
 
 def describe_error(error: BaseException) -> str:
