@@ -267,3 +267,16 @@ def test_calls_run_on_one_background_loop_not_the_callers_thread() -> None:
     llm.generate(inputs=[chat("a")])
 
     assert threading.current_thread().name not in llm._threads
+
+
+def test_num_generations_is_coerced_like_validate_call_or_rejected_by_name() -> None:
+    from potstill.errors import PotstillUserError
+
+    llm = SleepyAsyncLLM()
+    llm.load()
+
+    assert llm.generate(inputs=[chat("a")], num_generations="2") == [["a #0", "a #1"]]
+    with pytest.raises(PotstillUserError, match="`num_generations` must be a positive integer"):
+        llm.generate(inputs=[chat("a")], num_generations="zero")
+    with pytest.raises(PotstillUserError, match="num_generations"):
+        llm.generate(inputs=[chat("a")], num_generations=0)
