@@ -541,20 +541,22 @@ class AsyncLLM(LLM):
         if state.client is None:
             state.client = self._create_client()
             _OPEN_LLMS[id(self)] = self
+            # An LLM dropped without `unload()` still closes its client (and connections).
+            state.finalizer = weakref.finalize(
+                self, _close_orphaned_client, asyncio.get_running_loop(), state.client
+            )
+            state.finalizer.atexit = False  # at exit, the portal's shutdown hook closes it
         return state.client
 
     async def _aclose_client(self, client: Any) -> None:
         """Closes an SDK client (providers override this when theirs closes differently)."""
-        close = getattr(client, "close", None) or getattr(client, "aclose", None)
-        if close is not None:
-            result = close()
-            if inspect.isawaitable(result):
-                await result
+        await _close_client(client)
 
     def unload(self) -> None:
         """Closes the SDK clients (on the event loops they belong to)."""
         states, self._loop_states = self._loop_states, weakref.WeakKeyDictionary()
         for loop, state in list(states.items()):
+            state.detach_finalizer()
             if state.client is not None:
                 _run_on_loop(loop, self._aclose_client(state.client))
         _OPEN_LLMS.pop(id(self), None)
@@ -569,6 +571,7 @@ async def _close_open_clients() -> None:
     for llm in list(_OPEN_LLMS.values()):
         state = llm._loop_states.get(asyncio.get_running_loop())
         if state is not None and state.client is not None:
+            state.detach_finalizer()
             client, state.client = state.client, None
             with contextlib.suppress(Exception):
                 await llm._aclose_client(client)
@@ -595,13 +598,49 @@ def _run_on_loop(loop: asyncio.AbstractEventLoop, coroutine: Any) -> None:
         coroutine.close()
 
 
+async def _close_client(client: Any) -> None:
+    """Closes an SDK client through its `close()` or `aclose()` (sync or async)."""
+    close = getattr(client, "close", None) or getattr(client, "aclose", None)
+    if close is not None:
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+
+
+_ORPHAN_CLOSES: set[asyncio.Task[Any]] = set()
+
+
+def _close_orphaned_client(loop: asyncio.AbstractEventLoop, client: Any) -> None:
+    """Closes, on its own loop and without blocking, the client of a collected AsyncLLM."""
+
+    async def close_quietly() -> None:
+        with contextlib.suppress(Exception):
+            await _close_client(client)
+
+    def schedule() -> None:
+        task = loop.create_task(close_quietly())
+        _ORPHAN_CLOSES.add(task)
+        task.add_done_callback(_ORPHAN_CLOSES.discard)
+
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+            loop.call_soon_threadsafe(schedule)
+
+
 class _LoopState:
     """What an AsyncLLM keeps per event loop: its SDK client and its limiter."""
 
     def __init__(self) -> None:
         self.client: Any = None
+        self.finalizer: Optional[weakref.finalize] = None
         self.limit = 0
         self.semaphore = asyncio.Semaphore(1)
+
+    def detach_finalizer(self) -> None:
+        """Cancels the close-on-collection of the client (it is closed explicitly)."""
+        if self.finalizer is not None:
+            self.finalizer.detach()
+            self.finalizer = None
 
     def fit_limit(self, max_concurrent_requests: int) -> None:
         """Applies a changed `max_concurrent_requests` to the requests that start next."""
