@@ -18,8 +18,8 @@ from pydantic import PrivateAttr, validate_call
 from potstill.llms import LLM, AsyncLLM
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.steps import GeneratorStep, Step, StepInput
-from potstill.steps.typing import GeneratorStepOutput, StepOutput
 from potstill.steps.tasks.typing import ChatType
+from potstill.steps.typing import GeneratorStepOutput, StepOutput
 
 _DELAY = re.compile(r"delay=([0-9.]+)")
 

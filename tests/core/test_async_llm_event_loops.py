@@ -10,11 +10,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests.core.fakes import SleepyAsyncLLM
+from tests.fake_server import FakeServer
 
 from potstill.errors import LLMNotLoadedError
 from potstill.llms import OpenAILLM
-from tests.core.fakes import SleepyAsyncLLM
-from tests.fake_server import FakeServer
 
 
 def chat(text: str) -> list[dict[str, str]]:
@@ -183,7 +183,10 @@ def test_failed_request_gives_none_for_that_generation_only(
             num_generations=2,
         )
 
-    assert outputs[0] == ["Hello! How can I help you today?", "Hello! How can I help you today? (sample 1)"]
+    assert outputs[0] == [
+        "Hello! How can I help you today?",
+        "Hello! How can I help you today? (sample 1)",
+    ]
     assert outputs[1] == [None, None]
     assert outputs[2] == ["Hello!", "Hello! (sample 1)"]
     assert outputs[1].errors[0] is not None and "500" in outputs[1].errors[0]
@@ -280,3 +283,46 @@ def test_num_generations_is_coerced_like_validate_call_or_rejected_by_name() -> 
         llm.generate(inputs=[chat("a")], num_generations="zero")
     with pytest.raises(PotstillUserError, match="num_generations"):
         llm.generate(inputs=[chat("a")], num_generations=0)
+
+
+def _portal_client(llm: OpenAILLM) -> object:
+    from potstill.utils.portal import portal
+
+    return llm._loop_states[portal.loop].client
+
+
+def _wait_closed(client: object) -> bool:
+    import time
+
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        if client.is_closed():  # type: ignore[attr-defined]
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_unload_closes_the_sdk_client(openai_env: FakeServer) -> None:
+    llm = openai_llm()
+    llm.generate(inputs=[chat("hello")])
+    client = _portal_client(llm)
+    assert not client.is_closed()  # type: ignore[attr-defined]
+
+    llm.unload()
+
+    assert _wait_closed(client)
+    assert not llm.is_loaded
+
+
+def test_a_dropped_llm_closes_its_sdk_client(openai_env: FakeServer) -> None:
+    import gc
+
+    llm = openai_llm()
+    llm.generate(inputs=[chat("hello")])
+    client = _portal_client(llm)
+
+    del llm
+    gc.collect()
+
+    # without this, aiohttp reports "Unclosed client session" and the connection leaks
+    assert _wait_closed(client)

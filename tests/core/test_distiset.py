@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 from datasets import DatasetDict
+from tests.core.fakes import EchoLLM, RecordingStep
 
 from potstill.distiset import Distiset
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
-from tests.core.fakes import EchoLLM, RecordingStep
 
 
 def _run_two_leaves() -> tuple[Pipeline, Distiset]:

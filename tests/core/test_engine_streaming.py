@@ -9,13 +9,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests.core.fakes import EchoLLM, RecordingStep, SleepyAsyncLLM, SlowGenerator
+from tests.fake_server import FakeServer
 
 from potstill.llms import OpenAILLM
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
-from tests.core.fakes import EchoLLM, RecordingStep, SleepyAsyncLLM, SlowGenerator
-from tests.fake_server import FakeServer
 
 
 def test_downstream_starts_before_upstream_ends() -> None:
@@ -79,7 +79,9 @@ def test_in_flight_requests_are_bounded_by_the_llm_limiter(openai_env: FakeServe
 def test_one_llm_shared_by_two_tasks_shares_its_limiter() -> None:
     llm = SleepyAsyncLLM(max_concurrent_requests=3)
     with Pipeline(name="shared-llm") as pipeline:
-        load = LoadDataFromDicts(data=[{"instruction": f"delay=0.03 {i}"} for i in range(12)], batch_size=2)
+        load = LoadDataFromDicts(
+            data=[{"instruction": f"delay=0.03 {i}"} for i in range(12)], batch_size=2
+        )
         first = TextGeneration(name="first", llm=llm, input_batch_size=2)
         second = TextGeneration(name="second", llm=llm, input_batch_size=2)
         load >> [first, second]
@@ -123,8 +125,10 @@ def test_a_local_llm_is_never_called_from_two_threads_at_once() -> None:
 def test_fixed_overhead_is_small() -> None:
     with Pipeline(name="overhead") as pipeline:
         load = LoadDataFromDicts(data=[{"instruction": str(i)} for i in range(10)], batch_size=5)
-        load >> TextGeneration(llm=EchoLLM(), input_batch_size=5) >> RecordingStep(
-            input_mappings={"instruction": "generation"}
+        (
+            load
+            >> TextGeneration(llm=EchoLLM(), input_batch_size=5)
+            >> RecordingStep(input_mappings={"instruction": "generation"})
         )
     pipeline.run(use_cache=False)  # warm imports
 

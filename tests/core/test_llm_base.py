@@ -9,12 +9,12 @@ from typing import Any, List, Optional
 import pydantic
 import pytest
 from pydantic import validate_call
+from tests.core.fakes import EchoLLM, SleepyAsyncLLM
 
 from potstill.errors import LLMNotLoadedError, PotstillUserError
 from potstill.llms import LLM, AsyncLLM, GenerateOutput, Generations, HiddenState
 from potstill.llms.typing import TokenUsage
 from potstill.steps.tasks.typing import ChatType
-from tests.core.fakes import EchoLLM, SleepyAsyncLLM
 
 CHAT = [{"role": "user", "content": "hi"}]
 

@@ -11,6 +11,7 @@ from typing import Any
 import openai
 import pytest
 from pydantic import SecretStr
+from tests.fake_server import FakeServer
 
 from potstill.errors import PotstillUserError
 from potstill.llms import OpenAILLM
@@ -18,7 +19,6 @@ from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
 from potstill.steps.tasks.base import METADATA_COLUMN
-from tests.fake_server import FakeServer
 
 SPAIN = "What's the capital of Spain?"
 MADRID = "The capital of Spain is Madrid."
@@ -235,7 +235,9 @@ def test_empty_answer_is_none_with_a_reason(openai_env: FakeServer) -> None:
 # -- timeouts, failures, retries ------------------------------------------------------------------
 
 
-def test_no_per_request_timeout_override(openai_env: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_per_request_timeout_override(
+    openai_env: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[dict[str, Any]] = []
     original = openai.AsyncOpenAI.post
 
@@ -267,13 +269,20 @@ def test_the_timeout_field_bounds_a_slow_request(openai_env: FakeServer) -> None
     assert elapsed < 1.5
 
 
-@pytest.mark.parametrize("marker", ["[[status=500]]", "[[malformed]]", "[[drop]]", "[[status=400]]"])
-def test_a_failed_request_gives_none_for_that_input_only(openai_env: FakeServer, marker: str) -> None:
+@pytest.mark.parametrize(
+    "marker", ["[[status=500]]", "[[malformed]]", "[[drop]]", "[[status=400]]"]
+)
+def test_a_failed_request_gives_none_for_that_input_only(
+    openai_env: FakeServer, marker: str
+) -> None:
     llm = loaded(max_retries=0)
 
     outputs = llm.generate(inputs=[chat("hello"), chat(f"bad {marker}")], num_generations=2)
 
-    assert outputs[0] == ["Hello! How can I help you today?", "Hello! How can I help you today? (sample 1)"]
+    assert outputs[0] == [
+        "Hello! How can I help you today?",
+        "Hello! How can I help you today? (sample 1)",
+    ]
     assert outputs[1] == [None, None]
     assert outputs[1].errors[0]
 

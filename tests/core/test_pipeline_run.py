@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 import pytest
 from datasets import Dataset, DatasetDict
+from tests.core.fakes import EchoLLM, RecordingStep
+from tests.fake_server import FakeServer
 
 from potstill.distiset import Distiset
 from potstill.errors import PotstillUserError
@@ -20,8 +22,6 @@ from potstill.pipeline.engine import PipelineRunError
 from potstill.steps import GeneratorStep, LoadDataFromDicts, Step, StepInput, StepOutput
 from potstill.steps.tasks import TextGeneration
 from potstill.steps.tasks.base import METADATA_COLUMN
-from tests.core.fakes import EchoLLM, RecordingStep, SlowGenerator
-from tests.fake_server import FakeServer
 
 QUESTIONS = ["What's the capital of Spain?", "hello", "say hello", "What is 2 + 2?"]
 ANSWERS = [
@@ -32,7 +32,9 @@ ANSWERS = [
 ]
 
 
-def openai_pipeline(name: str = "openai-run", **task_kwargs: Any) -> tuple[Pipeline, TextGeneration]:
+def openai_pipeline(
+    name: str = "openai-run", **task_kwargs: Any
+) -> tuple[Pipeline, TextGeneration]:
     with Pipeline(name=name) as pipeline:
         load = LoadDataFromDicts(data=[{"instruction": q} for q in QUESTIONS], batch_size=2)
         generate = TextGeneration(llm=OpenAILLM(model="gpt-4"), input_batch_size=2, **task_kwargs)
@@ -124,7 +126,10 @@ def test_every_finished_batch_is_in_the_per_run_store(openai_env: FakeServer) ->
             first, _, last = stem.partition("-")
             covered.update(range(int(first), int(last or first) + 1))
         assert covered == set(range(batches))
-        assert json.loads((folder / "_complete.json").read_text()) == {"batches": batches, "rows": rows}
+        assert json.loads((folder / "_complete.json").read_text()) == {
+            "batches": batches,
+            "rows": rows,
+        }
     assert "test-key" not in (root / "pipeline.yaml").read_text()  # the API key
 
 
@@ -154,7 +159,9 @@ def test_changed_parameters_are_not_served_from_the_cache(openai_env: FakeServer
     pipeline, generate = openai_pipeline(name="changed")
     pipeline.run()
 
-    distiset = pipeline.run(params={generate.name: {"llm": {"generation_kwargs": {"temperature": 0.1}}}})
+    distiset = pipeline.run(
+        params={generate.name: {"llm": {"generation_kwargs": {"temperature": 0.1}}}}
+    )
 
     assert openai_env.state.request_count == 8
     assert [r.body["temperature"] for r in openai_env.requests[4:]] == [0.1] * 4
@@ -166,7 +173,9 @@ def test_rerun_only_redoes_the_changed_step() -> None:
         load = LoadDataFromDicts(data=[{"instruction": "a"}, {"instruction": "b"}])
         first = TextGeneration(name="first", llm=EchoLLM())
         second = TextGeneration(
-            name="second", llm=EchoLLM(), input_mappings={"instruction": "generation"},
+            name="second",
+            llm=EchoLLM(),
+            input_mappings={"instruction": "generation"},
             output_mappings={"generation": "again"},
         )
         load >> first >> second
@@ -290,7 +299,9 @@ def test_a_load_failure_names_the_step() -> None:
 def test_missing_api_key_fails_at_load_naming_the_step_and_env_var(fake_server: FakeServer) -> None:
     with Pipeline(name="no-key") as pipeline:
         load = LoadDataFromDicts(data=[{"instruction": "x"}])
-        load >> TextGeneration(name="gen", llm=OpenAILLM(model="gpt-4", base_url=fake_server.openai_base_url))
+        load >> TextGeneration(
+            name="gen", llm=OpenAILLM(model="gpt-4", base_url=fake_server.openai_base_url)
+        )
 
     with pytest.raises(PotstillUserError) as info:
         pipeline.run()
@@ -326,7 +337,10 @@ class _SpyProgress:
         pass
 
 
-@pytest.mark.parametrize(("show_progress", "env", "expected"), [(True, "1", True), (False, "1", False), (True, "0", False)])
+@pytest.mark.parametrize(
+    ("show_progress", "env", "expected"),
+    [(True, "1", True), (False, "1", False), (True, "0", False)],
+)
 def test_progress_per_step_can_be_turned_off(
     monkeypatch: pytest.MonkeyPatch, show_progress: bool, env: str, expected: bool
 ) -> None:

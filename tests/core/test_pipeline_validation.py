@@ -7,6 +7,7 @@ from typing import Any, List
 
 import pytest
 from pydantic import validate_call
+from tests.core.fakes import EchoLLM, LoadCounter, RecordingStep
 
 from potstill.errors import PipelineValidationError, PotstillUserError
 from potstill.llms import LLM
@@ -14,7 +15,6 @@ from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts, Step, StepInput, StepOutput
 from potstill.steps.tasks import TextGeneration
-from tests.core.fakes import EchoLLM, LoadCounter, RecordingStep
 
 
 @pytest.fixture(autouse=True)
@@ -187,7 +187,9 @@ def test_missing_input_column_with_suggestion() -> None:
 def test_missing_input_column_is_checked_after_mappings() -> None:
     with Pipeline(name="mapped") as pipeline:
         load = LoadDataFromDicts(data=[{"prompt": "x"}])
-        generate = TextGeneration(name="gen", llm=EchoLLM(), input_mappings={"instruction": "promt"})
+        generate = TextGeneration(
+            name="gen", llm=EchoLLM(), input_mappings={"instruction": "promt"}
+        )
         load >> generate
 
     message = _validation_error(pipeline)
@@ -204,7 +206,9 @@ def test_upstream_output_mappings_count_as_available_columns() -> None:
     with Pipeline(name="out-mapped") as pipeline:
         load = LoadDataFromDicts(data=[{"instruction": "x"}])
         first = RecordingStep(name="first", output_mappings={"copy": "renamed"})
-        second = TextGeneration(name="second", llm=EchoLLM(), input_mappings={"instruction": "copy"})
+        second = TextGeneration(
+            name="second", llm=EchoLLM(), input_mappings={"instruction": "copy"}
+        )
         load >> first >> second
 
     message = _validation_error(pipeline)
@@ -246,7 +250,9 @@ def test_unknown_step_name_in_params_suggests() -> None:
 
     message = _validation_error(pipeline, params={"text_generaton_0": {"num_generations": 2}})
 
-    assert "Step 'text_generaton_0' given in `run(params=...)` is not part of the pipeline" in message
+    assert (
+        "Step 'text_generaton_0' given in `run(params=...)` is not part of the pipeline" in message
+    )
     assert "Did you mean 'text_generation_0'?" in message
 
 
@@ -259,7 +265,9 @@ def test_unknown_runtime_parameter_in_params_suggests() -> None:
     with pytest.raises(PotstillUserError) as info:
         pipeline.run(params={generate.name: {"num_generation": 2}})
 
-    assert "Unknown runtime parameter 'num_generation' for step 'text_generation_0'" in str(info.value)
+    assert "Unknown runtime parameter 'num_generation' for step 'text_generation_0'" in str(
+        info.value
+    )
     assert "Did you mean 'num_generations'?" in str(info.value)
     assert_nothing_loaded(pipeline)
 
@@ -294,7 +302,9 @@ def test_missing_required_runtime_parameters_step_llm_and_generation_kwarg() -> 
     assert 'pipeline.run(params={"threshold": {"threshold": ...}})' in message
     assert "Step 'gen' is missing required runtime parameter 'llm.endpoint'" in message
     assert 'pipeline.run(params={"gen": {"llm": {"endpoint": ...}}})' in message
-    assert "Step 'gen' is missing required runtime parameter 'llm.generation_kwargs.mood'" in message
+    assert (
+        "Step 'gen' is missing required runtime parameter 'llm.generation_kwargs.mood'" in message
+    )
     assert '{"gen": {"llm": {"generation_kwargs": {"mood": ...}}}}' in message
 
 
@@ -325,7 +335,9 @@ def test_params_and_parameters_alias() -> None:
         load >> generate
 
     by_params = pipeline.run(params={generate.name: {"num_generations": 2}}, use_cache=False)
-    by_parameters = pipeline.run(parameters={generate.name: {"num_generations": 3}}, use_cache=False)
+    by_parameters = pipeline.run(
+        parameters={generate.name: {"num_generations": 3}}, use_cache=False
+    )
 
     assert by_params["default"]["train"]["generation"] == ["x #0", "x #1"]
     assert by_parameters["default"]["train"]["generation"] == ["x #0", "x #1", "x #2"]

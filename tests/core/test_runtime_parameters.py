@@ -6,6 +6,8 @@ from typing import Any, Optional
 
 import pytest
 from pydantic import Field, SecretStr
+from tests.core.fakes import EchoLLM, LoadCounter
+from tests.fake_server import FakeServer
 
 from potstill.errors import PotstillUserError
 from potstill.llms import OpenAILLM
@@ -13,8 +15,6 @@ from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParamete
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
-from tests.core.fakes import EchoLLM, LoadCounter
-from tests.fake_server import FakeServer
 
 
 class Knobs(RuntimeParametersMixin):
@@ -68,7 +68,7 @@ def test_nested_names_info_and_set() -> None:
     outer = Outer(knobs=Knobs())
 
     assert outer.runtime_parameters_names["knobs"]["required"] is False
-    nested = [i for i in outer.get_runtime_parameters_info() if i["name"] == "knobs"][0]
+    nested = next(i for i in outer.get_runtime_parameters_info() if i["name"] == "knobs")
     assert {i["name"] for i in nested["runtime_parameters_info"]} >= {"required", "with_default"}
 
     outer.set_runtime_parameters({"size": "4", "knobs": {"required": "7", "with_default": 2}})
@@ -176,7 +176,11 @@ def test_generation_kwargs_described_for_custom_sync_llm() -> None:
     keys = {k["name"]: k for k in EchoLLM().generation_spec().info()}
 
     assert keys == {
-        "suffix": {"name": "suffix", "optional": True, "description": "appended to every generation."},
+        "suffix": {
+            "name": "suffix",
+            "optional": True,
+            "description": "appended to every generation.",
+        },
         "temperature": {
             "name": "temperature",
             "optional": True,
@@ -268,9 +272,7 @@ def test_expected_type_is_described_without_repeats(task: TextGeneration) -> Non
 def _pipeline(generation_kwargs: dict[str, Any]) -> tuple[Pipeline, TextGeneration]:
     with Pipeline(name="rp") as pipeline:
         load = LoadDataFromDicts(data=[{"instruction": "hello"}, {"instruction": "say hello"}])
-        generate = TextGeneration(
-            llm=OpenAILLM(model="gpt-4", generation_kwargs=generation_kwargs)
-        )
+        generate = TextGeneration(llm=OpenAILLM(model="gpt-4", generation_kwargs=generation_kwargs))
         load >> generate
     return pipeline, generate
 
@@ -282,7 +284,10 @@ def test_run_generation_kwargs_are_merged_over_the_constructor(openai_env: FakeS
         params={generate.name: {"llm": {"generation_kwargs": {"temperature": 0.9, "seed": 7}}}}
     )
 
-    assert distiset["default"]["train"]["generation"] == ["Hello! How can I help you today?", "Hello!"]
+    assert distiset["default"]["train"]["generation"] == [
+        "Hello! How can I help you today?",
+        "Hello!",
+    ]
     bodies = [r.body for r in openai_env.requests]
     assert len(bodies) == 2
     for body in bodies:
@@ -316,7 +321,11 @@ def test_string_generation_kwargs_are_coerced_before_the_request(openai_env: Fak
     pipeline, generate = _pipeline({})
 
     pipeline.run(
-        params={generate.name: {"llm": {"generation_kwargs": {"temperature": "0.25", "max_new_tokens": "5"}}}}
+        params={
+            generate.name: {
+                "llm": {"generation_kwargs": {"temperature": "0.25", "max_new_tokens": "5"}}
+            }
+        }
     )
 
     body = openai_env.requests[0].body
@@ -338,7 +347,9 @@ def test_sync_llm_generation_kwargs_reach_generate() -> None:
         generate = TextGeneration(llm=EchoLLM(generation_kwargs={"suffix": "!"}))
         load >> generate
 
-    distiset = pipeline.run(params={generate.name: {"llm": {"generation_kwargs": {"temperature": 0.1}}}})
+    distiset = pipeline.run(
+        params={generate.name: {"llm": {"generation_kwargs": {"temperature": 0.1}}}}
+    )
 
     assert distiset["default"]["train"]["generation"] == ["x #0!"]
     assert generate.llm.generation_kwargs == {"suffix": "!", "temperature": 0.1}

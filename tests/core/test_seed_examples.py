@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import ast
 import asyncio
-from typing import Any
 
 # The seed's custom-LLM snippet uses `List` without importing it; this import is the only
 # addition to its code (besides giving the `...` bodies real implementations).
-from typing import List
+from typing import Any, List
 
 import numpy as np
 import pytest
 from pydantic import validate_call
+from tests.fake_server import FakeServer
 
 from potstill.errors import LLMNotLoadedError
 from potstill.llms import LLM, AsyncLLM
@@ -28,9 +28,8 @@ from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import GenerateEmbeddings, TextGeneration
 from potstill.steps.tasks.typing import ChatType
-from tests.fake_server import FakeServer
 
-STANDALONE = '''
+STANDALONE = """
 from distilabel.llms import OpenAILLM
 
 llm = OpenAILLM(model="gpt-4")
@@ -44,9 +43,9 @@ llm.generate(
     ],
 )
 # "The capital of Spain is Madrid."
-'''
+"""
 
-WITHIN_A_TASK = '''
+WITHIN_A_TASK = """
 from distilabel.llms import OpenAILLM
 from distilabel.steps.tasks import TextGeneration
 
@@ -58,9 +57,9 @@ task.load()
 
 next(task.process(inputs=[{"instruction": "What's the capital of Spain?"}]))
 # [{'instruction': "What's the capital of Spain?", "generation": "The capital of Spain is Madrid."}]
-'''
+"""
 
-RUNTIME_PARAMETERS = '''
+RUNTIME_PARAMETERS = """
 from distilabel.pipeline import Pipeline
 from distilabel.llms import OpenAILLM
 from distilabel.steps import LoadDataFromDicts
@@ -86,7 +85,7 @@ with Pipeline(name="text-generation-pipeline") as pipeline:
 
 if __name__ == "__main__":
     pipeline.run(params={text_generation.name: {"llm": {"generation_kwargs": {"temperature": 0.3}}}})
-'''
+"""
 
 STORY = "Write a short story about a dragon that saves a princess from a tower."
 
@@ -136,7 +135,9 @@ def test_within_a_task_example(openai_env: FakeServer) -> None:
         "generation": "The capital of Spain is Madrid.",
     }
     assert row["model_name"] == "gpt-4"
-    assert row["potstill_metadata"]["raw_output_text_generation"] == "The capital of Spain is Madrid."
+    assert (
+        row["potstill_metadata"]["raw_output_text_generation"] == "The capital of Spain is Madrid."
+    )
 
 
 def test_runtime_parameters_example(openai_env: FakeServer) -> None:
@@ -178,12 +179,16 @@ class CustomLLM(LLM):
         return "my-model"
 
     @validate_call
-    def generate(self, inputs: List[ChatType], num_generations: int = 1, **kwargs: Any) -> List[GenerateOutput]:
+    def generate(
+        self, inputs: List[ChatType], num_generations: int = 1, **kwargs: Any
+    ) -> List[GenerateOutput]:
         outputs = []
         for input in inputs:
             generations = []
             for _ in range(num_generations):
-                generations.append(f"my-model says: {input[-1]['content']}{kwargs.get('suffix', '')}")
+                generations.append(
+                    f"my-model says: {input[-1]['content']}{kwargs.get('suffix', '')}"
+                )
             outputs.append(generations)
         return outputs
 
@@ -197,11 +202,15 @@ class CustomAsyncLLM(AsyncLLM):
         return "my-model"
 
     @validate_call
-    async def agenerate(self, input: ChatType, num_generations: int = 1, **kwargs: Any) -> GenerateOutput:
+    async def agenerate(
+        self, input: ChatType, num_generations: int = 1, **kwargs: Any
+    ) -> GenerateOutput:
         generations = []
         for _ in range(num_generations):
             await asyncio.sleep(0)
-            generations.append(f"my-async-model says: {input[-1]['content']}{kwargs.get('suffix', '')}")
+            generations.append(
+                f"my-async-model says: {input[-1]['content']}{kwargs.get('suffix', '')}"
+            )
         return generations
 
     def get_last_hidden_state(self, inputs: List[ChatType]) -> List[HiddenState]:
@@ -219,7 +228,10 @@ def test_custom_llm_standalone(llm_class: type[LLM], prefix: str) -> None:
     llm.load()
 
     outputs = llm.generate(
-        inputs=[[{"role": "user", "content": "What's the capital of Spain?"}], [{"role": "user", "content": "b"}]],
+        inputs=[
+            [{"role": "user", "content": "What's the capital of Spain?"}],
+            [{"role": "user", "content": "b"}],
+        ],
         num_generations="2",  # validate_call coerces it
     )
 
@@ -243,7 +255,9 @@ def test_custom_llm_inside_text_generation(llm_class: type[LLM], prefix: str) ->
 
 
 @pytest.mark.parametrize(("llm_class", "prefix"), CUSTOM)
-def test_custom_llm_in_a_pipeline_with_runtime_parameters(llm_class: type[LLM], prefix: str) -> None:
+def test_custom_llm_in_a_pipeline_with_runtime_parameters(
+    llm_class: type[LLM], prefix: str
+) -> None:
     with Pipeline(name=f"custom-{llm_class.__name__}") as pipeline:
         load_dataset = LoadDataFromDicts(data=[{"instruction": "a"}, {"instruction": "b"}])
         text_generation = TextGeneration(llm=llm_class())
@@ -252,11 +266,19 @@ def test_custom_llm_in_a_pipeline_with_runtime_parameters(llm_class: type[LLM], 
     # `**kwargs` accepts any generation kwarg
     assert text_generation.llm.runtime_parameters_names["generation_kwargs"] == {}
     distiset = pipeline.run(
-        params={text_generation.name: {"num_generations": 2, "llm": {"generation_kwargs": {"suffix": "!"}}}}
+        params={
+            text_generation.name: {
+                "num_generations": 2,
+                "llm": {"generation_kwargs": {"suffix": "!"}},
+            }
+        }
     )
 
     assert distiset["default"]["train"]["generation"] == [
-        f"{prefix}a!", f"{prefix}a!", f"{prefix}b!", f"{prefix}b!",
+        f"{prefix}a!",
+        f"{prefix}a!",
+        f"{prefix}b!",
+        f"{prefix}b!",
     ]
 
 

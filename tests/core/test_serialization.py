@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.core.fakes import EchoLLM, RecordingStep
 
 from potstill.errors import UnsafeConfigError
 from potstill.llms import LLM, OpenAILLM
@@ -18,7 +19,6 @@ from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.base import _Step
 from potstill.steps.tasks import ChatGeneration, TextGeneration
-from tests.core.fakes import EchoLLM, RecordingStep
 
 SECRET = "sk-do-not-write-me-1234"
 
@@ -190,7 +190,10 @@ def test_pipeline_dump_lists_steps_connections_and_type_info() -> None:
         "chat_generation_0",
         "recording_step_0",
     ]
-    assert {"from": "load_data_from_dicts_0", "to": ["text_generation_0", "recording_step_0", "chat_generation_0"]} in body["connections"]
+    assert {
+        "from": "load_data_from_dicts_0",
+        "to": ["text_generation_0", "recording_step_0", "chat_generation_0"],
+    } in body["connections"]
     assert SECRET not in json.dumps(dump)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from tests.core.fakes import EchoLLM, RecordingStep
 
 from potstill.errors import PipelineValidationError, PotstillUserError
 from potstill.mixins.runtime_parameters import RuntimeParameter
@@ -21,7 +22,6 @@ from potstill.steps import (
     step,
 )
 from potstill.steps.tasks import TextGeneration
-from tests.core.fakes import EchoLLM, RecordingStep
 
 
 def rows(n: int, column: str = "instruction") -> list[dict[str, Any]]:
@@ -122,7 +122,9 @@ def test_inputs_outputs_and_mappings() -> None:
         ({"output_mappings": {"upperr": "shout"}}, "output_mappings", "upperr"),
     ],
 )
-def test_mapping_key_that_is_not_a_column_fails(kwargs: dict[str, Any], label: str, key: str) -> None:
+def test_mapping_key_that_is_not_a_column_fails(
+    kwargs: dict[str, Any], label: str, key: str
+) -> None:
     with Pipeline(name="bad-mapping") as pipeline:
         # raised from pydantic's post-init, so wrapped in a ValidationError (a ValueError)
         with pytest.raises(ValueError) as info:
@@ -147,7 +149,11 @@ def test_process_introspection() -> None:
 
 def test_step_kinds() -> None:
     generator = LoadDataFromDicts(data=[{"a": 1}])
-    assert (generator.is_generator, generator.is_global, generator.is_normal) == (True, False, False)
+    assert (generator.is_generator, generator.is_global, generator.is_normal) == (
+        True,
+        False,
+        False,
+    )
     assert (Everything().is_global, Everything().is_normal) == (True, False)
     assert (Upper().is_normal, Upper().is_generator) == (True, False)
 
@@ -306,9 +312,9 @@ def test_step_decorator_runtime_parameters_in_a_pipeline() -> None:
         load >> length
 
     shares = pipeline.run(params={numbers.name: {"count": 5}}, use_cache=False)["default"]["train"]
-    lengths = pipeline_2.run(
-        params={length.name: {"factor": "3", "label": "x"}}, use_cache=False
-    )["default"]["train"]
+    lengths = pipeline_2.run(params={length.name: {"factor": "3", "label": "x"}}, use_cache=False)[
+        "default"
+    ]["train"]
 
     assert shares["n"] == [0, 1, 2, 3, 4]
     assert shares["share"] == [0.0, 0.1, 0.2, 0.3, 0.4]

@@ -9,11 +9,6 @@ import logging
 from typing import Any, Optional
 
 import pytest
-
-from potstill.pipeline import Pipeline
-from potstill.steps import LoadDataFromDicts
-from potstill.steps.tasks import ChatGeneration, GenerateEmbeddings, Task, TextGeneration
-from potstill.steps.tasks.base import METADATA_COLUMN
 from tests.core.fakes import (
     EchoLLM,
     HiddenStateLLM,
@@ -21,6 +16,11 @@ from tests.core.fakes import (
     SleepyAsyncLLM,
     expected_embedding,
 )
+
+from potstill.pipeline import Pipeline
+from potstill.steps import LoadDataFromDicts
+from potstill.steps.tasks import ChatGeneration, GenerateEmbeddings, Task, TextGeneration
+from potstill.steps.tasks.base import METADATA_COLUMN
 
 
 class Reverse(Task):
@@ -40,7 +40,9 @@ class Reverse(Task):
     def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
         return [{"role": "user", "content": input["word"][::-1]}]
 
-    def format_output(self, output: Optional[str], input: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    def format_output(
+        self, output: Optional[str], input: Optional[dict[str, Any]] = None
+    ) -> dict[str, Any]:
         if output is None:
             return {"reversed": None, "index": None}
         if "bad" in output:
@@ -88,9 +90,18 @@ def test_num_generations_gives_one_row_per_generation() -> None:
     out = process(task, [{"word": "ab"}, {"word": "cd"}])
 
     assert [(r["word"], r["index"]) for r in out] == [
-        ("ab", 0), ("ab", 1), ("ab", 2), ("cd", 0), ("cd", 1), ("cd", 2),
+        ("ab", 0),
+        ("ab", 1),
+        ("ab", 2),
+        ("cd", 0),
+        ("cd", 1),
+        ("cd", 2),
     ]
-    assert [r[METADATA_COLUMN]["raw_output_reverse_0"] for r in out[:3]] == ["ba #0", "ba #1", "ba #2"]
+    assert [r[METADATA_COLUMN]["raw_output_reverse_0"] for r in out[:3]] == [
+        "ba #0",
+        "ba #1",
+        "ba #2",
+    ]
 
 
 def test_group_generations_gives_one_row_with_lists() -> None:
@@ -191,7 +202,12 @@ def test_async_llm_task_keeps_usage_and_isolates_failures() -> None:
 
     assert [r["generation"] for r in out] == ["a b #0", "a b #1", None, None]
     # usage of a request with two generations is reported on the first one
-    assert [r[METADATA_COLUMN]["statistics_gen"]["input_tokens"] for r in out] == [2, None, None, None]
+    assert [r[METADATA_COLUMN]["statistics_gen"]["input_tokens"] for r in out] == [
+        2,
+        None,
+        None,
+        None,
+    ]
     assert "boom" in out[2][METADATA_COLUMN]["error_gen"]
 
 
@@ -200,7 +216,9 @@ def test_existing_metadata_is_kept_across_tasks() -> None:
         load = LoadDataFromDicts(data=[{"instruction": "x"}])
         first = TextGeneration(name="first", llm=EchoLLM())
         second = TextGeneration(
-            name="second", llm=EchoLLM(), input_mappings={"instruction": "generation"},
+            name="second",
+            llm=EchoLLM(),
+            input_mappings={"instruction": "generation"},
             output_mappings={"generation": "second_generation"},
         )
         load >> first >> second
@@ -225,9 +243,21 @@ def test_text_generation_columns() -> None:
     ("field", "row", "expected"),
     [
         (None, {"instruction": "q"}, [{"role": "user", "content": "q"}]),
-        ("field", {"instruction": "q"}, [{"role": "system", "content": "field"}, {"role": "user", "content": "q"}]),
-        (None, {"instruction": "q", "system_prompt": "col"}, [{"role": "system", "content": "col"}, {"role": "user", "content": "q"}]),
-        ("field", {"instruction": "q", "system_prompt": "col"}, [{"role": "system", "content": "col"}, {"role": "user", "content": "q"}]),
+        (
+            "field",
+            {"instruction": "q"},
+            [{"role": "system", "content": "field"}, {"role": "user", "content": "q"}],
+        ),
+        (
+            None,
+            {"instruction": "q", "system_prompt": "col"},
+            [{"role": "system", "content": "col"}, {"role": "user", "content": "q"}],
+        ),
+        (
+            "field",
+            {"instruction": "q", "system_prompt": "col"},
+            [{"role": "system", "content": "col"}, {"role": "user", "content": "q"}],
+        ),
     ],
 )
 def test_text_generation_system_prompt_from_column_or_field(
@@ -251,7 +281,9 @@ def test_text_generation_system_prompt_reaches_the_llm() -> None:
 
     [row] = process(task, [{"instruction": "q"}])
 
-    assert task.llm._calls[-1] == [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}]]
+    assert task.llm._calls[-1] == [
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}]
+    ]
     assert row["generation"] == "q #0"
     assert row["model_name"] == "echo-sync"
 
@@ -306,11 +338,16 @@ def test_chat_generation_continues_the_conversation() -> None:
 @pytest.mark.parametrize(
     ("messages", "expected"),
     [
-        ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "last message must be from the user"),
+        (
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+            "last message must be from the user",
+        ),
         ("not a conversation", "must be a list"),
     ],
 )
-def test_chat_generation_bad_messages_give_none_with_the_reason(messages: Any, expected: str) -> None:
+def test_chat_generation_bad_messages_give_none_with_the_reason(
+    messages: Any, expected: str
+) -> None:
     task = ChatGeneration(name="chat", llm=EchoLLM())
 
     [row] = process(task, [{"messages": messages}])
@@ -340,7 +377,9 @@ def test_generate_embeddings_uses_the_last_hidden_state() -> None:
 
 def test_generate_embeddings_in_a_pipeline() -> None:
     with Pipeline(name="embeddings") as pipeline:
-        load = LoadDataFromDicts(data=[{"text": "ab"}, {"text": "abcd"}, {"text": "a"}], batch_size=2)
+        load = LoadDataFromDicts(
+            data=[{"text": "ab"}, {"text": "abcd"}, {"text": "a"}], batch_size=2
+        )
         embed = GenerateEmbeddings(llm=HiddenStateLLM())
         load >> embed
 
