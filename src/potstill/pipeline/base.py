@@ -207,19 +207,27 @@ class Pipeline(_Serializable):
             The Distiset of that one batch.
         """
         merged = {name: dict(values) for name, values in _params(params, parameters).items()}
-        for name, step in self.dag.steps.items():
-            if isinstance(step, GeneratorStep):
-                merged.setdefault(name, {})["batch_size"] = batch_size
-        with tempfile.TemporaryDirectory(prefix="potstill-dry-run-") as tmp:
-            return run_sync(
-                self.arun(
-                    params=merged,
-                    use_cache=False,
-                    show_progress=False,
-                    _max_generator_batches=1,
-                    _cache_dir=Path(tmp),
+        generators = {
+            name: step for name, step in self.dag.steps.items() if isinstance(step, GeneratorStep)
+        }
+        for name in generators:
+            merged.setdefault(name, {})["batch_size"] = batch_size
+        # The forced batch size is for this dry run only: a later `run()` uses the real one.
+        saved = {name: step.batch_size for name, step in generators.items()}
+        try:
+            with tempfile.TemporaryDirectory(prefix="potstill-dry-run-") as tmp:
+                return run_sync(
+                    self.arun(
+                        params=merged,
+                        use_cache=False,
+                        show_progress=False,
+                        _max_generator_batches=1,
+                        _cache_dir=Path(tmp),
+                    )
                 )
-            )
+        finally:
+            for name, step in generators.items():
+                step.batch_size = saved[name]
 
     def _expected_rows(self) -> dict[str, Optional[int]]:
         expected: dict[str, Optional[int]] = {}
