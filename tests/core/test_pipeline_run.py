@@ -207,6 +207,20 @@ def test_dry_run_processes_one_batch_in_its_own_temporary_cache(openai_env: Fake
     assert openai_env.state.request_count == 5
 
 
+def test_dry_run_leaves_the_generator_batch_size_as_it_was() -> None:
+    with Pipeline(name="dry-3") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": str(i)} for i in range(6)], batch_size=3)
+        record = RecordingStep(input_batch_size=3)
+        load >> record
+
+    assert pipeline.dry_run()["default"]["train"].num_rows == 1
+    assert load.batch_size == 3
+
+    pipeline.run()
+    [folder] = (pipeline.cache_dir / "steps").glob(f"{load.name}-*")
+    assert json.loads((folder / "_complete.json").read_text()) == {"batches": 2, "rows": 6}
+
+
 def test_dry_run_batch_size_and_params(openai_env: FakeServer) -> None:
     pipeline, generate = openai_pipeline(name="dry-2")
 
