@@ -7,6 +7,7 @@ the wire format use `OpenAILLM` against the loopback server instead.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import time
@@ -244,6 +245,7 @@ class RecordingStep(Step):
     _batches: list[list[dict[str, Any]]] = PrivateAttr(default_factory=list)
     _times: list[float] = PrivateAttr(default_factory=list)
     _threads: list[tuple[str, bool]] = PrivateAttr(default_factory=list)
+    _pids: set[int] = PrivateAttr(default_factory=set)
 
     @property
     def inputs(self) -> list[str]:
@@ -265,5 +267,6 @@ class RecordingStep(Step):
             in_loop = False
         self._times.append(time.monotonic())
         self._threads.append((threading.current_thread().name, in_loop))
+        self._pids.add(os.getpid())
         self._batches.append([dict(row) for row in inputs])
         yield [{**row, "copy": row["instruction"]} for row in inputs]

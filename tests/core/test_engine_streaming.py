@@ -4,6 +4,8 @@ synchronous steps, low fixed overhead, and Pipeline.run from loops and threads."
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -101,6 +103,8 @@ def test_synchronous_steps_run_in_worker_threads() -> None:
     pipeline.run(use_cache=False)
 
     main = threading.current_thread().name
+    assert record._pids == {os.getpid()}  # one process: no per-step processes
+    assert multiprocessing.active_children() == []
     assert len(record._threads) == 3
     for name, in_loop in record._threads:
         assert name.startswith("potstill-step-record")

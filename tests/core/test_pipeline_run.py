@@ -273,6 +273,42 @@ def test_a_failing_batch_gives_none_outputs_and_the_run_goes_on(
     assert "batch 1" in warning and "rows 2-3" in warning
 
 
+def test_failed_generations_are_logged_with_their_dataset_row(
+    openai_env: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    texts = [f"row {i}" for i in range(7)]
+    texts[5] = "row 5 [[status=500]]"
+    with Pipeline(name="row-index") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": t} for t in texts], batch_size=2)
+        generate = TextGeneration(llm=OpenAILLM(model="gpt-4", max_retries=0), input_batch_size=2)
+        load >> generate
+
+    with caplog.at_level(logging.WARNING, logger="potstill"):
+        train = pipeline.run()["default"]["train"]
+
+    assert train["generation"][5] is None
+    assert train["generation"][4] == "Echo: row 4"
+    assert "500" in train[5][METADATA_COLUMN][f"error_{generate.name}"]
+    [failure] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert "row 5" in failure
+
+
+def test_sync_llm_failures_are_logged_with_their_dataset_row(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    texts = ["a", "b", "c", "fail here", "e"]
+    with Pipeline(name="row-index-sync") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": t} for t in texts], batch_size=2)
+        load >> TextGeneration(llm=EchoLLM(), input_batch_size=2)
+
+    with caplog.at_level(logging.WARNING, logger="potstill"):
+        train = pipeline.run()["default"]["train"]
+
+    assert train["generation"] == ["a #0", "b #0", "c #0", None, "e #0"]
+    [failure] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert "row 3" in failure
+
+
 class BrokenGenerator(GeneratorStep):
     @property
     def outputs(self) -> list[str]:
