@@ -82,7 +82,7 @@ async def test_agenerate_outputs_can_be_awaited_in_the_callers_loop() -> None:
 
 
 def test_generate_from_several_threads_at_once(openai_env: FakeServer) -> None:
-    openai_env.configure(latency_s=0.05)
+    openai_env.configure(latency_s=0.2)
     llm = openai_llm()
     barrier = threading.Barrier(4)
 
@@ -128,7 +128,7 @@ def test_concurrency_is_bounded_by_max_concurrent_requests(openai_env: FakeServe
 
 
 def test_requests_run_concurrently_up_to_the_limit(openai_env: FakeServer) -> None:
-    openai_env.configure(latency_s=0.1)
+    openai_env.configure(latency_s=0.3)
     llm = openai_llm()  # default limit (64) is above the batch size
 
     llm.generate(inputs=[chat(f"row {i}") for i in range(10)])

@@ -442,3 +442,22 @@ def test_run_logs_through_the_potstill_logger(caplog: pytest.LogCaptureFixture) 
         r.name == "potstill.pipeline" and "Running pipeline 'logging'" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_logging_setup_uses_rich_and_the_level_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.logging import RichHandler
+
+    from potstill.utils.logging import setup_logging
+
+    root, potstill_logger = logging.getLogger(), logging.getLogger("potstill")
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(potstill_logger, "handlers", [])
+    monkeypatch.setattr(potstill_logger, "level", potstill_logger.level)
+    monkeypatch.setenv("POTSTILL_LOG_LEVEL", "debug")
+
+    setup_logging()
+
+    assert [type(h) for h in potstill_logger.handlers] == [RichHandler]
+    assert potstill_logger.level == logging.DEBUG
+    setup_logging()  # idempotent
+    assert len(potstill_logger.handlers) == 1
