@@ -461,3 +461,21 @@ def test_logging_setup_uses_rich_and_the_level_env_var(monkeypatch: pytest.Monke
     assert potstill_logger.level == logging.DEBUG
     setup_logging()  # idempotent
     assert len(potstill_logger.handlers) == 1
+
+
+def test_mappings_on_a_task_with_an_async_llm(openai_env: FakeServer) -> None:
+    with Pipeline(name="async-mappings") as pipeline:
+        load = LoadDataFromDicts(data=[{"prompt": q} for q in QUESTIONS[:2]])
+        generate = TextGeneration(
+            llm=OpenAILLM(model="gpt-4"),
+            input_mappings={"instruction": "prompt"},
+            output_mappings={"generation": "answer", "model_name": "model"},
+        )
+        load >> generate
+
+    train = pipeline.run()["default"]["train"]
+
+    assert train.column_names[:3] == ["prompt", "answer", "model"]
+    assert train["answer"] == ANSWERS[:2]
+    assert train["model"] == ["gpt-4", "gpt-4"]
+    assert "instruction" not in train.column_names

@@ -19,7 +19,13 @@ from tests.core.fakes import (
 
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
-from potstill.steps.tasks import ChatGeneration, GenerateEmbeddings, Task, TextGeneration
+from potstill.steps.tasks import (
+    ChatGeneration,
+    GenerateEmbeddings,
+    GeneratorTask,
+    Task,
+    TextGeneration,
+)
 from potstill.steps.tasks.base import METADATA_COLUMN
 
 
@@ -387,3 +393,45 @@ def test_generate_embeddings_in_a_pipeline() -> None:
 
     assert train["embedding"] == [expected_embedding(t) for t in ("ab", "abcd", "a")]
     assert train["model_name"] == ["hidden-state-model"] * 3
+
+
+# -- GeneratorTask --------------------------------------------------------------------------------
+
+
+class AskQuestions(GeneratorTask):
+    """Generates one question per topic with its LLM, as the root of a pipeline."""
+
+    topics: list[str]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["instruction", "model_name"]
+
+    def format_output(
+        self, output: Optional[str], input: Optional[dict[str, Any]] = None
+    ) -> dict[str, Any]:
+        return {"instruction": output}
+
+    def process(self, offset: int = 0) -> Any:
+        for start in range(offset, len(self.topics), self.batch_size or 1):
+            topics = self.topics[start : start + (self.batch_size or 1)]
+            outputs = self.llm.generate(
+                inputs=[[{"role": "user", "content": f"about {t}"}] for t in topics]
+            )
+            rows = [
+                {**self.format_output(o[0]), "model_name": self.llm.model_name} for o in outputs
+            ]
+            yield rows, start + len(topics) >= len(self.topics)
+
+
+def test_generator_task_loads_its_llm_and_feeds_a_pipeline() -> None:
+    with Pipeline(name="generator-task") as pipeline:
+        ask = AskQuestions(llm=EchoLLM(), topics=["cats", "dogs", "owls"], batch_size=2)
+        answer = TextGeneration(name="answer", llm=EchoLLM(), output_mappings={"model_name": "m"})
+        ask >> answer
+
+    train = pipeline.run()["default"]["train"]
+
+    assert ask.llm.is_loaded is False  # unloaded after the run
+    assert train["instruction"] == ["about cats #0", "about dogs #0", "about owls #0"]
+    assert train["generation"] == ["about cats #0 #0", "about dogs #0 #0", "about owls #0 #0"]
