@@ -27,6 +27,8 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
@@ -572,6 +574,7 @@ class AsyncLLM(LLM):
         **kwargs: Any,
     ) -> list[Generations]:
         self._ensure_loaded("generate")
+        num_generations = _positive_int("num_generations", num_generations)
         if self.generation_spec().native_num_generations:
             calls = [
                 self._request(single, num_generations, kwargs, row_offset + index)
@@ -700,41 +703,42 @@ class AsyncLLM(LLM):
             return self._create_client()
         if state.client is None:
             state.client = self._create_client()
-            loop = asyncio.get_running_loop()
-            _OPEN_CLIENTS[id(state.client)] = (loop, state.client, self._aclose_client)
+            _OPEN_LLMS[id(self)] = self
+            # An LLM dropped without `unload()` still closes its client (and connections).
+            state.finalizer = weakref.finalize(
+                self, _close_orphaned_client, asyncio.get_running_loop(), state.client
+            )
+            state.finalizer.atexit = False  # at exit, the portal's shutdown hook closes it
         return state.client
 
     async def _aclose_client(self, client: Any) -> None:
         """Closes an SDK client (providers override this when theirs closes differently)."""
-        close = getattr(client, "close", None) or getattr(client, "aclose", None)
-        if close is not None:
-            result = close()
-            if inspect.isawaitable(result):
-                await result
+        await _close_client(client)
 
     def unload(self) -> None:
         """Closes the SDK clients (on the event loops they belong to)."""
         states, self._loop_states = self._loop_states, weakref.WeakKeyDictionary()
         for loop, state in list(states.items()):
+            state.detach_finalizer()
             if state.client is not None:
-                _OPEN_CLIENTS.pop(id(state.client), None)
                 _run_on_loop(loop, self._aclose_client(state.client))
+        _OPEN_LLMS.pop(id(self), None)
         super().unload()
 
 
-# SDK clients not closed yet: (loop, client, closer). Kept here, not only on the LLM, so that
-# an LLM dropped without `unload()` still gets its clients closed when the interpreter exits.
-_OPEN_CLIENTS: dict[int, tuple[asyncio.AbstractEventLoop, Any, Callable[[Any], Any]]] = {}
+# LLMs with an open SDK client (weakly: a collected LLM closes its client in its finalizer).
+_OPEN_LLMS: weakref.WeakValueDictionary[int, AsyncLLM] = weakref.WeakValueDictionary()
 
 
 async def _close_open_clients() -> None:
     """Closes the SDK clients still open on the portal loop when the interpreter exits."""
-    loop = asyncio.get_running_loop()
-    for key, (owner, client, close) in list(_OPEN_CLIENTS.items()):
-        if owner is loop:
-            _OPEN_CLIENTS.pop(key, None)
+    for llm in list(_OPEN_LLMS.values()):
+        state = llm._loop_states.get(asyncio.get_running_loop())
+        if state is not None and state.client is not None:
+            state.detach_finalizer()
+            client, state.client = state.client, None
             with contextlib.suppress(Exception):
-                await close(client)
+                await llm._aclose_client(client)
 
 
 portal.on_shutdown(_close_open_clients)
@@ -758,13 +762,49 @@ def _run_on_loop(loop: asyncio.AbstractEventLoop, coroutine: Any) -> None:
         coroutine.close()
 
 
+async def _close_client(client: Any) -> None:
+    """Closes an SDK client through its `close()` or `aclose()` (sync or async)."""
+    close = getattr(client, "close", None) or getattr(client, "aclose", None)
+    if close is not None:
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+
+
+_ORPHAN_CLOSES: set[asyncio.Task[Any]] = set()
+
+
+def _close_orphaned_client(loop: asyncio.AbstractEventLoop, client: Any) -> None:
+    """Closes, on its own loop and without blocking, the client of a collected AsyncLLM."""
+
+    async def close_quietly() -> None:
+        with contextlib.suppress(Exception):
+            await _close_client(client)
+
+    def schedule() -> None:
+        task = loop.create_task(close_quietly())
+        _ORPHAN_CLOSES.add(task)
+        task.add_done_callback(_ORPHAN_CLOSES.discard)
+
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+            loop.call_soon_threadsafe(schedule)
+
+
 class _LoopState:
     """What an AsyncLLM keeps per event loop: its SDK client and its limiter."""
 
     def __init__(self) -> None:
         self.client: Any = None
+        self.finalizer: Optional[weakref.finalize] = None
         self.limit = 0
         self.semaphore = asyncio.Semaphore(1)
+
+    def detach_finalizer(self) -> None:
+        """Cancels the close-on-collection of the client (it is closed explicitly)."""
+        if self.finalizer is not None:
+            self.finalizer.detach()
+            self.finalizer = None
 
     def fit_limit(self, max_concurrent_requests: int) -> None:
         """Applies a changed `max_concurrent_requests` to the requests that start next."""
@@ -796,6 +836,17 @@ def _output_cap(kwargs: dict[str, Any]) -> Optional[int]:
         if isinstance(value, int):
             return value
     return None
+
+
+def _positive_int(name: str, value: Any) -> int:
+    """Coerces an argument like `validate_call` would (`"2"` -> 2), or fails naming it."""
+    try:
+        return _POSITIVE_INT.validate_python(value)
+    except ValidationError:
+        raise PotstillUserError(f"`{name}` must be a positive integer, got {value!r}.") from None
+
+
+_POSITIVE_INT: TypeAdapter[int] = TypeAdapter(PositiveInt)
 
 
 def describe_error(error: BaseException) -> str:

@@ -225,19 +225,27 @@ class Pipeline(_Serializable):
             The Distiset of that one batch.
         """
         merged = {name: dict(values) for name, values in _params(params, parameters).items()}
-        for name, step in self.dag.steps.items():
-            if isinstance(step, GeneratorStep):
-                merged.setdefault(name, {})["batch_size"] = batch_size
-        with tempfile.TemporaryDirectory(prefix="potstill-dry-run-") as tmp:
-            return run_sync(
-                self.arun(
-                    params=merged,
-                    use_cache=False,
-                    show_progress=False,
-                    _max_generator_batches=1,
-                    _cache_dir=Path(tmp),
+        generators = {
+            name: step for name, step in self.dag.steps.items() if isinstance(step, GeneratorStep)
+        }
+        for name in generators:
+            merged.setdefault(name, {})["batch_size"] = batch_size
+        # The forced batch size is for this dry run only: a later `run()` uses the real one.
+        saved = {name: step.batch_size for name, step in generators.items()}
+        try:
+            with tempfile.TemporaryDirectory(prefix="potstill-dry-run-") as tmp:
+                return run_sync(
+                    self.arun(
+                        params=merged,
+                        use_cache=False,
+                        show_progress=False,
+                        _max_generator_batches=1,
+                        _cache_dir=Path(tmp),
+                    )
                 )
-            )
+        finally:
+            for name, step in generators.items():
+                step.batch_size = saved[name]
 
     def _expected_rows(self) -> dict[str, Optional[int]]:
         expected: dict[str, Optional[int]] = {}
@@ -306,4 +314,13 @@ def _params(params: Optional[Params], parameters: Optional[Params]) -> Params:
         raise PotstillUserError(
             "Give runtime parameters as `params=` or `parameters=` (distilabel's name), not both."
         )
-    return dict(params if params is not None else parameters or {})
+    given = params if params is not None else parameters
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise PotstillUserError(
+            "`params` must be a dict of step name -> that step's runtime parameters, e.g. "
+            "`{'text_generation_0': {'llm': {'generation_kwargs': {...}}}}`; got "
+            f"{type(given).__name__}."
+        )
+    return dict(given)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from potstill.errors import PotstillUserError
-from potstill.llms.base import describe_error
+from potstill.llms.base import AsyncLLM, describe_error
 from potstill.llms.cache import ResponseStore, use_stores
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.progress import Progress
@@ -71,7 +71,13 @@ class _Node:
         self.next_emit = 0
         self.finished = False
         self.worker = StepWorker(self.name)
-        self.uses_async = isinstance(step, Task) and step.supports_async_processing()
+        # Only tasks on an async LLM run on the loop; a task on a synchronous (local) LLM
+        # runs in its step's worker thread, so its model is never called from two threads.
+        self.uses_async = (
+            isinstance(step, Task)
+            and isinstance(step.llm, AsyncLLM)
+            and step.supports_async_processing()
+        )
         self.max_in_flight = self._max_in_flight()
         batch_size = getattr(step, "input_batch_size", None) or 1
         self.batch_size = batch_size
