@@ -269,3 +269,10 @@ def test_the_console_script_points_at_the_cli() -> None:
     scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
     assert scripts == {"potstill": "potstill.cli.app:main"}
     assert callable(app_module.main)
+
+
+def test_tracebacks_of_unexpected_errors_never_show_local_variables() -> None:
+    # A --param value (an API key) could sit in a local variable of a failing frame.
+    from potstill.cli.app import app
+
+    assert app.pretty_exceptions_show_locals is False

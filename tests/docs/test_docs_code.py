@@ -25,6 +25,12 @@ from tests.docs.codeblocks import PYTHON, CodeBlock, all_blocks, potstill_comman
 from typer.testing import CliRunner
 
 BLOCKS = all_blocks()
+
+# More environment for the blocks, e.g. a provider's base URL and key once the loopback
+# server speaks its API: name -> value, where "{url}" is the server's base URL
+# (`http://127.0.0.1:PORT`). The `openai_env` fixture already sets OPENAI_BASE_URL (url +
+# "/v1") and OPENAI_API_KEY ("test-key", the key the server accepts).
+EXTRA_ENV: dict[str, str] = {}
 _WORKDIRS: dict[Path, Path] = {}
 
 
@@ -71,6 +77,8 @@ def test_code_block(
         workdir = _WORKDIRS[block.page] = tmp_path_factory.mktemp(block.page.stem)
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("COLUMNS", "200")
+    for name, value in EXTRA_ENV.items():
+        monkeypatch.setenv(name, value.format(url=openai_env.url))
     saved_environ = dict(os.environ)
 
     failures = _FailedRequests()
