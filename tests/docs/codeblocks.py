@@ -3,7 +3,8 @@
 Markers, each an HTML comment on its own line just above a fenced block (blank lines
 between are allowed, several markers can be stacked):
 
-- `<!-- skip-test -->`: the block is not run (e.g. it needs a real hosted API).
+- `<!-- skip-test -->`: the block is not run (e.g. it needs a real hosted API); a reason
+  may follow: `<!-- skip-test (why) -->`.
 - `<!-- test: local-model -->`: the block needs the embedded local model; it runs only
   where `llama_cpp` and potstill's `LlamaCppLLM` can be imported.
 - `<!-- test: failures-expected -->`: the block shows failed requests on purpose, so
@@ -68,7 +69,7 @@ def _markers_above(lines: list[str], index: int) -> set[str]:
         if match is None:
             break
         body = match.group("body")
-        if body == "skip-test":
+        if body == "skip-test" or body.startswith(("skip-test ", "skip-test(")):
             markers.add("skip-test")
         elif body.startswith("test:"):
             markers.update(part.strip() for part in body[5:].split(",") if part.strip())

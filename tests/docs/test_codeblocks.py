@@ -14,7 +14,7 @@ PAGE = """# A page
 print("plain")
 ```
 
-<!-- skip-test -->
+<!-- skip-test (it needs the internet) -->
 ```python
 import needs_the_internet
 ```
