@@ -276,3 +276,23 @@ def test_tracebacks_of_unexpected_errors_never_show_local_variables() -> None:
     from potstill.cli.app import app
 
     assert app.pretty_exceptions_show_locals is False
+
+
+def test_output_never_deletes_something_that_is_not_a_saved_dataset(
+    config_file: Path, openai_env: Any, tmp_path: Path, invoke: Any
+) -> None:
+    output = tmp_path / "out"
+    (output / "default").mkdir(parents=True)
+    (output / "default" / "notes.txt").write_text("mine")
+    result = invoke("pipeline", "run", "--config", str(config_file), "-o", str(output))
+    assert result.exit_code == 1
+    assert "not a saved dataset" in result.output
+    assert (output / "default" / "notes.txt").read_text() == "mine"
+    assert chat_requests(openai_env) == []  # refused before anything ran
+
+    # A dataset saved by an earlier run is replaced.
+    other = tmp_path / "other"
+    assert invoke("pipeline", "run", "--config", str(config_file), "-o", str(other)).exit_code == 0
+    again = invoke("pipeline", "run", "--config", str(config_file), "-o", str(other))
+    assert again.exit_code == 0, again.output
+    assert Distiset.load_from_disk(other)["default"]["train"].num_rows == 2

@@ -174,10 +174,12 @@ def run(
         if param:
             shown = ", ".join(mask_param(p) for p in param)
             stdout.print(f"Runtime parameters: {shown}", markup=False)
+        target = output if output is not None else DEFAULT_OUTPUT_ROOT / pipeline.name
+        leaves = list(pipeline.dag.leaves)
+        _check_output(target, ["default"] if len(leaves) == 1 else leaves)
         distiset = pipeline.run(
             params=params, use_cache=not ignore_cache, show_progress=show_progress
         )
-        target = output if output is not None else DEFAULT_OUTPUT_ROOT / pipeline.name
         _save(distiset, target)
         stdout.print(run_summary(distiset, target))
         if repo_id:
@@ -185,13 +187,25 @@ def run(
             stdout.print(f"Pushed to https://huggingface.co/datasets/{repo_id}", markup=False)
 
 
-def _save(distiset: Any, target: Path) -> None:
-    """Saves the distiset, replacing what an earlier run saved under the same names."""
+def _check_output(target: Path, names: list[str]) -> None:
+    """Refuses, before anything runs, an output that saving would have to overwrite."""
     if target.exists() and not target.is_dir():
         raise PotstillUserError(f"--output {str(target)!r} exists and is not a directory.")
+    for name in names:
+        existing = target / name
+        if existing.exists() and not (existing / "dataset_dict.json").is_file():
+            raise PotstillUserError(
+                f"--output {str(target)!r} already has a {name!r} that is not a saved "
+                "dataset; choose another --output directory."
+            )
+
+
+def _save(distiset: Any, target: Path) -> None:
+    """Saves the distiset, replacing what an earlier run saved under the same names."""
+    _check_output(target, [str(name) for name in distiset])
     for name in distiset:
         stale = target / str(name)
-        if stale.is_dir():
+        if stale.is_dir():  # a dataset an earlier run saved (checked above)
             shutil.rmtree(stale)
     from datasets.utils.tqdm import (
         are_progress_bars_disabled,
