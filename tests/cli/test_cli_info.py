@@ -56,7 +56,7 @@ def test_info_lists_steps_connections_and_parameters_with_descriptions(
     assert "input_batch_size = 50: The number of rows that will contain the batches" in out
     assert "temperature = 1.0 (default): the sampling temperature." in out
     assert "max_new_tokens = 128 (default): the maximum number of tokens to generate" in out
-    assert "timeout = 120: The maximum time in seconds to wait for a response" in out
+    assert "timeout = 120.0: The maximum time in seconds to wait for a response" in out
 
 
 def test_info_masks_secrets(config_file: Path, invoke: Any) -> None:

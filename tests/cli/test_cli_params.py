@@ -79,7 +79,7 @@ def test_string_values_are_coerced_and_stored_with_their_types() -> None:
             "generation_kwargs": {"temperature": "0.3", "max_new_tokens": "8", "seed": "7"},
         }
     )
-    assert llm.timeout == 30 and isinstance(llm.timeout, int)
+    assert llm.timeout == 30.0 and isinstance(llm.timeout, float)
     assert llm.max_retries == 2
     assert llm.api_key is not None and llm.api_key.get_secret_value() == "from-cli"
     kwargs = llm.generation_kwargs

@@ -65,7 +65,7 @@ def test_generate(openai_env: Any, tmp_path: Path) -> None:
     )
     # One request with n=2: its usage is on the first generation.
     assert "input tokens: [5, None] output tokens: [14, None]" in out
-    assert "UsageSummary(requests=2, failed_requests=0" in out
+    assert "UsageSummary(requests=2, cached_requests=0, failed_requests=0" in out
     bodies = [r.body for r in chat_requests(openai_env)]
     assert [b["n"] for b in bodies] == [2, 2]
     assert all(b["temperature"] == 0.7 for b in bodies)
