@@ -9,13 +9,12 @@ run without it) when its default is `None`, and optional otherwise; wrapping it 
 
 from __future__ import annotations
 
+import inspect
 import typing
-import warnings
 from typing import Annotated, Any, TypeVar, Union
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, PrivateAttr, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic.warnings import UnsupportedFieldAttributeWarning
 
 from potstill.errors import PotstillUserError
 from potstill.utils.docstring import parse_google_docstring
@@ -34,17 +33,12 @@ class _RuntimeParameterMarker:
 
 RUNTIME_PARAMETER = _RuntimeParameterMarker()
 
-RuntimeParameter = Annotated[Union[_T, None], Field(default=None), RUNTIME_PARAMETER]
-"""A field that can be set at run time, e.g. `temperature: RuntimeParameter[float] = 0.7`."""
+RuntimeParameter = Annotated[Union[_T, None], RUNTIME_PARAMETER]
+"""A field that can be set at run time, e.g. `temperature: RuntimeParameter[float] = 0.7`.
 
-# `Optional[RuntimeParameter[T]] = <default>` puts the alias's `Field(default=None)` inside a
-# union, where pydantic ignores it (the assigned default applies) and warns; the warning is
-# expected and harmless for this alias, so it is silenced for this message only.
-warnings.filterwarnings(
-    "ignore",
-    message=r"The 'default' attribute with value None was provided to the `Field\(\)` function",
-    category=UnsupportedFieldAttributeWarning,
-)
+A `RuntimeParameter` field declared without a default defaults to `None` (so the component can
+be built without it) and is then *required* at run time.
+"""
 
 RuntimeParametersNames = dict[str, Union[bool, "RuntimeParametersNames"]]
 """Runtime parameter name -> whether it is optional (or a nested dict for components)."""
@@ -67,6 +61,12 @@ def runtime_parameter_status(field: FieldInfo) -> tuple[bool, bool]:
     return False, False
 
 
+def _is_bare_runtime_parameter(annotation: Any) -> bool:
+    if isinstance(annotation, str):  # postponed annotations (`from __future__ import annotations`)
+        return annotation.replace(" ", "").startswith("RuntimeParameter[")
+    return RUNTIME_PARAMETER in getattr(annotation, "__metadata__", ())
+
+
 def _union_wraps_runtime_parameter(annotation: Any) -> bool:
     if typing.get_origin(annotation) is not Union:
         return False
@@ -86,6 +86,14 @@ class RuntimeParametersMixin(BaseModel):
     """
 
     _runtime_parameters: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Give bare `x: RuntimeParameter[T]` fields their `None` default before pydantic
+        # collects the fields (it reads the class attributes after this hook runs).
+        for name, annotation in inspect.get_annotations(cls).items():
+            if name not in cls.__dict__ and _is_bare_runtime_parameter(annotation):
+                setattr(cls, name, None)
+        super().__init_subclass__(**kwargs)
 
     @property
     def runtime_parameters_names(self) -> RuntimeParametersNames:
