@@ -14,6 +14,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
@@ -141,6 +142,7 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     _loaded: bool = PrivateAttr(default=False)
     _logger: Optional[logging.Logger] = PrivateAttr(default=None)
     _usage: UsageTracker = PrivateAttr(default_factory=UsageTracker)
+    _generate_lock: Any = PrivateAttr(default_factory=threading.Lock)
     _constructor_generation_kwargs: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -312,7 +314,10 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         """Calls `generate`; a batch that fails is retried input by input."""
         rows = rows if rows is not None else list(range(len(inputs)))
         try:
-            outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
+            # One call at a time per instance: local models are not thread-safe, and one
+            # instance may serve several tasks, each in its own worker thread.
+            with self._generate_lock:
+                outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
             results = [Generations.coerce(output) for output in outputs]
             if len(results) != len(inputs):
                 raise RuntimeError(

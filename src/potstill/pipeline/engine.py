@@ -21,6 +21,7 @@ from typing import Any, Optional
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM, describe_error
 from potstill.llms.cache import ResponseStore, use_stores
+from potstill.llms.loading import loading_scope
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.progress import Progress
 from potstill.pipeline.store import RunStore, StepStore
@@ -371,10 +372,9 @@ class Engine:
 
     async def _load_all(self) -> None:
         steps = list(self.dag.steps.values())
-        results = await asyncio.gather(
-            *(self.nodes[step.name].worker.submit(step.load) for step in steps),  # type: ignore[index]
-            return_exceptions=True,
-        )
+        with loading_scope():  # an LLM shared by several steps loads once
+            loads = [self.nodes[step.name].worker.submit(step.load) for step in steps]  # type: ignore[index]
+        results = await asyncio.gather(*loads, return_exceptions=True)
         failures = [(s, r) for s, r in zip(steps, results) if isinstance(r, BaseException)]
         if failures:
             await self._unload_all()

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from pydantic import Field
 
 from potstill.llms.base import LLM, AsyncLLM, describe_error
+from potstill.llms.loading import load_llm
 from potstill.llms.typing import Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.steps.base import GeneratorStep, Step, _Step
@@ -54,7 +55,7 @@ class _Task(_Step, ABC):
     def load(self) -> None:
         """Loads the task and its LLM."""
         super().load()
-        self.llm.load()
+        load_llm(self.llm)
 
     def unload(self) -> None:
         """Unloads the LLM."""

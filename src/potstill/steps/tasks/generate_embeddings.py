@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
+from potstill.llms.loading import load_llm
 from potstill.steps.base import Step
 from potstill.steps.typing import StepColumns, StepInput, StepOutput
 from potstill.typing import ChatType, Row
@@ -34,7 +35,7 @@ class GenerateEmbeddings(Step):
     def load(self) -> None:
         """Loads the LLM."""
         super().load()
-        self.llm.load()
+        load_llm(self.llm)
 
     def unload(self) -> None:
         """Unloads the LLM."""
