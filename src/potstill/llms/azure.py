@@ -88,6 +88,6 @@ class AzureOpenAILLM(OpenAILLM):
             api_key=self._secret(),
             max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
             timeout=self.timeout,
-            default_headers=self.default_headers,
+            default_headers=self._headers(),
             http_client=_http_client(),
         )

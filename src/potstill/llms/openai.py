@@ -27,7 +27,7 @@ class OpenAILLM(AsyncLLM):
         base_url: the API's base URL; defaults to `$OPENAI_BASE_URL`, else OpenAI's.
         api_key: the API key; defaults to `$OPENAI_API_KEY`.
         timeout: seconds to wait for a response before giving up on a request.
-        default_headers: extra HTTP headers sent with every request.
+        default_headers: extra HTTP headers sent with every request (secret: never dumped).
 
     Examples:
         ```python
@@ -52,8 +52,10 @@ class OpenAILLM(AsyncLLM):
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )
-    default_headers: Optional[RuntimeParameter[Dict[str, str]]] = Field(
-        default=None, description="Extra HTTP headers to send with every request."
+    default_headers: Optional[RuntimeParameter[Dict[str, SecretStr]]] = Field(
+        default=None,
+        description="Extra HTTP headers to send with every request (kept secret: headers "
+        "often carry credentials, so they are never dumped or shown).",
     )
 
     sdk_module: ClassVar[Optional[str]] = "openai"
@@ -72,9 +74,15 @@ class OpenAILLM(AsyncLLM):
             api_key=self._secret(),
             max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
             timeout=self.timeout,
-            default_headers=self.default_headers,
+            default_headers=self._headers(),
             http_client=_http_client(),
         )
+
+    def _headers(self) -> Optional[dict[str, str]]:
+        """`default_headers` with their secret values revealed, for the SDK client."""
+        if not self.default_headers:
+            return None
+        return {name: value.get_secret_value() for name, value in self.default_headers.items()}
 
     @validate_call
     async def agenerate(
