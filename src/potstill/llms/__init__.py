@@ -43,7 +43,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from potstill.llms.huggingface.transformers import TransformersLLM as TransformersLLM
     from potstill.llms.openai import OpenAILLM as OpenAILLM
+    from potstill.llms.vllm import vLLM as vLLM
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,1 @@
+"""Hugging Face LLMs: Inference Endpoints and Transformers."""
