@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.fake_server import FakeServer
 
 # Provider env vars that must not leak from the developer's shell into tests.

@@ -315,6 +315,9 @@ def test_generate_before_load_is_a_clear_error(model_dir: Path) -> None:
 def test_unload_frees_the_model(model_dir: Path) -> None:
     llm = TransformersLLM(model=str(model_dir))
     llm.load()
+    first = llm._model
+    llm.load()  # loading again replaces the model
+    assert llm._model is not None and llm._model is not first
     llm.unload()
     assert llm._model is None and not llm.is_loaded
     with pytest.raises(LLMNotLoadedError):
@@ -343,6 +346,24 @@ def test_cuda_devices_without_cuda_is_a_clear_error(model_dir: Path) -> None:
     llm = TransformersLLM(model=str(model_dir), cuda_devices=[0])
     with pytest.raises(PotstillUserError, match="no CUDA device"):
         llm.load()
+
+
+def test_auto_placement_spreads_models_over_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The placement decision only (no GPU here): each model goes to the least used GPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    first, second, third = (TransformersLLM(model="m") for _ in range(3))
+    assert [llm._placement()[0] for llm in (first, second)] == ["cuda:0", "cuda:1"]
+    first._release()  # GPU 0 is free again
+    assert third._placement() == ("cuda:0", {})
+    second._release()
+    third._release()
+    assert TransformersLLM(model="m", cuda_devices=[1])._placement() == ("cuda:1", {})
+    assert TransformersLLM(model="m", device=0)._placement() == ("cuda:0", {})
+    assert TransformersLLM(model="m", device_map="auto")._placement() == (
+        None,
+        {"device_map": "auto"},
+    )
 
 
 def test_model_kwargs_reach_from_pretrained(model_dir: Path) -> None:

@@ -115,7 +115,12 @@ class vLLM(LLM):
         return self.model
 
     def load(self) -> None:
-        """Starts the vLLM engine with the model (the slow part: weights, KV cache)."""
+        """Starts the vLLM engine with the model (the slow part: weights, KV cache).
+
+        Loading again shuts the running engine down first.
+        """
+        if self._model is not None:
+            self._release()
         super().load()
         try:
             self._start_engine()
@@ -125,7 +130,7 @@ class vLLM(LLM):
             raise
 
     def _start_engine(self) -> None:
-        from vllm import LLM as Engine
+        from vllm import LLM as Engine  # type: ignore[import-not-found]
 
         with _visible_devices(self.cuda_devices):
             self._model = Engine(
@@ -165,7 +170,9 @@ class vLLM(LLM):
             del model
         gc.collect()
         with contextlib.suppress(Exception):
-            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+            from vllm.distributed.parallel_state import (  # type: ignore[import-not-found]
+                cleanup_dist_env_and_memory,
+            )
 
             cleanup_dist_env_and_memory()
 
@@ -195,7 +202,7 @@ class vLLM(LLM):
         return list(self._tokenizer.encode(prompt, add_special_tokens=False))
 
     @validate_call
-    def generate(
+    def generate(  # type: ignore[override]
         self,
         inputs: List[ChatType],
         num_generations: PositiveInt = 1,
@@ -249,7 +256,7 @@ class vLLM(LLM):
         """
         if not inputs:
             return []
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # type: ignore[import-not-found]
 
         prompts = [self.prepare_input(conversation) for conversation in inputs]
         sequences = num_generations if temperature > 0 else 1

@@ -71,7 +71,7 @@ class TransformersLLM(LLM):
     chat_template: Optional[str] = None
     device: Optional[Union[str, int]] = None
     device_map: Optional[Union[str, Dict[str, Any]]] = None
-    token: Optional[SecretStr] = Field(
+    token: Optional[SecretStr] = Field(  # type: ignore[assignment]
         default_factory=lambda: os.getenv("HF_TOKEN"),
         description="The Hugging Face token for gated or private models.",
     )
@@ -95,7 +95,12 @@ class TransformersLLM(LLM):
         return self.model
 
     def load(self) -> None:
-        """Loads the tokenizer and the model (from the Hub cache or a local folder)."""
+        """Loads the tokenizer and the model (from the Hub cache or a local folder).
+
+        Loading again replaces the model loaded before (after freeing it).
+        """
+        if self._model is not None:
+            self._release()
         super().load()
         try:
             self._load_model()
@@ -132,7 +137,7 @@ class TransformersLLM(LLM):
         }
         model = AutoModelForCausalLM.from_pretrained(self.model, **kwargs)
         if device is not None:
-            model = model.to(device)
+            model = model.to(device)  # type: ignore[arg-type]
         model.eval()
         self._model = model
         self._lock = threading.Lock()
@@ -199,10 +204,10 @@ class TransformersLLM(LLM):
             The prompt, rendered with the chat template and its generation prompt.
         """
         self._ensure_loaded("prepare_input")
-        return render_prompt(self._tokenizer, input, self._chat_template)
+        return render_prompt(self._tokenizer, input, self._chat_template or "")
 
     @validate_call
-    def generate(
+    def generate(  # type: ignore[override]
         self,
         inputs: List[ChatType],
         num_generations: PositiveInt = 1,
@@ -257,7 +262,7 @@ class TransformersLLM(LLM):
             [ids[:count] for ids, count in zip(generated, counts)], skip_special_tokens=True
         )
         prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
-        results = []
+        results: List[GenerateOutput] = []
         for index, prompt_count in enumerate(prompt_tokens):
             rows = slice(index * sequences, (index + 1) * sequences)
             copies = num_generations // sequences
