@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -364,6 +365,18 @@ def test_auto_placement_spreads_models_over_gpus(monkeypatch: pytest.MonkeyPatch
         None,
         {"device_map": "auto"},
     )
+
+
+def test_device_map(model_dir: Path) -> None:
+    llm = TransformersLLM(model=str(model_dir), device_map="auto")
+    if importlib.util.find_spec("accelerate") is None:
+        with pytest.raises(ImportError, match=r"`accelerate`.*potstill\[transformers\]"):
+            llm.load()
+        return
+    llm.load()
+    assert llm._model.device.type == "cpu"
+    [[text]] = llm.generate([SHORT], max_new_tokens=2, do_sample=False)
+    assert isinstance(text, str)
 
 
 def test_model_kwargs_reach_from_pretrained(model_dir: Path) -> None:

@@ -127,6 +127,8 @@ class TransformersLLM(LLM):
             self._tokenizer.pad_token = self._tokenizer.eos_token
 
         device, placement = self._placement()
+        if "device_map" in placement:
+            require("accelerate", "transformers")  # transformers needs it for device maps
         kwargs: dict[str, Any] = {
             "revision": self.revision,
             "trust_remote_code": self.trust_remote_code,
