@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import logging
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -178,8 +180,24 @@ def test_empty_batch(llm: TransformersLLM) -> None:
     assert llm.get_last_hidden_state([]) == []
 
 
-def test_concurrent_batches_are_serialized(llm: TransformersLLM) -> None:
-    """The engine may hand a local LLM two batches at once (two worker threads)."""
+def test_concurrent_batches_are_serialized(
+    llm: TransformersLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine may hand a local LLM two batches at once (two worker threads): the model
+    and its fast tokenizer must still see one call at a time."""
+    active, most = [0], [0]
+    original = llm._model.generate
+
+    def slow_generate(**kwargs):
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        time.sleep(0.2)  # long enough for the other thread to arrive
+        try:
+            return original(**kwargs)
+        finally:
+            active[0] -= 1
+
+    monkeypatch.setattr(llm._model, "generate", slow_generate)
 
     async def both():
         return await asyncio.gather(
@@ -188,6 +206,7 @@ def test_concurrent_batches_are_serialized(llm: TransformersLLM) -> None:
         )
 
     first, second = asyncio.run(both())
+    assert most[0] == 1
     assert [list(g) for g in first] == [list(g) for g in reversed(second)]
     assert all(g.errors == [None] for g in first + second)
 
@@ -248,6 +267,36 @@ def test_text_generation_in_a_pipeline(model_dir: Path, tmp_path: Path) -> None:
     statistics = [row["potstill_metadata"][f"statistics_{generate.name}"] for row in rows]
     assert [s["output_tokens"] for s in statistics] == [3, None] * 4
     assert statistics[0]["input_tokens"] == 6  # <s> user hello </s> <s> assistant
+
+
+def test_a_task_gets_whole_batches_off_the_event_loop(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, bool]] = []
+    original = TransformersLLM.generate
+
+    def on_event_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+            return True
+        except RuntimeError:
+            return False
+
+    @functools.wraps(original)
+    def spy(self, inputs, *args, **kwargs):
+        calls.append((len(inputs), on_event_loop()))
+        return original(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(TransformersLLM, "generate", spy)
+    llm = TransformersLLM(model=str(model_dir), generation_kwargs={"max_new_tokens": 1})
+    with Pipeline(name="tiny-batches", cache_dir=tmp_path) as pipeline:
+        data = LoadDataFromDicts(data=[{"instruction": "yes"}] * 7, batch_size=2)
+        generate = TextGeneration(llm=llm, input_batch_size=4)
+        data >> generate
+    distiset = pipeline.run(use_cache=False)
+    assert len(distiset["default"]["train"]) == 7
+    assert [size for size, _ in calls] == [4, 3]
+    assert not any(on_loop for _, on_loop in calls)  # in a worker thread
 
 
 # -- configuration, loading, serialization ----------------------------------------------
