@@ -112,6 +112,20 @@ def test_left_padding_gives_the_same_greedy_text_as_alone(llm: TransformersLLM) 
     assert batched[0] != batched[1]  # different prompts, different (random) continuations
 
 
+def test_another_architecture_gpt2(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """GPT-2: learned absolute positions (left padding must shift them) and a base model
+    under another attribute name."""
+    directory = build_tiny_model(tmp_path_factory.mktemp("tiny-gpt2"), arch="gpt2")
+    llm = TransformersLLM(model=str(directory))
+    llm.load()
+    batched = llm.generate([HELLO, SHORT], max_new_tokens=6, do_sample=False)
+    [alone] = llm.generate([SHORT], max_new_tokens=6, do_sample=False)
+    assert list(batched[1]) == list(alone)
+    states = llm.get_last_hidden_state([HELLO, SHORT])
+    assert [s.shape for s in states] == [(13, 128), (6, 128)]
+    np.testing.assert_allclose(states[1], llm.get_last_hidden_state([SHORT])[0], atol=1e-5)
+
+
 def test_greedy_num_generations_are_copies(llm: TransformersLLM) -> None:
     [output] = llm.generate([HELLO], num_generations=3, max_new_tokens=4, do_sample=False)
     assert len(output) == 3 and output[0] == output[1] == output[2]

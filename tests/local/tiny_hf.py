@@ -29,19 +29,28 @@ def vocabulary() -> dict[str, int]:
     return {token: index for index, token in enumerate(SPECIALS + ROLES + WORDS)}
 
 
-def build_tiny_model(directory: Path, *, chat_template: str | None = TINY_CHAT_TEMPLATE) -> Path:
-    """Writes a tokenizer and a random 2-layer Llama into `directory`.
+def build_tiny_model(
+    directory: Path, *, chat_template: str | None = TINY_CHAT_TEMPLATE, arch: str = "llama"
+) -> Path:
+    """Writes a tokenizer and a random 2-layer model into `directory`.
 
     Args:
         directory: where to write (created if missing).
         chat_template: the tokenizer's chat template; `None` for a base-model tokenizer.
+        arch: `"llama"` (rotary positions) or `"gpt2"` (learned absolute positions).
 
     Returns:
         The directory, loadable with `from_pretrained`.
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = vocabulary()
@@ -61,6 +70,17 @@ def build_tiny_model(directory: Path, *, chat_template: str | None = TINY_CHAT_T
     tokenizer.save_pretrained(directory)
 
     torch.manual_seed(0)
+    special_ids = {
+        "bos_token_id": vocab["<s>"],
+        "eos_token_id": vocab["</s>"],
+        "pad_token_id": vocab["<pad>"],
+    }
+    if arch == "gpt2":
+        config = GPT2Config(
+            vocab_size=len(vocab), n_embd=128, n_layer=2, n_head=2, n_positions=256, **special_ids
+        )
+        GPT2LMHeadModel(config).save_pretrained(directory)
+        return directory
     config = LlamaConfig(
         vocab_size=len(vocab),
         hidden_size=128,
@@ -69,9 +89,7 @@ def build_tiny_model(directory: Path, *, chat_template: str | None = TINY_CHAT_T
         num_attention_heads=2,
         num_key_value_heads=1,
         max_position_embeddings=256,
-        bos_token_id=vocab["<s>"],
-        eos_token_id=vocab["</s>"],
-        pad_token_id=vocab["<pad>"],
+        **special_ids,
     )
     LlamaForCausalLM(config).save_pretrained(directory)
     return directory

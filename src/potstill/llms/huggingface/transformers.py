@@ -295,22 +295,39 @@ class TransformersLLM(LLM):
 
         prompts = [self.prepare_input(conversation) for conversation in inputs]
         with self._lock, torch.inference_mode():
-            encoded = self._encode(prompts)
-            output = self._model.base_model(**encoded)
-        states = output.last_hidden_state.float().cpu()
+            # Right padding: every prompt keeps positions 0..n-1 (models with absolute
+            # position embeddings would otherwise shift), and causal attention keeps the
+            # trailing padding from touching the real tokens.
+            encoded = self._encode(prompts, padding_side="right")
+            states = _last_hidden_states(self._model, encoded).float().cpu()
         mask = encoded["attention_mask"].bool().cpu()
         return [states[index][mask[index]].numpy() for index in range(len(prompts))]
 
-    def _encode(self, prompts: list[str]) -> dict[str, Any]:
+    def _encode(self, prompts: list[str], padding_side: str = "left") -> dict[str, Any]:
         # The chat template already wrote the special tokens (BOS...) it wants.
-        encoded = self._tokenizer(
-            prompts, return_tensors="pt", padding=True, add_special_tokens=False
-        )
+        self._tokenizer.padding_side = padding_side
+        try:
+            encoded = self._tokenizer(
+                prompts, return_tensors="pt", padding=True, add_special_tokens=False
+            )
+        finally:
+            self._tokenizer.padding_side = "left"
         device = self._model.device
         return {
             "input_ids": encoded["input_ids"].to(device),
             "attention_mask": encoded["attention_mask"].to(device),
         }
+
+
+def _last_hidden_states(model: Any, encoded: dict[str, Any]) -> Any:
+    """The last layer's hidden states, from the base model (no LM head) when it exposes
+    one, else from the full model's `hidden_states`."""
+    base = getattr(model, "base_model", None)
+    if base is not None and base is not model:
+        output = base(**encoded)
+        if getattr(output, "last_hidden_state", None) is not None:
+            return output.last_hidden_state
+    return model(**encoded, output_hidden_states=True).hidden_states[-1]
 
 
 def _torch_dtype(name: str) -> Any:
