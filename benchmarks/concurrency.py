@@ -11,30 +11,10 @@ not count against the client.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_server", "--port", "0", "--latency", str(latency)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if not line.startswith("FAKE_SERVER_URL="):
-        process.kill()
-        raise RuntimeError(f"the test server did not start: {line!r}")
-    return process, line.split("=", 1)[1]
+from _server import server_get, start_server
 
 
 def main() -> None:
@@ -71,8 +51,7 @@ def main() -> None:
                 walls.append(time.perf_counter() - start)
         rows = distiset["default"]["train"]
         failed = sum(1 for generation in rows["generation"] if generation is None)
-        with urllib.request.urlopen(f"{url}/_control/stats") as response:
-            stats = json.load(response)
+        stats = server_get(url, "/_control/stats")
     finally:
         server.terminate()
         server.wait()

@@ -54,7 +54,9 @@ def main() -> None:
 
     data: list[dict[str, Any]] = [{"instruction": f"instruction {i}"} for i in range(args.rows)]
     with tempfile.TemporaryDirectory() as cache_dir:
-        with Pipeline(name="overhead", cache_dir=cache_dir, show_progress=args.progress) as pipeline:
+        with Pipeline(
+            name="overhead", cache_dir=cache_dir, show_progress=args.progress
+        ) as pipeline:
             load = LoadDataFromDicts(data=data, batch_size=args.batch_size)
             generate = TextGeneration(llm=InstantLLM(), input_batch_size=args.batch_size)
             load >> generate

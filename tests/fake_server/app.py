@@ -15,7 +15,17 @@ from .control import register_control
 from .middleware import make_recording_middleware
 from .state import ServerState
 
-PROVIDER_MODULES: list[str] = ["openai_chat"]
+PROVIDER_MODULES: list[str] = [
+    "openai_chat",
+    "anthropic_messages",
+    "cohere_chat",
+    "tgi",
+    "ollama_chat",
+    "vertex_generate",
+    "azure_openai",
+    "groq_chat",
+    "mistral_chat",
+]
 
 # Request bodies of large batch prompts can exceed aiohttp's 1 MiB default.
 CLIENT_MAX_SIZE = 64 * 1024 * 1024

@@ -17,6 +17,7 @@ import logging
 import time
 import weakref
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
 
 from pydantic import (
@@ -26,11 +27,21 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
 from potstill.errors import LLMNotLoadedError, PotstillUserError
+from potstill.llms.cache import (
+    ResponseStore,
+    active_stores,
+    default_response_cache_dir,
+    open_store,
+    request_key,
+)
 from potstill.llms.generation_kwargs import GenerationKwargsSpec, spec_for
+from potstill.llms.limits import RateLimiter
 from potstill.llms.retry import backoff_delay, classify
 from potstill.llms.retry import describe as describe_failure
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
@@ -42,12 +53,18 @@ from potstill.utils.portal import portal, run_sync
 from potstill.utils.serialization import _Serializable, dump_model
 
 _MAX_ERROR_CHARS = 500
+_LOGGED_REPEATS = 3
 
 
 def _marks_loaded(load: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(load)
     def wrapper(self: LLM, *args: Any, **kwargs: Any) -> Any:
-        result = load(self, *args, **kwargs)
+        try:
+            result = load(self, *args, **kwargs)
+        except BaseException:
+            # `super().load()` may have marked it loaded before the subclass's part failed.
+            self._loaded = False
+            raise
         self._loaded = True
         return result
 
@@ -86,6 +103,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     Attributes:
         generation_kwargs: the kwargs passed to `generate`/`agenerate` by tasks. Values given
             to `Pipeline.run(params=...)` are merged over the ones given to the constructor.
+        use_response_cache: reuse answers cached on disk for identical requests.
+        response_cache_dir: where the response cache lives.
     """
 
     model_config = ConfigDict(
@@ -100,6 +119,16 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         default_factory=dict,
         description="The kwargs to be propagated to either `generate` or `agenerate` "
         "methods within each `LLM`.",
+    )
+    use_response_cache: RuntimeParameter[bool] = Field(
+        default=False,
+        description="Reuse answers cached on disk for identical requests (same model, "
+        "conversation, generation kwargs and generation index) and cache new ones.",
+    )
+    response_cache_dir: Optional[RuntimeParameter[str]] = Field(
+        default=None,
+        description="Where the response cache lives (default `$POTSTILL_RESPONSE_CACHE_DIR` "
+        "or `~/.cache/potstill/responses`).",
     )
 
     sdk_module: ClassVar[Optional[str]] = None
@@ -255,6 +284,33 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             One `Generations` per input.
         """
         self._ensure_loaded("generate")
+        stores = self._response_stores()
+        if not stores:
+            return self._generate_isolated(inputs, num_generations, row_offset, kwargs)
+        keys = [self._request_key(single, kwargs, num_generations, None) for single in inputs]
+        results: list[Optional[Generations]] = [_lookup(stores, key) for key in keys]
+        missing = [index for index, result in enumerate(results) if result is None]
+        for _ in range(len(inputs) - len(missing)):
+            self._usage.record_cached()
+        if missing:
+            fresh = self._generate_isolated(
+                [inputs[i] for i in missing], num_generations, row_offset, kwargs, missing
+            )
+            for index, generations in zip(missing, fresh):
+                results[index] = generations
+                _remember(stores, keys[index], generations)
+        return results  # type: ignore[return-value]
+
+    def _generate_isolated(
+        self,
+        inputs: list[ChatType],
+        num_generations: int,
+        row_offset: int,
+        kwargs: dict[str, Any],
+        rows: Optional[list[int]] = None,
+    ) -> list[Generations]:
+        """Calls `generate`; a batch that fails is retried input by input."""
+        rows = rows if rows is not None else list(range(len(inputs)))
         try:
             outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
             results = [Generations.coerce(output) for output in outputs]
@@ -264,17 +320,39 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
                 )
         except Exception as error:
             if len(inputs) <= 1:
-                return [self._failed(num_generations, error, row_offset)] * len(inputs)
+                return [self._failed(num_generations, error, row_offset + rows[0])] * len(inputs)
             return [
                 output
                 for index, single in enumerate(inputs)
-                for output in self.generate_outputs(
-                    [single], num_generations, row_offset=row_offset + index, **kwargs
+                for output in self._generate_isolated(
+                    [single], num_generations, row_offset, kwargs, [rows[index]]
                 )
             ]
         for result in results:
             self._usage.record_success(result)
         return results
+
+    def _request_key(
+        self,
+        input: ChatType,
+        kwargs: dict[str, Any],
+        num_generations: Optional[int],
+        index: Optional[int],
+    ) -> str:
+        identity = {
+            "class": type(self).__name__,
+            "model": self.model_name,
+            "endpoint": getattr(self, "base_url", None),
+        }
+        return request_key(identity, input, kwargs, num_generations, index)
+
+    def _response_stores(self) -> tuple[ResponseStore, ...]:
+        """The pipeline step's journal, plus the response cache when it is on."""
+        stores = active_stores()
+        if self.use_response_cache:
+            folder = Path(self.response_cache_dir or default_response_cache_dir())
+            stores = (*stores, open_store(folder / "responses.jsonl"))
+        return stores
 
     async def agenerate_outputs(
         self,
@@ -303,8 +381,18 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
 
     def _failed(self, num_generations: int, error: BaseException, row: int) -> Generations:
         message = describe_error(error)
-        self.logger.warning("Generation for row %d failed: %s", row, message)
-        self._usage.record_failure()
+        seen = self._usage.record_failure(message)
+        # The same error on thousands of rows would drown the log: show the first few, then
+        # every hundredth with its count. Every row keeps its error in its metadata.
+        if seen <= _LOGGED_REPEATS:
+            self.logger.warning("Generation for row %d failed: %s", row, message)
+        elif seen % 100 == 0:
+            self.logger.warning(
+                "Generation for row %d failed: %s (%d rows so far with this error)",
+                row,
+                message,
+                seen,
+            )
         return Generations.failed(num_generations, message)
 
     @property
@@ -375,10 +463,18 @@ class AsyncLLM(LLM):
     request that still fails gives `None` for its generations only; the error is logged with
     the row index and kept.
 
+    Requests and tokens per minute are paced evenly (see `potstill.llms.limits`); a 429 with
+    `Retry-After` pauses every request of the instance for that long.
+
     Attributes:
         max_concurrent_requests: the most requests this LLM has in flight at once.
         max_retries: retries per request after the first attempt.
         max_retry_time: the most seconds a request may spend across attempts and waits.
+        retry_backoff: the backoff before the first retry (doubling, jittered).
+        requests_per_minute: the most requests started per minute.
+        tokens_per_minute: the most input + output tokens per minute.
+        input_tokens_per_minute: the most input tokens per minute.
+        output_tokens_per_minute: the most output tokens per minute.
     """
 
     max_concurrent_requests: RuntimeParameter[PositiveInt] = Field(
@@ -395,8 +491,31 @@ class AsyncLLM(LLM):
         description="The most seconds one request may spend across all its attempts and "
         "waits before it is given up.",
     )
+    retry_backoff: RuntimeParameter[PositiveFloat] = Field(
+        default=0.5,
+        description="The backoff before the first retry, in seconds; it doubles with each "
+        "retry (with full jitter, capped at 30 s) unless the server sends `Retry-After`.",
+    )
+    requests_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None,
+        description="The most requests this LLM starts per minute (spread evenly), shared "
+        "by every task using it.",
+    )
+    tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None,
+        description="The most tokens (input + output) per minute, shared by every task "
+        "using this LLM.",
+    )
+    input_tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None, description="The most input (prompt) tokens per minute."
+    )
+    output_tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None, description="The most output (generated) tokens per minute."
+    )
 
     _loop_states: Any = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+    _limiter: RateLimiter = PrivateAttr(default_factory=RateLimiter)
+    _limits: tuple[Any, ...] = PrivateAttr(default=())
 
     @abstractmethod
     async def agenerate(
@@ -455,6 +574,7 @@ class AsyncLLM(LLM):
         **kwargs: Any,
     ) -> list[Generations]:
         self._ensure_loaded("generate")
+        num_generations = _positive_int("num_generations", num_generations)
         if self.generation_spec().native_num_generations:
             calls = [
                 self._request(single, num_generations, kwargs, row_offset + index)
@@ -462,9 +582,9 @@ class AsyncLLM(LLM):
             ]
             return list(await asyncio.gather(*calls))
         calls = [
-            self._request(single, None, kwargs, row_offset + index)
+            self._request(single, None, kwargs, row_offset + index, generation)
             for index, single in enumerate(inputs)
-            for _ in range(num_generations)
+            for generation in range(num_generations)
         ]
         flat = await asyncio.gather(*calls)
         return [
@@ -473,24 +593,55 @@ class AsyncLLM(LLM):
         ]
 
     async def _request(
+        self,
+        input: ChatType,
+        num_generations: Optional[int],
+        kwargs: dict[str, Any],
+        row: int,
+        index: Optional[int] = None,
+    ) -> Generations:
+        """One request: from the journal/cache if answered before, else limited and retried."""
+        stores = self._response_stores()
+        key = self._request_key(input, kwargs, num_generations, index) if stores else None
+        if key is not None:
+            cached = _lookup(stores, key)
+            if cached is not None:
+                self._usage.record_cached()
+                return cached
+        generations = await self._send(input, num_generations, kwargs, row)
+        if key is not None:
+            _remember(stores, key, generations)
+        return generations
+
+    async def _send(
         self, input: ChatType, num_generations: Optional[int], kwargs: dict[str, Any], row: int
     ) -> Generations:
-        """One call to `agenerate` under the limiter, retried, with its errors contained."""
+        """Calls `agenerate` under the limits, retrying transient failures."""
         expected = num_generations or 1
         extra = {} if num_generations is None else {"num_generations": num_generations}
+        limiter = self._rate_limiter()
         deadline = time.monotonic() + (self.max_retry_time or 0)
         attempt = 0
         while True:
             async with self._loop_state().semaphore:
+                reservation = (
+                    await limiter.acquire(input, _output_cap(kwargs)) if limiter.active else None
+                )
                 try:
                     output = await self.agenerate(input=input, **extra, **kwargs)
                     break
                 except Exception as error:
                     failure = error
             decision = classify(failure)
+            if decision.status == 429 and decision.wait:
+                limiter.cool_down(decision.wait)
             if not decision.retry or attempt >= (self.max_retries or 0):
                 return self._failed(expected, failure, row)
-            delay = decision.wait if decision.wait is not None else backoff_delay(attempt)
+            delay = (
+                decision.wait
+                if decision.wait is not None
+                else backoff_delay(attempt, base=self.retry_backoff or 0.5)
+            )
             if time.monotonic() + delay > deadline:
                 return self._failed(expected, failure, row)
             self._usage.record_retry()
@@ -511,8 +662,23 @@ class AsyncLLM(LLM):
             generations = Generations.concat(
                 [generations, Generations.failed(expected - len(generations), missing)]
             )
+        if reservation is not None:
+            usage = generations.usage
+            limiter.settle(reservation, usage.input_tokens, usage.output_tokens)
         self._usage.record_success(generations)
         return generations
+
+    def _rate_limiter(self) -> RateLimiter:
+        limits = (
+            self.requests_per_minute,
+            self.tokens_per_minute,
+            self.input_tokens_per_minute,
+            self.output_tokens_per_minute,
+        )
+        if limits != self._limits:
+            self._limiter.configure(*limits)
+            self._limits = limits
+        return self._limiter
 
     # -- per event-loop state -----------------------------------------------------------
 
@@ -538,26 +704,29 @@ class AsyncLLM(LLM):
         if state.client is None:
             state.client = self._create_client()
             _OPEN_LLMS[id(self)] = self
+            # An LLM dropped without `unload()` still closes its client (and connections).
+            state.finalizer = weakref.finalize(
+                self, _close_orphaned_client, asyncio.get_running_loop(), state.client
+            )
+            state.finalizer.atexit = False  # at exit, the portal's shutdown hook closes it
         return state.client
 
     async def _aclose_client(self, client: Any) -> None:
         """Closes an SDK client (providers override this when theirs closes differently)."""
-        close = getattr(client, "close", None) or getattr(client, "aclose", None)
-        if close is not None:
-            result = close()
-            if inspect.isawaitable(result):
-                await result
+        await _close_client(client)
 
     def unload(self) -> None:
         """Closes the SDK clients (on the event loops they belong to)."""
         states, self._loop_states = self._loop_states, weakref.WeakKeyDictionary()
         for loop, state in list(states.items()):
+            state.detach_finalizer()
             if state.client is not None:
                 _run_on_loop(loop, self._aclose_client(state.client))
         _OPEN_LLMS.pop(id(self), None)
         super().unload()
 
 
+# LLMs with an open SDK client (weakly: a collected LLM closes its client in its finalizer).
 _OPEN_LLMS: weakref.WeakValueDictionary[int, AsyncLLM] = weakref.WeakValueDictionary()
 
 
@@ -566,6 +735,7 @@ async def _close_open_clients() -> None:
     for llm in list(_OPEN_LLMS.values()):
         state = llm._loop_states.get(asyncio.get_running_loop())
         if state is not None and state.client is not None:
+            state.detach_finalizer()
             client, state.client = state.client, None
             with contextlib.suppress(Exception):
                 await llm._aclose_client(client)
@@ -592,19 +762,91 @@ def _run_on_loop(loop: asyncio.AbstractEventLoop, coroutine: Any) -> None:
         coroutine.close()
 
 
+async def _close_client(client: Any) -> None:
+    """Closes an SDK client through its `close()` or `aclose()` (sync or async)."""
+    close = getattr(client, "close", None) or getattr(client, "aclose", None)
+    if close is not None:
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+
+
+_ORPHAN_CLOSES: set[asyncio.Task[Any]] = set()
+
+
+def _close_orphaned_client(loop: asyncio.AbstractEventLoop, client: Any) -> None:
+    """Closes, on its own loop and without blocking, the client of a collected AsyncLLM."""
+
+    async def close_quietly() -> None:
+        with contextlib.suppress(Exception):
+            await _close_client(client)
+
+    def schedule() -> None:
+        task = loop.create_task(close_quietly())
+        _ORPHAN_CLOSES.add(task)
+        task.add_done_callback(_ORPHAN_CLOSES.discard)
+
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+            loop.call_soon_threadsafe(schedule)
+
+
 class _LoopState:
     """What an AsyncLLM keeps per event loop: its SDK client and its limiter."""
 
     def __init__(self) -> None:
         self.client: Any = None
+        self.finalizer: Optional[weakref.finalize] = None
         self.limit = 0
         self.semaphore = asyncio.Semaphore(1)
+
+    def detach_finalizer(self) -> None:
+        """Cancels the close-on-collection of the client (it is closed explicitly)."""
+        if self.finalizer is not None:
+            self.finalizer.detach()
+            self.finalizer = None
 
     def fit_limit(self, max_concurrent_requests: int) -> None:
         """Applies a changed `max_concurrent_requests` to the requests that start next."""
         if max_concurrent_requests != self.limit:
             self.limit = max_concurrent_requests
             self.semaphore = asyncio.Semaphore(max_concurrent_requests)
+
+
+def _lookup(stores: tuple[ResponseStore, ...], key: str) -> Optional[Generations]:
+    """The first stored answer for `key`; copied into the stores that lacked it."""
+    for position, store in enumerate(stores):
+        found = store.get(key)
+        if found is not None:
+            for other in stores[:position]:
+                other.put(key, found)
+            return found
+    return None
+
+
+def _remember(stores: tuple[ResponseStore, ...], key: str, generations: Generations) -> None:
+    for store in stores:
+        store.put(key, generations)
+
+
+def _output_cap(kwargs: dict[str, Any]) -> Optional[int]:
+    """The request's output-token cap, under the names providers use for it."""
+    for name in ("max_new_tokens", "max_tokens", "max_output_tokens"):
+        value = kwargs.get(name)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _positive_int(name: str, value: Any) -> int:
+    """Coerces an argument like `validate_call` would (`"2"` -> 2), or fails naming it."""
+    try:
+        return _POSITIVE_INT.validate_python(value)
+    except ValidationError:
+        raise PotstillUserError(f"`{name}` must be a positive integer, got {value!r}.") from None
+
+
+_POSITIVE_INT: TypeAdapter[int] = TypeAdapter(PositiveInt)
 
 
 def describe_error(error: BaseException) -> str:

@@ -48,7 +48,7 @@ class OpenAILLM(AsyncLLM):
         default_factory=lambda: os.getenv("OPENAI_API_KEY"),
         description="The API key to authenticate the requests to the OpenAI API.",
     )
-    timeout: RuntimeParameter[int] = Field(
+    timeout: RuntimeParameter[float] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )
@@ -130,11 +130,12 @@ class OpenAILLM(AsyncLLM):
             "response_format": _response_format(response_format),
             "seed": seed,
             "top_logprobs": top_logprobs,
-            "extra_body": extra_body,
         }
         kwargs.update({key: value for key, value in optional.items() if value is not None})
         if logprobs:
             kwargs["logprobs"] = True
+        # The SDK merges `extra_body` into the JSON body; `client.post` takes the body as is.
+        kwargs.update(extra_body or {})
         return _generations(await post_json(self.client, "/chat/completions", kwargs), logprobs)
 
 

@@ -1,9 +1,10 @@
 """Which request errors are worth retrying, and how long to wait before the next attempt.
 
 The rule is the same for every provider: rate limits (429), server errors (5xx), request
-timeouts (408), conflicts (409), timeouts and connection errors are transient; anything else
-(bad request, auth, not found, validation) is not. A `Retry-After` (or `retry-after-ms`)
-header sets the wait; otherwise it is exponential backoff with full jitter.
+timeouts (408), conflicts (409), timeouts, connection errors and unparseable response bodies
+are transient; anything else (bad request, auth, not found, validation) is not. A
+`Retry-After` (or `retry-after-ms`) header sets the wait; otherwise it is exponential
+backoff with full jitter.
 
 SDK exceptions are recognised by their shape, not their class, so one rule covers every SDK:
 a `status_code`/`status`/`code` attribute (or one on `.response`), response headers on
@@ -51,6 +52,10 @@ def classify(error: BaseException) -> RetryDecision:
     """
     status = status_code(error)
     wait = retry_after(error)
+    if status is not None and status < 300:
+        # A successful status on an error: the SDK could not parse the body (truncated or
+        # garbled), which is as transient as a `JSONDecodeError`.
+        return RetryDecision(True, wait, status)
     if status is not None:
         return RetryDecision(status in _RETRYABLE_STATUS or status >= 500, wait, status)
     return RetryDecision(_is_transient(error), wait, None)

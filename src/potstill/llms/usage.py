@@ -14,6 +14,7 @@ class UsageSummary:
 
     Attributes:
         requests: requests that returned an answer.
+        cached_requests: requests answered from the journal or response cache (not sent).
         failed_requests: requests that ended in an error (after any retries).
         retries: extra attempts made after retryable errors.
         input_tokens: prompt tokens reported by the provider.
@@ -21,6 +22,7 @@ class UsageSummary:
     """
 
     requests: int = 0
+    cached_requests: int = 0
     failed_requests: int = 0
     retries: int = 0
     input_tokens: int = 0
@@ -32,8 +34,9 @@ class UsageTracker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests = self._failed = self._retries = 0
+        self._requests = self._cached = self._failed = self._retries = 0
         self._input_tokens = self._output_tokens = 0
+        self._messages: dict[str, int] = {}
 
     def record_success(self, generations: Generations) -> None:
         """Counts one answered request and the tokens it reported."""
@@ -43,10 +46,17 @@ class UsageTracker:
             self._input_tokens += usage.input_tokens or 0
             self._output_tokens += usage.output_tokens or 0
 
-    def record_failure(self) -> None:
-        """Counts one request that failed for good."""
+    def record_cached(self) -> None:
+        """Counts one request answered from a cache instead of the provider."""
+        with self._lock:
+            self._cached += 1
+
+    def record_failure(self, message: str = "") -> int:
+        """Counts one request that failed for good; returns how often `message` was seen."""
         with self._lock:
             self._failed += 1
+            self._messages[message] = self._messages.get(message, 0) + 1
+            return self._messages[message]
 
     def record_retry(self) -> None:
         """Counts one retried attempt."""
@@ -58,6 +68,7 @@ class UsageTracker:
         with self._lock:
             return UsageSummary(
                 requests=self._requests,
+                cached_requests=self._cached,
                 failed_requests=self._failed,
                 retries=self._retries,
                 input_tokens=self._input_tokens,

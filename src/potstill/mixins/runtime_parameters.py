@@ -163,7 +163,9 @@ class RuntimeParametersMixin(BaseModel):
     def _assign_runtime_parameter(self, name: str, value: Any, where: str) -> None:
         field = type(self).model_fields[name]
         try:
-            setattr(self, name, value)
+            # Validate whatever the model's `validate_assignment` setting (a component
+            # built on the mixin alone must still coerce and reject values).
+            type(self).__pydantic_validator__.validate_assignment(self, name, value)
         except ValidationError as error:
             shown = "'**********'" if is_secret_field(field) else repr(value)
             reasons = "; ".join(e["msg"] for e in error.errors())
@@ -181,10 +183,22 @@ def _describe_type(annotation: Any) -> str:
     if origin is Annotated:
         return _describe_type(args[0])
     if origin is Union:
-        return " | ".join(dict.fromkeys(_describe_type(arg) for arg in args))
+        return " | ".join(dict.fromkeys(_describe_type(arg) for arg in _union_members(args)))
     if annotation is type(None):
         return "None"
     if origin is not None and args:
         name = getattr(origin, "__name__", repr(origin))
         return f"{name}[{', '.join(_describe_type(arg) for arg in args)}]"
     return getattr(annotation, "__name__", repr(annotation).replace("typing.", ""))
+
+
+def _union_members(args: tuple[Any, ...]) -> list[Any]:
+    """The members of a union, with nested (and `Annotated`) unions flattened."""
+    members: list[Any] = []
+    for arg in args:
+        inner = typing.get_args(arg)[0] if typing.get_origin(arg) is Annotated else arg
+        if typing.get_origin(inner) is Union:
+            members.extend(_union_members(typing.get_args(inner)))
+        else:
+            members.append(inner)
+    return members

@@ -12,6 +12,7 @@ from typing import Any, Optional, Union
 from potstill import __version__
 from potstill.distiset import Distiset
 from potstill.errors import PotstillUserError
+from potstill.llms.cache import default_response_cache_dir, open_store
 from potstill.pipeline.context import enter_pipeline, exit_pipeline
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
@@ -56,6 +57,8 @@ class Pipeline(_Serializable):
         enable_metadata: keep the `potstill_metadata` column (raw outputs, usage, errors)
             in the returned datasets.
         show_progress: show a per-step progress display while running.
+        use_response_cache: reuse answers cached on disk for identical requests of every LLM
+            in the pipeline, across runs and pipelines (see `LLM.use_response_cache`).
     """
 
     def __init__(
@@ -65,11 +68,13 @@ class Pipeline(_Serializable):
         cache_dir: Optional[Union[str, os.PathLike[str]]] = None,
         enable_metadata: bool = True,
         show_progress: bool = True,
+        use_response_cache: bool = False,
     ) -> None:
         self.name = name or "pipeline"
         self.description = description
         self.enable_metadata = enable_metadata
         self.show_progress = show_progress
+        self.use_response_cache = use_response_cache
         self.dag = DAG()
         self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._tokens: list[contextvars.Token[Any]] = []
@@ -126,14 +131,22 @@ class Pipeline(_Serializable):
         Returns:
             The `Distiset`: leaf step name (or `"default"`) -> `DatasetDict({"train": ...})`.
         """
-        return run_sync(
-            self.arun(
-                params=params,
-                use_cache=use_cache,
-                parameters=parameters,
-                show_progress=show_progress,
+        try:
+            return run_sync(
+                self.arun(
+                    params=params,
+                    use_cache=use_cache,
+                    parameters=parameters,
+                    show_progress=show_progress,
+                )
             )
-        )
+        except KeyboardInterrupt:
+            logger.warning(
+                "Pipeline %r interrupted. Every finished batch and request is saved; run it "
+                "again (with use_cache=True, the default) to resume where it stopped.",
+                self.name,
+            )
+            raise
 
     async def arun(
         self,
@@ -180,7 +193,12 @@ class Pipeline(_Serializable):
     ) -> None:
         enabled = self.show_progress if show_progress is None else show_progress
         progress = Progress(enabled and os.environ.get("POTSTILL_PROGRESS", "1") != "0")
-        engine = Engine(self.dag, run_store, stores, progress, max_generator_batches)
+        cache = (
+            open_store(default_response_cache_dir() / "responses.jsonl")
+            if self.use_response_cache
+            else None
+        )
+        engine = Engine(self.dag, run_store, stores, progress, max_generator_batches, cache)
         logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
         progress.start(self._expected_rows())
         try:
@@ -207,19 +225,27 @@ class Pipeline(_Serializable):
             The Distiset of that one batch.
         """
         merged = {name: dict(values) for name, values in _params(params, parameters).items()}
-        for name, step in self.dag.steps.items():
-            if isinstance(step, GeneratorStep):
-                merged.setdefault(name, {})["batch_size"] = batch_size
-        with tempfile.TemporaryDirectory(prefix="potstill-dry-run-") as tmp:
-            return run_sync(
-                self.arun(
-                    params=merged,
-                    use_cache=False,
-                    show_progress=False,
-                    _max_generator_batches=1,
-                    _cache_dir=Path(tmp),
+        generators = {
+            name: step for name, step in self.dag.steps.items() if isinstance(step, GeneratorStep)
+        }
+        for name in generators:
+            merged.setdefault(name, {})["batch_size"] = batch_size
+        # The forced batch size is for this dry run only: a later `run()` uses the real one.
+        saved = {name: step.batch_size for name, step in generators.items()}
+        try:
+            with tempfile.TemporaryDirectory(prefix="potstill-dry-run-") as tmp:
+                return run_sync(
+                    self.arun(
+                        params=merged,
+                        use_cache=False,
+                        show_progress=False,
+                        _max_generator_batches=1,
+                        _cache_dir=Path(tmp),
+                    )
                 )
-            )
+        finally:
+            for name, step in generators.items():
+                step.batch_size = saved[name]
 
     def _expected_rows(self) -> dict[str, Optional[int]]:
         expected: dict[str, Optional[int]] = {}
@@ -288,4 +314,13 @@ def _params(params: Optional[Params], parameters: Optional[Params]) -> Params:
         raise PotstillUserError(
             "Give runtime parameters as `params=` or `parameters=` (distilabel's name), not both."
         )
-    return dict(params if params is not None else parameters or {})
+    given = params if params is not None else parameters
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise PotstillUserError(
+            "`params` must be a dict of step name -> that step's runtime parameters, e.g. "
+            "`{'text_generation_0': {'llm': {'generation_kwargs': {...}}}}`; got "
+            f"{type(given).__name__}."
+        )
+    return dict(given)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from potstill.errors import PotstillUserError
-from potstill.llms.base import describe_error
+from potstill.llms.base import AsyncLLM, describe_error
+from potstill.llms.cache import ResponseStore, use_stores
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.progress import Progress
 from potstill.pipeline.store import RunStore, StepStore
@@ -70,7 +71,13 @@ class _Node:
         self.next_emit = 0
         self.finished = False
         self.worker = StepWorker(self.name)
-        self.uses_async = isinstance(step, Task) and step.supports_async_processing()
+        # Only tasks on an async LLM run on the loop; a task on a synchronous (local) LLM
+        # runs in its step's worker thread, so its model is never called from two threads.
+        self.uses_async = (
+            isinstance(step, Task)
+            and isinstance(step.llm, AsyncLLM)
+            and step.supports_async_processing()
+        )
         self.max_in_flight = self._max_in_flight()
         batch_size = getattr(step, "input_batch_size", None) or 1
         self.batch_size = batch_size
@@ -166,6 +173,8 @@ class _Node:
 
     async def _run_step(self, batch: _Batch) -> list[Row]:
         step = self.step
+        # Answers already in the journal (or the response cache) are not requested again.
+        use_stores(*self.engine.response_stores(self))
         try:
             if self.uses_async:
                 assert isinstance(step, Task)
@@ -224,8 +233,10 @@ class Engine:
         step_stores: dict[str, StepStore],
         progress: Progress,
         max_generator_batches: Optional[int] = None,
+        response_cache: Optional[ResponseStore] = None,
     ) -> None:
         self.dag = dag
+        self.response_cache = response_cache
         self.store = store
         self.progress = progress
         self.max_generator_batches = max_generator_batches
@@ -256,6 +267,13 @@ class Engine:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await asyncio.to_thread(self.store.flush)
             await self._unload_all()
+
+    def response_stores(self, node: _Node) -> tuple[ResponseStore, ...]:
+        """The stores a step's LLM requests go through: its journal, then the cache."""
+        if not isinstance(node.step, _Task):
+            return ()
+        journal = node.store.journal()
+        return (journal,) if self.response_cache is None else (journal, self.response_cache)
 
     def spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

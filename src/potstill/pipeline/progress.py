@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from potstill.utils.logging import console
+
 
 class Progress:
     """A rich progress display with one bar per step (or nothing, when disabled)."""
@@ -36,6 +38,7 @@ class Progress:
             TextColumn("rows"),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
+            console=console(),
             transient=False,
         )
         for name, total in steps.items():

@@ -10,7 +10,20 @@ from potstill.pipeline.dag import DAG
 
 # Fields that change how a step runs but not what it produces.
 EXECUTION_ONLY_FIELDS = frozenset(
-    {"runtime_parameters_info", "max_concurrent_requests", "timeout", "max_retries"}
+    {
+        "runtime_parameters_info",
+        "max_concurrent_requests",
+        "timeout",
+        "max_retries",
+        "max_retry_time",
+        "retry_backoff",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "input_tokens_per_minute",
+        "output_tokens_per_minute",
+        "use_response_cache",
+        "response_cache_dir",
+    }
 )
 
 

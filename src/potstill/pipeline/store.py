@@ -8,6 +8,7 @@ Layout under the cache directory:
     steps/<step name>-<signature>/      # one folder per step configuration
         000000.arrow                    # the step's output for its input batch 0
         000001-000004.arrow             # batches 1 to 4, written together
+        requests.jsonl                  # the journal: every answered LLM request
         _complete.json                  # written once the step has finished
 ```
 
@@ -32,9 +33,11 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
+from potstill.llms.cache import ResponseStore, forget_store, open_store
 from potstill.typing import Row
 
 _COMPLETE_MARKER = "_complete.json"
+_JOURNAL = "requests.jsonl"
 _FILE_NAME = re.compile(r"^(\d{6,})(?:-(\d{6,}))?\.(arrow|json)$")
 _COUNTS_KEY = b"potstill_batch_rows"
 
@@ -159,8 +162,13 @@ class StepStore:
             return info
         return None
 
+    def journal(self) -> ResponseStore:
+        """The step's request journal: every answered request of its LLM, kept for resume."""
+        return open_store(self.path / _JOURNAL)
+
     def clear(self) -> None:
         """Deletes everything stored for this step configuration."""
+        forget_store(self.path / _JOURNAL)
         shutil.rmtree(self.path, ignore_errors=True)
         with self._lock:
             self._index = None

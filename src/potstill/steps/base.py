@@ -66,10 +66,11 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
         if self.name is None:
             taken = pipeline.dag.names if pipeline is not None else set()
             self.name = _infer_name(type(self).__name__, taken)
+        # Checked before registering: a rejected step must not stay in the pipeline.
+        self._check_mappings()
         if pipeline is not None:
             self.pipeline = pipeline
             pipeline._add_step(self)
-        self._check_mappings()
 
     # -- columns -----------------------------------------------------------------------
 

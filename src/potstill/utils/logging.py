@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
+
+_console: Any = None
 
 _NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "datasets", "filelock")
+
+
+def console() -> Any:
+    """The rich console (on stderr) shared by log messages and progress bars."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True)
+    return _console
 
 
 def setup_logging(level: str | int | None = None) -> None:
@@ -25,6 +38,6 @@ def setup_logging(level: str | int | None = None) -> None:
         return
     from rich.logging import RichHandler
 
-    handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    handler = RichHandler(console=console(), show_path=False, rich_tracebacks=False, markup=False)
     handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
     logger.addHandler(handler)

@@ -1,1 +1,3 @@
-"""Hugging Face LLMs: Inference Endpoints and Transformers."""
+"""LLMs from the Hugging Face ecosystem: `InferenceEndpointsLLM` (`inference_endpoints`)
+and `TransformersLLM` (`transformers`). Import them from `potstill.llms`; this package
+imports no SDK."""

@@ -1,0 +1,93 @@
+"""`AzureOpenAILLM`: OpenAI models deployed on Azure, through the `openai` SDK."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Optional
+
+from pydantic import Field, SecretStr
+
+from potstill.errors import PotstillUserError
+from potstill.llms.openai import OpenAILLM, _http_client
+from potstill.mixins.runtime_parameters import RuntimeParameter
+
+
+class AzureOpenAILLM(OpenAILLM):
+    """An OpenAI model deployed on Azure OpenAI.
+
+    Requests go to `{base_url}/openai/deployments/{model}/chat/completions?api-version=...`
+    with the key in the `api-key` header (the SDK's `AsyncAzureOpenAI` builds both). The
+    generation kwargs and `num_generations` (native `n`) are `OpenAILLM`'s.
+
+    Attributes:
+        model: the name of the Azure *deployment* (not the underlying model name).
+        base_url: the resource endpoint, e.g. `https://my-resource.openai.azure.com/`;
+            defaults to `$AZURE_OPENAI_ENDPOINT`.
+        api_key: the API key; defaults to `$AZURE_OPENAI_API_KEY`.
+        api_version: the API version sent as `api-version`, e.g. `2024-10-21`; defaults to
+            `$OPENAI_API_VERSION`.
+        timeout: seconds to wait for a response before giving up on a request.
+
+    Examples:
+        ```python
+        from potstill.llms import AzureOpenAILLM
+
+        llm = AzureOpenAILLM(
+            model="my-gpt-4o-deployment",
+            base_url="https://my-resource.openai.azure.com/",
+            api_version="2024-10-21",
+        )
+        llm.load()
+        llm.generate(inputs=[[{"role": "user", "content": "Hello!"}]])
+        ```
+    """
+
+    base_url: Optional[RuntimeParameter[str]] = Field(
+        default_factory=lambda: os.getenv("AZURE_OPENAI_ENDPOINT"),
+        description="The Azure OpenAI resource endpoint, e.g. "
+        "`https://my-resource.openai.azure.com/`.",
+    )
+    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
+        default_factory=lambda: os.getenv("AZURE_OPENAI_API_KEY"),
+        description="The API key to authenticate the requests to the Azure OpenAI API.",
+    )
+    api_version: Optional[RuntimeParameter[str]] = Field(
+        default_factory=lambda: os.getenv("OPENAI_API_VERSION"),
+        description="The Azure OpenAI API version, sent as the `api-version` query parameter.",
+    )
+
+    api_key_env_var: ClassVar[Optional[str]] = "AZURE_OPENAI_API_KEY"
+
+    def load(self) -> None:
+        """Checks the endpoint, API version, SDK and key.
+
+        Raises:
+            PotstillUserError: naming the env var of a missing endpoint, API version or key.
+        """
+        missing = [
+            f"`{field}` (or the environment variable `{env}`)"
+            for field, env in (
+                ("base_url", "AZURE_OPENAI_ENDPOINT"),
+                ("api_version", "OPENAI_API_VERSION"),
+            )
+            if not getattr(self, field)
+        ]
+        if missing:
+            raise PotstillUserError(
+                f"To use `{type(self).__name__}` set " + " and ".join(missing) + "."
+            )
+        super().load()
+
+    def _create_client(self) -> Any:
+        from openai import AsyncAzureOpenAI
+
+        return AsyncAzureOpenAI(
+            azure_endpoint=self.base_url,
+            azure_deployment=self.model,
+            api_version=self.api_version,
+            api_key=self._secret(),
+            max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
+            timeout=self.timeout,
+            default_headers=self.default_headers,
+            http_client=_http_client(),
+        )

@@ -1,0 +1,159 @@
+"""Answers kept on disk, keyed by request: the response cache and the per-step journal.
+
+A request's key hashes the LLM's identity (class, model, endpoint), the conversation, the
+generation kwargs, `num_generations` and the generation's index, so the N samples of one
+input stay distinct. Two stores use it:
+
+- the per-step journal of a pipeline run, always on: every answered request is appended, so a
+  killed run that resumes re-sends none of the requests that had finished;
+- the opt-in response cache (`use_response_cache=True` on an LLM or a `Pipeline`), shared by
+  every run: a re-run over the same inputs makes no requests.
+
+Each store is an append-only JSON-lines file. An append is one `write` of one line, flushed
+right away, so a killed process leaves at worst a truncated last line, which is skipped when
+the file is read back. Only answers without errors are stored.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+from potstill.llms.typing import Generations
+
+logger = logging.getLogger("potstill.cache")
+
+_active: contextvars.ContextVar[tuple[ResponseStore, ...]] = contextvars.ContextVar(
+    "potstill_response_stores", default=()
+)
+_open_stores: dict[Path, ResponseStore] = {}
+_open_lock = threading.Lock()
+
+
+class ResponseStore:
+    """An append-only file of request key -> generations, indexed in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._index: dict[str, Generations] = {}
+        self._handle: Any = None
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                    self._index[record["k"]] = Generations(
+                        record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
+                    )
+                except (ValueError, KeyError, TypeError):  # a truncated last line
+                    continue
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def get(self, key: str) -> Optional[Generations]:
+        """The stored generations for `key`, if any (a copy)."""
+        found = self._index.get(key)
+        if found is None:
+            return None
+        return Generations(
+            found, input_tokens=found.input_tokens, output_tokens=found.output_tokens
+        )
+
+    def put(self, key: str, generations: Generations) -> None:
+        """Appends the generations of one request (only answers without errors)."""
+        if any(error is not None for error in generations.errors) or key in self._index:
+            return
+        line = json.dumps(
+            {
+                "k": key,
+                "t": list(generations),
+                "i": generations.input_tokens,
+                "o": generations.output_tokens,
+            },
+            ensure_ascii=False,
+        )
+        with self._lock:
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+            self._handle.write(line + "\n")
+            self._handle.flush()
+            self._index[key] = generations
+
+    def close(self) -> None:
+        """Closes the file (it reopens on the next `put`)."""
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+
+def open_store(path: Path) -> ResponseStore:
+    """The store for `path`, shared by everything in this process that uses it."""
+    path = Path(os.path.abspath(path))
+    with _open_lock:
+        store = _open_stores.get(path)
+        if store is None:
+            store = _open_stores[path] = ResponseStore(path)
+        return store
+
+
+def forget_store(path: Path) -> None:
+    """Closes and forgets the store for `path` (e.g. before its folder is deleted)."""
+    with _open_lock:
+        store = _open_stores.pop(Path(os.path.abspath(path)), None)
+    if store is not None:
+        store.close()
+
+
+def active_stores() -> tuple[ResponseStore, ...]:
+    """The stores the current pipeline step uses (its journal), if any."""
+    return _active.get()
+
+
+def use_stores(*stores: ResponseStore) -> contextvars.Token[tuple[ResponseStore, ...]]:
+    """Makes `stores` active for the current context (the engine does this per step)."""
+    return _active.set(stores)
+
+
+def request_key(
+    identity: dict[str, Any],
+    input: Any,
+    kwargs: dict[str, Any],
+    num_generations: Optional[int],
+    index: Optional[int],
+) -> str:
+    """The key of one request.
+
+    Args:
+        identity: what identifies the LLM (class, model, endpoint).
+        input: the conversation.
+        kwargs: the generation kwargs.
+        num_generations: generations asked for in the request (`None` when fanned out).
+        index: which of the fanned-out generations this is (`None` for one native request).
+
+    Returns:
+        A hex digest.
+    """
+    # `repr` of JSON-like data is deterministic and several times cheaper than json.dumps;
+    # kwargs are sorted so their order never matters.
+    payload = (sorted(identity.items()), input, sorted(kwargs.items()), num_generations, index)
+    return hashlib.blake2b(repr(payload).encode("utf-8"), digest_size=20).hexdigest()
+
+
+def default_response_cache_dir() -> Path:
+    """`$POTSTILL_RESPONSE_CACHE_DIR`, or `~/.cache/potstill/responses`."""
+    env = os.environ.get("POTSTILL_RESPONSE_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "potstill" / "responses"

@@ -1,0 +1,150 @@
+"""`CohereLLM`: Cohere's Chat API (v2) through the official `cohere` SDK."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, List, Optional
+
+from pydantic import Field, PositiveInt, SecretStr, validate_call
+
+from potstill.llms.base import AsyncLLM
+from potstill.llms.typing import GenerateOutput, Generations
+from potstill.mixins.runtime_parameters import RuntimeParameter
+from potstill.typing import ChatType
+
+
+class CohereLLM(AsyncLLM):
+    """An LLM served by Cohere's Chat API.
+
+    Requests go to the v2 Chat API (`AsyncClientV2.chat`), which the current SDK uses:
+    the conversation is sent as `messages` with the roles `system`, `user` and
+    `assistant`, so the system prompt is a `system` message (v1's `preamble`). The API
+    has no `n`, so `num_generations` sends that many requests in parallel. Token usage
+    comes from the response's `usage.tokens` (or `usage.billed_units`). An empty answer
+    is `None`.
+
+    Attributes:
+        model: the model name, e.g. `command-r-plus`.
+        base_url: the API's base URL; defaults to `$COHERE_BASE_URL`, else Cohere's.
+        api_key: the API key; defaults to `$COHERE_API_KEY`.
+        timeout: seconds to wait for a response before giving up on a request.
+        client_name: sent as `X-Client-Name`, to identify the calling application.
+
+    Examples:
+        ```python
+        from potstill.llms import CohereLLM
+
+        llm = CohereLLM(model="command-r-plus")
+        llm.load()
+        llm.generate(inputs=[[{"role": "user", "content": "Hello!"}]])
+        ```
+    """
+
+    model: str
+    base_url: Optional[RuntimeParameter[str]] = Field(
+        default_factory=lambda: os.getenv("COHERE_BASE_URL", "https://api.cohere.com"),
+        description="The base URL to use for the Cohere API requests.",
+    )
+    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
+        default_factory=lambda: os.getenv("COHERE_API_KEY"),
+        description="The API key to authenticate the requests to the Cohere API.",
+    )
+    timeout: RuntimeParameter[int] = Field(
+        default=120,
+        description="The maximum time in seconds to wait for a response from the API.",
+    )
+    client_name: RuntimeParameter[str] = Field(
+        default="potstill",
+        description="The name of the client to use for the API requests.",
+    )
+
+    sdk_module: ClassVar[Optional[str]] = "cohere"
+    api_key_env_var: ClassVar[Optional[str]] = "COHERE_API_KEY"
+
+    @property
+    def model_name(self) -> str:
+        """The `model` field."""
+        return self.model
+
+    def _create_client(self) -> Any:
+        from cohere import AsyncClientV2
+
+        return AsyncClientV2(
+            api_key=self._secret(),
+            base_url=self.base_url,
+            client_name=self.client_name,
+            timeout=self.timeout,
+            max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
+        )
+
+    async def _aclose_client(self, client: Any) -> None:
+        # The client has no `close()`; leaving its async context closes its HTTP client.
+        await client.__aexit__(None, None, None)
+
+    @validate_call
+    async def agenerate(
+        self,
+        input: ChatType,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[PositiveInt] = None,
+        k: Optional[int] = None,
+        p: Optional[float] = None,
+        seed: Optional[int] = None,
+        stop_sequences: Optional[List[str]] = None,
+        frequency_penalty: Optional[float] = None,
+        presence_penalty: Optional[float] = None,
+    ) -> GenerateOutput:
+        """Generates one answer for one conversation.
+
+        Every kwarg left to `None` is not sent, so the API's default applies.
+
+        Args:
+            input: the conversation (`system`, `user` and `assistant` messages).
+            temperature: the sampling temperature.
+            max_tokens: the maximum number of tokens to generate.
+            k: sample only from the `k` most likely tokens (0 to 500).
+            p: the nucleus sampling probability mass (0.01 to 0.99).
+            seed: a seed for best-effort deterministic sampling.
+            stop_sequences: up to 5 sequences where the model stops generating.
+            frequency_penalty: penalizes tokens by how often they already appeared.
+            presence_penalty: penalizes tokens that already appeared.
+
+        Returns:
+            The generated text, with the request's token usage.
+        """
+        options = {
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "k": k,
+            "p": p,
+            "seed": seed,
+            "stop_sequences": stop_sequences,
+            "frequency_penalty": frequency_penalty,
+            "presence_penalty": presence_penalty,
+        }
+        response = await self.client.chat(
+            model=self.model,
+            messages=[{"role": m["role"], "content": m["content"]} for m in input],
+            **{name: value for name, value in options.items() if value is not None},
+        )
+        return _generations(response)
+
+
+def _generations(response: Any) -> Generations:
+    message = response.message
+    blocks = (message.content or []) if message is not None else []
+    text = "".join(block.text for block in blocks if getattr(block, "type", None) == "text")
+    usage = response.usage
+    counts = (usage.tokens or usage.billed_units) if usage is not None else None
+    generations = Generations.from_request(
+        [text or None],
+        input_tokens=_int(getattr(counts, "input_tokens", None)),
+        output_tokens=_int(getattr(counts, "output_tokens", None)),
+    )
+    if not text:
+        generations.errors[0] = f"empty answer (finish_reason={response.finish_reason})"
+    return generations
+
+
+def _int(value: Optional[float]) -> Optional[int]:
+    return int(value) if value is not None else None

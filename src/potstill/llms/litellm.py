@@ -1,0 +1,249 @@
+"""`LiteLLM`: any provider LiteLLM supports, through `litellm.acompletion`."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, List, Optional, Union
+
+from pydantic import Field, PositiveFloat, PositiveInt, PrivateAttr, SecretStr, validate_call
+
+from potstill.errors import PotstillUserError
+from potstill.llms.base import AsyncLLM
+from potstill.llms.typing import GenerateOutput, Generations
+from potstill.mixins.runtime_parameters import RuntimeParameter
+from potstill.typing import ChatType
+from potstill.utils.imports import require
+
+# Generation kwargs that make LiteLLM answer without the provider's credentials.
+_NO_CREDENTIALS_NEEDED = ("mock_response", "model_list")
+
+
+class LiteLLM(AsyncLLM):
+    """Any model LiteLLM can route to (`openai/...`, `anthropic/...`, `ollama/...`, ...).
+
+    `num_generations` is sent as `n`; when the provider returns fewer choices, LiteLLM is
+    called again for the rest until there are `num_generations`. LiteLLM's own retries are
+    off (`num_retries=0`): `AsyncLLM` retries. `litellm` is imported by `load()`, not at
+    import time (it takes seconds).
+
+    Attributes:
+        model: the LiteLLM model string, e.g. `gpt-4o-mini` or `openai/<name>` for an
+            OpenAI-compatible server.
+        verbose: let LiteLLM print its debug information and log at DEBUG level.
+        api_key: the provider's API key; when unset, LiteLLM reads the provider's env var
+            (e.g. `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`).
+        api_base: the provider's base URL, for self-hosted or OpenAI-compatible servers.
+        timeout: seconds to wait for a response before giving up on a request.
+
+    Examples:
+        ```python
+        from potstill.llms import LiteLLM
+
+        llm = LiteLLM(model="gpt-4o-mini")
+        llm.load()
+        llm.generate(inputs=[[{"role": "user", "content": "Hello!"}]])
+        ```
+    """
+
+    model: str
+    verbose: RuntimeParameter[bool] = Field(
+        default=False,
+        description="Whether to let LiteLLM print its debug information and debug logs.",
+    )
+    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
+        default=None,
+        description="The API key of the model's provider; by default LiteLLM reads the "
+        "provider's environment variable.",
+    )
+    api_base: Optional[RuntimeParameter[str]] = Field(
+        default=None,
+        description="The base URL of the provider's API, e.g. for an OpenAI-compatible server.",
+    )
+    timeout: RuntimeParameter[PositiveFloat] = Field(
+        default=600.0,
+        description="The maximum time in seconds to wait for a response from the API.",
+    )
+
+    sdk_module: ClassVar[Optional[str]] = "litellm"
+
+    _drop_params: bool = PrivateAttr(default=False)
+
+    @property
+    def model_name(self) -> str:
+        """The `model` field."""
+        return self.model
+
+    def load(self) -> None:
+        """Imports `litellm`, sets its output verbosity and checks the provider's key.
+
+        Raises:
+            PotstillUserError: naming the env var when the provider's API key is missing.
+        """
+        litellm = require("litellm", "litellm")
+        # Process-wide: LiteLLM prints "Give Feedback / Get Help" to stdout on every error
+        # unless this is set (its own Router sets it too).
+        litellm.suppress_debug_info = not self.verbose
+        if self.verbose:
+            turn_on_debug = getattr(litellm, "_turn_on_debug", None)  # LiteLLM's documented switch
+            if turn_on_debug is not None:
+                turn_on_debug()
+            else:  # older LiteLLM
+                litellm.set_verbose = True
+        self._check_credentials(litellm)
+        super().load()
+
+    def _check_credentials(self, litellm: Any) -> None:
+        kwargs = self.generation_kwargs or {}
+        if self.api_key is not None or any(kwargs.get(name) for name in _NO_CREDENTIALS_NEEDED):
+            return
+        try:
+            report = litellm.validate_environment(
+                model=self.model,
+                api_base=kwargs.get("api_base") or self.api_base,
+                api_version=kwargs.get("api_version"),
+            )
+        except Exception:  # a model LiteLLM cannot place: let the request tell
+            return
+        missing = [
+            name
+            for name in report.get("missing_keys") or []
+            if "KEY" in name.upper() or "TOKEN" in name.upper()
+        ]
+        if missing:
+            names = " or ".join(f"`{name}`" for name in missing)
+            raise PotstillUserError(
+                f"To use `{type(self).__name__}` with model {self.model!r} an API key must be "
+                f"provided via `api_key` attribute or runtime parameter, or set the "
+                f"environment variable {names}."
+            )
+
+    @validate_call
+    async def agenerate(
+        self,
+        input: ChatType,
+        num_generations: PositiveInt = 1,
+        functions: Optional[List[Dict[str, Any]]] = None,
+        function_call: Optional[Union[str, Dict[str, Any]]] = None,
+        temperature: Optional[float] = 1.0,
+        top_p: Optional[float] = 1.0,
+        stop: Optional[Union[str, List[str]]] = None,
+        max_tokens: Optional[PositiveInt] = None,
+        presence_penalty: Optional[float] = None,
+        frequency_penalty: Optional[float] = None,
+        logit_bias: Optional[Dict[str, float]] = None,
+        user: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        api_base: Optional[str] = None,
+        api_version: Optional[str] = None,
+        model_list: Optional[List[Dict[str, Any]]] = None,
+        mock_response: Optional[str] = None,
+        force_timeout: Optional[PositiveFloat] = None,
+        custom_llm_provider: Optional[str] = None,
+        seed: Optional[int] = None,
+        response_format: Optional[Dict[str, Any]] = None,
+    ) -> GenerateOutput:
+        """Generates `num_generations` completions for one conversation.
+
+        Args:
+            input: the conversation.
+            num_generations: the number of completions (sent as `n`, repeated until enough
+                choices arrive).
+            functions: function definitions the model may call (legacy OpenAI `functions`).
+            function_call: how the model calls `functions`.
+            temperature: the sampling temperature.
+            top_p: the nucleus sampling probability mass.
+            stop: sequences where the API stops generating.
+            max_tokens: the maximum number of tokens to generate.
+            presence_penalty: penalizes tokens that already appeared.
+            frequency_penalty: penalizes tokens by how often they already appeared.
+            logit_bias: token id -> bias added to its logit.
+            user: an end-user id for the provider's abuse monitoring.
+            metadata: extra data attached to the call for LiteLLM's logging callbacks.
+            api_base: the provider's base URL for this call (overrides the `api_base` field).
+            api_version: the provider's API version (e.g. for Azure).
+            model_list: a list of deployments (api bases, keys, ...) LiteLLM picks from.
+            mock_response: a canned answer LiteLLM returns without calling the provider.
+            force_timeout: seconds before a call times out (overrides the `timeout` field).
+            custom_llm_provider: the provider, when the model string does not say it.
+            seed: a seed for best-effort deterministic sampling.
+            response_format: e.g. `{"type": "json_object"}` for JSON mode.
+
+        Returns:
+            The completions, with the token usage of every call.
+        """
+        import litellm
+
+        request: dict[str, Any] = {
+            "functions": functions,
+            "function_call": function_call,
+            "temperature": temperature,
+            "top_p": top_p,
+            "stop": stop,
+            "max_tokens": max_tokens,
+            "presence_penalty": presence_penalty,
+            "frequency_penalty": frequency_penalty,
+            "logit_bias": logit_bias,
+            "user": user,
+            "metadata": metadata,
+            "api_base": api_base or self.api_base,
+            "api_version": api_version,
+            "api_key": self._secret(),
+            "model_list": model_list,
+            "mock_response": mock_response,
+            "custom_llm_provider": custom_llm_provider,
+            "seed": seed,
+            "response_format": response_format,
+        }
+        request = {key: value for key, value in request.items() if value is not None}
+        request["timeout"] = force_timeout or self.timeout
+        request["num_retries"] = 0  # retries happen in AsyncLLM, honouring Retry-After
+
+        texts: list[Optional[str]] = []
+        reasons: list[Optional[str]] = []
+        input_tokens: Optional[int] = None
+        output_tokens: Optional[int] = None
+        while len(texts) < num_generations:
+            response = await self._acompletion(
+                litellm, input, num_generations - len(texts), request
+            )
+            choices = sorted(response.choices or [], key=lambda choice: choice.index)
+            if not choices:
+                break
+            for choice in choices:
+                content = getattr(choice.message, "content", None)
+                texts.append(content)
+                reasons.append(
+                    None
+                    if content is not None
+                    else f"no content (finish_reason={choice.finish_reason})"
+                )
+            usage = getattr(response, "usage", None)
+            if usage is not None:
+                input_tokens = (input_tokens or 0) + (usage.prompt_tokens or 0)
+                output_tokens = (output_tokens or 0) + (usage.completion_tokens or 0)
+        generations = Generations.from_request(
+            texts[:num_generations], input_tokens=input_tokens, output_tokens=output_tokens
+        )
+        generations.errors[:] = reasons[: len(generations)]
+        return generations
+
+    async def _acompletion(
+        self, litellm: Any, input: ChatType, n: int, request: dict[str, Any]
+    ) -> Any:
+        """One `litellm.acompletion` call; parameters the provider rejects are dropped
+        (for this LLM, from then on) and the call is made again."""
+        kwargs = {**request, "n": n} if n > 1 else dict(request)
+        if self._drop_params:
+            kwargs["drop_params"] = True
+        try:
+            return await litellm.acompletion(model=self.model, messages=input, **kwargs)
+        except litellm.UnsupportedParamsError as error:
+            if self._drop_params:
+                raise
+            self.logger.warning(
+                "%s does not support some parameters, so they are dropped from now on: %s",
+                self.model,
+                error,
+            )
+            self._drop_params = True
+            kwargs["drop_params"] = True
+            return await litellm.acompletion(model=self.model, messages=input, **kwargs)

@@ -1,0 +1,233 @@
+"""Anthropic Messages API: ``POST /v1/messages``.
+
+The key is read from ``x-api-key`` only, as the real API does for API keys, so a
+client that sends the key only as a bearer token is rejected with 401. Requests are
+validated roughly like the real API (roles, ``system`` at the top level, required
+``max_tokens``, sampling ranges) and answered in the ``message`` shape the
+``anthropic`` SDK parses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from .answers import answer_for, content_text, count_tokens, cut_at_stop, truncate_to_tokens
+from .context import get_context
+from .registry import ProviderSpec
+from .state import ServerState
+
+PROVIDER = "anthropic"
+PATH = "/v1/messages"
+ROLES = ("user", "assistant")
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+class InvalidRequest(Exception):
+    """A request the real API would reject with 400."""
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Build an Anthropic error body.
+
+    Args:
+        status: HTTP status, which selects the error ``type``.
+        message: Human-readable message.
+
+    Returns:
+        ``{"type": "error", "error": {"type", "message"}}``.
+    """
+    kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def api_key(request: web.Request) -> str | None:
+    """Read the ``x-api-key`` header.
+
+    Args:
+        request: The request.
+
+    Returns:
+        The key, or None when the header is missing.
+    """
+    return request.headers.get("x-api-key") or None
+
+
+def _openai_messages(messages: Any) -> list[dict[str, Any]]:
+    """Convert Anthropic messages to OpenAI-shaped ones for :func:`answer_for`.
+
+    Args:
+        messages: The request's ``messages`` (may be malformed).
+
+    Returns:
+        ``{"role", "content"}`` dicts; content blocks keep their ``text``.
+    """
+    if not isinstance(messages, list):
+        return []
+    return [
+        {"role": m.get("role"), "content": m.get("content")}
+        for m in messages
+        if isinstance(m, Mapping)
+    ]
+
+
+def key_text(body: Any) -> str:
+    """Return the text of the last user message.
+
+    Args:
+        body: The parsed JSON body.
+
+    Returns:
+        The text, or ``""``.
+    """
+    if not isinstance(body, Mapping):
+        return ""
+    for message in reversed(_openai_messages(body.get("messages"))):
+        if message["role"] == "user":
+            return content_text(message["content"])
+    return ""
+
+
+def _number_in(body: Mapping[str, Any], name: str, low: float, high: float) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise InvalidRequest(f"{name}: Input should be a number in [{low}, {high}]")
+
+
+def validate(body: Any) -> Mapping[str, Any]:
+    """Validate a Messages request like the real API.
+
+    Args:
+        body: The parsed JSON body.
+
+    Returns:
+        The body.
+
+    Raises:
+        InvalidRequest: On a request the API rejects.
+    """
+    if not isinstance(body, Mapping):
+        raise InvalidRequest("The request body must be a JSON object.")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise InvalidRequest("model: Field required")
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise InvalidRequest("max_tokens: Field required (an integer >= 1)")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("messages: at least one message is required")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise InvalidRequest(f"messages.{index}: Input should be an object")
+        if message.get("role") not in ROLES:
+            raise InvalidRequest(
+                f"messages.{index}.role: Input should be 'user' or 'assistant' "
+                "(a system prompt goes in the top-level `system` parameter)"
+            )
+        if not isinstance(message.get("content"), (str, list)):
+            raise InvalidRequest(f"messages.{index}.content: Field required")
+    system = body.get("system")
+    if system is not None and not isinstance(system, (str, list)):
+        raise InvalidRequest("system: Input should be a string or a list of text blocks")
+    _number_in(body, "temperature", 0.0, 1.0)
+    _number_in(body, "top_p", 0.0, 1.0)
+    top_k = body.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        raise InvalidRequest("top_k: Input should be a non-negative integer")
+    stop = body.get("stop_sequences")
+    if stop is not None and (
+        not isinstance(stop, list) or not all(isinstance(s, str) for s in stop)
+    ):
+        raise InvalidRequest("stop_sequences: Input should be a list of strings")
+    if body.get("stream"):
+        raise InvalidRequest("The fake server does not support streaming.")
+    return body
+
+
+def _prompt_tokens(body: Mapping[str, Any]) -> int:
+    system = content_text(body.get("system"))
+    messages = _openai_messages(body.get("messages"))
+    return count_tokens(system) + sum(count_tokens(content_text(m["content"])) for m in messages)
+
+
+def build_message(body: Mapping[str, Any], empty: bool, truncate: bool) -> dict[str, Any]:
+    """Build the ``message`` response.
+
+    Args:
+        body: The validated request.
+        empty: Answer with no content blocks.
+        truncate: Whether ``max_tokens`` limits the answer.
+
+    Returns:
+        The response body.
+    """
+    content: list[dict[str, Any]] = []
+    stop_reason = "end_turn"
+    stop_sequence = None
+    output_tokens = 0
+    if not empty:
+        text = answer_for(_openai_messages(body["messages"]))
+        for candidate in body.get("stop_sequences") or []:
+            cut, found = cut_at_stop(text, [candidate])
+            if found:
+                text, stop_reason, stop_sequence = cut, "stop_sequence", candidate
+                break
+        if truncate and count_tokens(text) > body["max_tokens"]:
+            text, stop_reason = truncate_to_tokens(text, body["max_tokens"]), "max_tokens"
+        content.append({"type": "text", "text": text})
+        output_tokens = count_tokens(text)
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "usage": {"input_tokens": _prompt_tokens(body), "output_tokens": output_tokens},
+    }
+
+
+async def handle_messages(request: web.Request) -> web.Response:
+    """Answer a Messages request.
+
+    Args:
+        request: The request (already vetted by the middleware).
+
+    Returns:
+        The ``message`` response, or a 400 Anthropic error.
+    """
+    context = get_context(request)
+    try:
+        body = validate(context.body)
+    except InvalidRequest as exc:
+        return web.json_response(error_body(400, str(exc)), status=400)
+    return web.json_response(
+        build_message(body, context.decision.empty, context.config.max_tokens_truncates)
+    )
+
+
+def register(router: web.UrlDispatcher, server: ServerState) -> None:
+    """Register the Anthropic provider and its route.
+
+    Args:
+        router: The application's router.
+        server: The server state holding the provider registry.
+    """
+    server.providers.add(
+        ProviderSpec(name=PROVIDER, error_body=error_body, api_key=api_key, key_text=key_text)
+    )
+    server.providers.add_route(router, "POST", PATH, handle_messages, PROVIDER)

@@ -1,0 +1,246 @@
+"""Vertex AI (Gemini) ``generateContent``, as ``google-genai`` calls it with ``vertexai=True``.
+
+Routes:
+
+* ``POST /{version}/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:generateContent``
+* ``POST /{version}/publishers/{publisher}/models/{model}:generateContent`` (express mode)
+
+The key is the OAuth access token (``Authorization: Bearer``) or ``x-goog-api-key``.
+Contents use the roles ``user`` and ``model``; the system prompt travels in
+``systemInstruction``. ``[[empty]]`` gives a candidate blocked for safety (no content),
+the way Vertex reports a blocked answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from .answers import answer_for, count_tokens, cut_at_stop, truncate_to_tokens
+from .context import get_context
+from .openai_chat import api_key as bearer_key
+from .registry import ProviderSpec
+from .state import ServerState
+
+PROVIDER = "vertexai"
+ACTION = "generateContent"
+ROLES = ("user", "model")
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+class InvalidRequest(Exception):
+    """A request Vertex AI would reject with 400."""
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Build a Google API error body.
+
+    Args:
+        status: HTTP status.
+        message: Human-readable message.
+
+    Returns:
+        ``{"error": {"code", "message", "status"}}``.
+    """
+    name = STATUS_NAMES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+    return {"error": {"code": status, "message": message, "status": name}}
+
+
+def api_key(request: web.Request) -> str | None:
+    """Read the access token (bearer) or the ``x-goog-api-key`` header.
+
+    Args:
+        request: The request.
+
+    Returns:
+        The key, or None.
+    """
+    return bearer_key(request) or request.headers.get("x-goog-api-key") or None
+
+
+def _parts_text(parts: Any) -> str:
+    if not isinstance(parts, list):
+        return ""
+    return "\n".join(
+        part["text"]
+        for part in parts
+        if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+    )
+
+
+def _openai_messages(contents: Any) -> list[dict[str, Any]]:
+    if not isinstance(contents, list):
+        return []
+    return [
+        {
+            "role": "user" if c.get("role") == "user" else "assistant",
+            "content": _parts_text(c.get("parts")),
+        }
+        for c in contents
+        if isinstance(c, Mapping)
+    ]
+
+
+def key_text(body: Any) -> str:
+    """Return the text of the last user content.
+
+    Args:
+        body: The parsed JSON body.
+
+    Returns:
+        The text, or ``""``.
+    """
+    if not isinstance(body, Mapping):
+        return ""
+    for message in reversed(_openai_messages(body.get("contents"))):
+        if message["role"] == "user":
+            return message["content"]
+    return ""
+
+
+def validate(body: Any) -> Mapping[str, Any]:
+    """Validate a ``generateContent`` request like Vertex AI.
+
+    Args:
+        body: The parsed JSON body.
+
+    Returns:
+        The body.
+
+    Raises:
+        InvalidRequest: On a request the API rejects.
+    """
+    if not isinstance(body, Mapping):
+        raise InvalidRequest("Invalid JSON payload: expected an object.")
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise InvalidRequest("contents is not specified")
+    for index, content in enumerate(contents):
+        if not isinstance(content, Mapping) or content.get("role") not in ROLES:
+            raise InvalidRequest(f"Please use a valid role: user, model. (contents[{index}].role)")
+        if not isinstance(content.get("parts"), list) or not content["parts"]:
+            raise InvalidRequest(f"contents[{index}].parts must not be empty")
+    system = body.get("systemInstruction")
+    if system is not None and (not isinstance(system, Mapping) or "parts" not in system):
+        raise InvalidRequest("systemInstruction must be a Content with parts")
+    config = body.get("generationConfig") or {}
+    for name, (low, high) in {"temperature": (0.0, 2.0), "topP": (0.0, 1.0)}.items():
+        value = config.get(name)
+        if value is not None and not low <= value <= high:
+            raise InvalidRequest(f"generationConfig.{name} must be in [{low}, {high}]")
+    stop = config.get("stopSequences")
+    if stop is not None and (not isinstance(stop, list) or len(stop) > 5):
+        raise InvalidRequest("generationConfig.stopSequences accepts at most 5 sequences")
+    count = config.get("candidateCount", 1)
+    if not isinstance(count, int) or not 1 <= count <= 8:
+        raise InvalidRequest("generationConfig.candidateCount must be in [1, 8]")
+    for setting in body.get("safetySettings") or []:
+        if not isinstance(setting, Mapping) or not {"category", "threshold"} <= setting.keys():
+            raise InvalidRequest("safetySettings entries need a category and a threshold")
+    return body
+
+
+def _candidate(body: Mapping[str, Any], index: int, empty: bool) -> tuple[dict[str, Any], int]:
+    if empty:
+        return {
+            "index": index,
+            "finishReason": "SAFETY",
+            "safetyRatings": [
+                {
+                    "category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+                    "probability": "HIGH",
+                    "blocked": True,
+                }
+            ],
+        }, 0
+    config = body.get("generationConfig") or {}
+    text = answer_for(_openai_messages(body["contents"]), index)
+    finish = "STOP"
+    text, _ = cut_at_stop(text, config.get("stopSequences") or [])
+    limit = config.get("maxOutputTokens")
+    if isinstance(limit, int) and count_tokens(text) > limit:
+        text, finish = truncate_to_tokens(text, limit), "MAX_TOKENS"
+    return {
+        "index": index,
+        "content": {"role": "model", "parts": [{"text": text}]},
+        "finishReason": finish,
+    }, count_tokens(text)
+
+
+def build_response(body: Mapping[str, Any], model: str, empty: bool) -> dict[str, Any]:
+    """Build the ``GenerateContentResponse`` body.
+
+    Args:
+        body: The validated request.
+        model: The model named in the URL.
+        empty: Block every candidate.
+
+    Returns:
+        The response body.
+    """
+    count = (body.get("generationConfig") or {}).get("candidateCount", 1)
+    candidates = []
+    output_tokens = 0
+    for index in range(count):
+        candidate, tokens = _candidate(body, index, empty)
+        candidates.append(candidate)
+        output_tokens += tokens
+    prompt = sum(count_tokens(m["content"]) for m in _openai_messages(body["contents"]))
+    prompt += count_tokens(_parts_text((body.get("systemInstruction") or {}).get("parts")))
+    return {
+        "candidates": candidates,
+        "usageMetadata": {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt + output_tokens,
+        },
+        "modelVersion": model,
+    }
+
+
+async def handle_generate_content(request: web.Request) -> web.Response:
+    """Answer a ``generateContent`` request.
+
+    Args:
+        request: The request (already vetted by the middleware).
+
+    Returns:
+        The response, or a Google API error (400, or 404 for another action).
+    """
+    context = get_context(request)
+    model, _, action = request.match_info["model_action"].partition(":")
+    if action != ACTION:
+        return web.json_response(error_body(404, f"Unknown action {action!r}"), status=404)
+    try:
+        body = validate(context.body)
+    except InvalidRequest as exc:
+        return web.json_response(error_body(400, str(exc)), status=400)
+    return web.json_response(build_response(body, model, context.decision.empty))
+
+
+def register(router: web.UrlDispatcher, server: ServerState) -> None:
+    """Register the Vertex AI provider and its routes.
+
+    Args:
+        router: The application's router.
+        server: The server state holding the provider registry.
+    """
+    server.providers.add(
+        ProviderSpec(name=PROVIDER, error_body=error_body, api_key=api_key, key_text=key_text)
+    )
+    for path in (
+        "/{version}/projects/{project}/locations/{location}/publishers/{publisher}/models/{model_action}",
+        "/{version}/publishers/{publisher}/models/{model_action}",
+    ):
+        server.providers.add_route(router, "POST", path, handle_generate_content, PROVIDER)

@@ -1,0 +1,361 @@
+"""InferenceEndpointsLLM through the real `huggingface_hub.AsyncInferenceClient` against the
+loopback TGI server (`<server>/tgi`): the chat-completion route, and the text-generation
+route with a chat-template tokenizer built on the spot (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+from huggingface_hub import constants
+from tests.fake_server import FakeServer
+from tests.providers.contract import (
+    MADRID,
+    SPAIN,
+    chat,
+    check_failures_are_isolated,
+    check_num_generations,
+    check_pipeline,
+    check_retry_succeeds,
+    check_secret_never_shown,
+    served,
+    tracked,
+    unload_all,
+)
+
+from potstill.errors import PotstillUserError
+from potstill.llms import InferenceEndpointsLLM
+
+PROVIDER = "tgi"
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_saved_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """No token saved by `hf auth login` leaks in from the machine running the tests."""
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf" / "stored"))
+    yield
+    unload_all()
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny word-level tokenizer with a chat template, saved to a local directory."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.WordLevel(vocab={"[UNK]": 0}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]")
+    fast.chat_template = CHAT_TEMPLATE
+    path = tmp_path_factory.mktemp("tokenizer")
+    fast.save_pretrained(path)
+    return str(path)
+
+
+def make(server: FakeServer, **kwargs) -> InferenceEndpointsLLM:
+    kwargs.setdefault("api_key", "test-key")
+    return tracked(InferenceEndpointsLLM(base_url=f"{server.url}/tgi", **kwargs))
+
+
+def test_chat_completion_route_gets_messages_and_kwargs(fake_server: FakeServer) -> None:
+    llm = make(fake_server)
+    llm.load()
+    conversation = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": SPAIN},
+    ]
+
+    outputs = llm.generate(
+        [conversation],
+        max_new_tokens=64,
+        frequency_penalty=0.1,
+        presence_penalty=0.2,
+        seed=7,
+        stop_sequences="\nUser:",
+        temperature=0.3,
+        top_p=0.9,
+    )
+
+    assert outputs == [[MADRID]]
+    (request,) = fake_server.requests
+    assert request.path == "/tgi/v1/chat/completions"
+    assert request.headers["authorization"] == "Bearer test-key"
+    body = dict(request.body)
+    assert body.pop("stream") is False
+    assert body.pop("logprobs") is False
+    assert body == {
+        "model": "tgi",
+        "messages": conversation,
+        "max_tokens": 64,
+        "frequency_penalty": 0.1,
+        "presence_penalty": 0.2,
+        "seed": 7,
+        "stop": ["\nUser:"],
+        "temperature": 0.3,
+        "top_p": 0.9,
+    }
+    assert outputs[0].input_tokens == [2 + 1 + 1 + 5]
+    assert outputs[0].output_tokens == [6]
+
+
+def test_each_request_gets_a_random_seed_unless_one_is_given(fake_server: FakeServer) -> None:
+    llm = make(fake_server)
+    llm.load()
+
+    llm.generate([chat(SPAIN)], num_generations=4)
+    llm.generate([chat("hello")], num_generations=3, seed=11)
+
+    random_seeds = [request.body["seed"] for request in served(fake_server, PROVIDER, "Spain")]
+    fixed_seeds = [request.body["seed"] for request in served(fake_server, PROVIDER, "hello")]
+    assert len(set(random_seeds)) == 4
+    assert all(0 <= seed < 2**31 for seed in random_seeds)
+    assert fixed_seeds == [11, 11, 11]
+
+
+def test_logprobs_come_back(fake_server: FakeServer) -> None:
+    llm = make(fake_server)
+    llm.load()
+
+    (output,) = llm.generate([chat(SPAIN)], logprobs=True, top_logprobs=2)
+
+    assert fake_server.requests[0].body["top_logprobs"] == 2
+    tokens = output.logprobs[0]
+    assert "".join(item["token"] for item in tokens) == MADRID
+    assert all(len(item["top_logprobs"]) == 2 for item in tokens)
+
+
+def test_too_many_stop_sequences_and_ignored_kwargs_warn(
+    fake_server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm = make(fake_server)
+    llm.load()
+    caplog.set_level(logging.WARNING)
+
+    outputs = llm.generate(
+        [chat(SPAIN)], stop_sequences=["1", "2", "3", "4", "5"], top_k=5, watermark=True
+    )
+
+    assert outputs == [[MADRID]]
+    body = fake_server.requests[0].body
+    assert body["stop"] == ["1", "2", "3", "4"]
+    assert "top_k" not in body and "watermark" not in body
+    assert "first 4 of 5" in caplog.text
+    assert "`top_k` is ignored" in caplog.text
+    assert "`watermark` is ignored" in caplog.text
+
+
+def test_text_generation_route_with_a_tokenizer(
+    fake_server: FakeServer, tokenizer_dir: str
+) -> None:
+    llm = make(fake_server, tokenizer_id=tokenizer_dir, model_display_name="tiny-model")
+    llm.load()
+    conversation = chat(SPAIN, system="Be brief.")
+    prompt = f"<|system|>\nBe brief.\n<|user|>\n{SPAIN}\n<|assistant|>\n"
+
+    outputs = llm.generate(
+        [conversation],
+        max_new_tokens=4,
+        frequency_penalty=0.1,
+        repetition_penalty=1.2,
+        temperature=0.3,
+        do_sample=True,
+        top_k=40,
+        top_p=0.9,
+        typical_p=0.95,
+        stop_sequences=["\nUser:"],
+        return_full_text=False,
+        seed=7,
+        watermark=True,
+        top_n_tokens=2,
+    )
+
+    (request,) = fake_server.requests
+    assert request.path == "/tgi"
+    assert request.body["inputs"] == prompt
+    assert request.body["parameters"] == {
+        "details": True,
+        "max_new_tokens": 4,
+        "frequency_penalty": 0.1,
+        "repetition_penalty": 1.2,
+        "temperature": 0.3,
+        "do_sample": True,
+        "top_k": 40,
+        "top_p": 0.9,
+        "typical_p": 0.95,
+        "stop": ["\nUser:"],
+        "return_full_text": False,
+        "seed": 7,
+        "watermark": True,
+        "top_n_tokens": 2,
+    }
+    assert outputs == [["Echo: <|system|> Be brief."]]  # the fake TGI echoes, cut to 4 tokens
+    assert outputs[0].input_tokens == [len(prompt.split())]  # counted with the tokenizer
+    assert outputs[0].output_tokens == [4]  # from the response's details
+    assert llm.model_name == "tiny-model"
+
+
+def test_text_generation_route_with_random_seeds(
+    fake_server: FakeServer, tokenizer_dir: str
+) -> None:
+    llm = make(fake_server, tokenizer_id=tokenizer_dir)
+    llm.load()
+
+    outputs = llm.generate([chat(SPAIN)], num_generations=3)
+
+    assert len(outputs[0]) == 3 and all(outputs[0])
+    seeds = {request.body["parameters"]["seed"] for request in served(fake_server, PROVIDER)}
+    assert len(seeds) == 3
+
+
+def test_num_generations_sends_parallel_requests(fake_server: FakeServer) -> None:
+    check_num_generations(make(fake_server), fake_server, PROVIDER)
+
+
+def test_empty_answer_is_none_with_a_reason(fake_server: FakeServer) -> None:
+    llm = make(fake_server)
+    llm.load()
+
+    outputs = llm.generate([chat("[[empty]] nothing"), chat(SPAIN)])
+
+    assert outputs == [[None], [MADRID]]
+    assert "empty answer" in outputs[0].errors[0]
+
+
+def test_one_failed_request_only_fails_its_generation(fake_server: FakeServer) -> None:
+    check_failures_are_isolated(make(fake_server), fake_server, PROVIDER)
+
+
+def test_transient_error_is_retried(fake_server: FakeServer) -> None:
+    check_retry_succeeds(make(fake_server), fake_server, PROVIDER)
+
+
+def test_missing_token_fails_at_load_naming_the_env_var(fake_server: FakeServer) -> None:
+    llm = InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi")
+
+    with pytest.raises(PotstillUserError, match="HF_TOKEN"):
+        llm.load()
+    assert not llm.is_loaded
+
+
+def test_hf_token_is_read_when_the_llm_is_created(
+    fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "test-key")  # set after potstill was imported
+    llm = tracked(InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi"))
+    llm.load()
+
+    assert llm.generate([chat(SPAIN)]) == [[MADRID]]
+    assert fake_server.requests[0].headers["authorization"] == "Bearer test-key"
+
+
+def test_token_saved_by_hf_login_is_used(fake_server: FakeServer) -> None:
+    token_path = Path(constants.HF_TOKEN_PATH)
+    token_path.parent.mkdir(parents=True)
+    token_path.write_text("test-key")
+    llm = tracked(InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi"))
+    llm.load()
+
+    assert llm.generate([chat(SPAIN)]) == [[MADRID]]
+    assert "api_key" not in llm.dump()
+
+
+def test_token_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    check_secret_never_shown(
+        lambda key: make(fake_server, api_key=key, max_retries=0),
+        fake_server,
+        caplog,
+        lambda request: request.headers["authorization"].removeprefix("Bearer "),
+    )
+
+
+def test_one_target_is_required() -> None:
+    with pytest.raises(ValueError, match="one of `model_id`, `endpoint_name` or `base_url`"):
+        InferenceEndpointsLLM(api_key="x")
+    with pytest.raises(ValueError, match="not both"):
+        InferenceEndpointsLLM(model_id="org/model", endpoint_name="my-endpoint", api_key="x")
+
+
+def test_model_name_precedence(fake_server: FakeServer) -> None:
+    url = f"{fake_server.url}/tgi"
+
+    assert InferenceEndpointsLLM(base_url=url).model_name == url
+    assert InferenceEndpointsLLM(model_id="org/model").model_name == "org/model"
+    assert InferenceEndpointsLLM(endpoint_name="my-endpoint").model_name == "my-endpoint"
+    named = InferenceEndpointsLLM(model_id="org/model", model_display_name="shown")
+    assert named.model_name == "shown"
+
+
+def test_model_id_targets_the_hub_model() -> None:
+    llm = InferenceEndpointsLLM(model_id="org/model", api_key="test-key")
+    llm.load()
+
+    client = llm._create_client()
+    assert client.model == "org/model"
+    assert client.token == "test-key"
+    llm.unload()
+
+
+class _FakeEndpoint:
+    """What `get_inference_endpoint` returns, for an endpoint paused until resumed."""
+
+    def __init__(self, url: str) -> None:
+        self.status, self.url, self.repository, self._url = "paused", None, "org/served-model", url
+        self.calls: list[str] = []
+
+    def resume(self) -> _FakeEndpoint:
+        self.calls.append("resume")
+        self.status = "initializing"
+        return self
+
+    def wait(self, timeout: int | None = None) -> _FakeEndpoint:
+        self.calls.append(f"wait({timeout})")
+        self.status, self.url = "running", self._url
+        return self
+
+
+def test_endpoint_name_is_resolved_and_resumed_at_load(
+    fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = _FakeEndpoint(f"{fake_server.url}/tgi")
+    lookups = []
+
+    def fake_get(name, namespace=None, token=None):
+        lookups.append((name, namespace, token))
+        return endpoint
+
+    monkeypatch.setattr(huggingface_hub, "get_inference_endpoint", fake_get)
+    llm = tracked(
+        InferenceEndpointsLLM(
+            endpoint_name="my-endpoint", endpoint_namespace="org", api_key="test-key"
+        )
+    )
+    llm.load()
+
+    assert llm.generate([chat(SPAIN)]) == [[MADRID]]
+    assert lookups == [("my-endpoint", "org", "test-key")]
+    assert endpoint.calls == ["resume", "wait(300)"]
+    assert llm.model_name == "org/served-model"
+    assert fake_server.requests[0].path == "/tgi/v1/chat/completions"
+
+
+def test_runs_in_text_generation_pipeline(fake_server: FakeServer) -> None:
+    llm = make(fake_server, model_display_name="tgi-model")
+
+    check_pipeline(llm, {"generation_kwargs": {"temperature": 0.2, "max_new_tokens": 50}})
+
+    requests = served(fake_server, PROVIDER)
+    assert len(requests) == 4
+    assert len({request.body["seed"] for request in requests}) == 4
+    for request in requests:
+        assert request.body["temperature"] == 0.2
+        assert request.body["max_tokens"] == 50
+        assert request.body["messages"][0] == {"role": "system", "content": "Be brief."}
