@@ -304,7 +304,8 @@ def test_a_task_gets_whole_batches_off_the_event_loop(
     monkeypatch.setattr(TransformersLLM, "generate", spy)
     llm = TransformersLLM(model=str(model_dir), generation_kwargs={"max_new_tokens": 1})
     with Pipeline(name="tiny-batches", cache_dir=tmp_path) as pipeline:
-        data = LoadDataFromDicts(data=[{"instruction": "yes"}] * 7, batch_size=2)
+        words = ["one", "two", "three", "four", "five", "six", "seven"]
+        data = LoadDataFromDicts(data=[{"instruction": w} for w in words], batch_size=2)
         generate = TextGeneration(llm=llm, input_batch_size=4)
         data >> generate
     distiset = pipeline.run(use_cache=False)

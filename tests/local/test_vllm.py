@@ -87,7 +87,8 @@ def test_missing_vllm_message_even_where_it_is_installed(monkeypatch: pytest.Mon
 def test_fields_and_defaults() -> None:
     llm = vLLM(model="org/model")
     assert llm.model_name == "org/model"
-    assert llm.dump() == {
+    dump = llm.dump()
+    expected = {
         "generation_kwargs": {},
         "model": "org/model",
         "dtype": "auto",
@@ -104,6 +105,7 @@ def test_fields_and_defaults() -> None:
         "cuda_devices": "auto",
         "type_info": {"module": "potstill.llms.vllm", "name": "vLLM"},
     }
+    assert {key: dump[key] for key in expected} == expected
 
 
 def test_field_validation() -> None:
