@@ -254,7 +254,7 @@ def test_wrong_type_on_step_and_llm_field(task: TextGeneration) -> None:
         task.set_runtime_parameters({"llm": {"timeout": "soon"}})
     message = str(info.value)
     assert "'timeout'" in message and "'soon'" in message and "step 'gen' -> llm" in message
-    assert "int" in message
+    assert "float" in message
 
 
 def test_expected_type_is_described_without_repeats(task: TextGeneration) -> None:

@@ -434,8 +434,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
 
     def _assign_runtime_parameter(self, name: str, value: Any, where: str) -> None:
         if name == "generation_kwargs":
-            self.generation_spec().validate(value, where=where)
-            merged = {**self._constructor_generation_kwargs, **value}
+            coerced = self.generation_spec().validate(value, where=where)
+            merged = {**self._constructor_generation_kwargs, **coerced}
             # Assign without re-running the model validator (it would reset the base).
             self.__dict__["generation_kwargs"] = merged
             self._runtime_parameters[name] = value

@@ -64,12 +64,17 @@ class GenerationKwargsSpec:
             items.append(item)
         return items
 
-    def validate(self, kwargs: dict[str, Any], where: str) -> None:
-        """Checks names and types of generation kwargs.
+    def validate(self, kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+        """Checks names and types of generation kwargs and coerces their values.
 
         Args:
             kwargs: the generation kwargs to check.
             where: names the LLM (and step) in error messages.
+
+        Returns:
+            The kwargs with each known one coerced to its annotated type (e.g. the string
+            `"0.3"` from a CLI `--param` becomes `0.3` for a `float` kwarg); kwargs that only
+            `**kwargs` accepts are returned as given.
 
         Raises:
             PotstillUserError: naming the unknown kwarg (with close matches) or the kwarg,
@@ -88,13 +93,17 @@ class GenerationKwargsSpec:
                     )
         known = {name: value for name, value in kwargs.items() if name in self.parameters}
         try:
-            self._get_validator().model_validate(known)
+            validated = self._get_validator().model_validate(known)
         except ValidationError as error:
             first = error.errors()[0]
             name = str(first["loc"][0]) if first["loc"] else "?"
             raise PotstillUserError(
                 f"Invalid generation kwarg {name}={kwargs.get(name)!r} for {where}: {first['msg']}."
             ) from None
+        return {
+            name: validated.__dict__[name] if name in known else value
+            for name, value in kwargs.items()
+        }
 
     def _get_validator(self) -> Any:
         if self._validator is None:

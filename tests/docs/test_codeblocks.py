@@ -1,0 +1,88 @@
+"""The extraction of documentation code blocks that `test_docs_code.py` relies on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.docs import codeblocks
+from tests.docs.codeblocks import blocks_of, potstill_commands
+
+PAGE = """# A page
+
+```python
+print("plain")
+```
+
+<!-- skip-test (it needs the internet) -->
+```python
+import needs_the_internet
+```
+
+<!-- test: local-model -->
+
+<!-- test: failures-expected -->
+```py
+print("local")
+```
+
+<!-- test: output -->
+```text
+local
+```
+
+!!! note
+    Inside an admonition:
+
+    ```python
+    print("indented")
+    ```
+
+```bash
+pip install -e ".[dev]"
+$ potstill pipeline run --config p.yaml \\
+    --param a.b=1
+potstill pipeline info --config p.yaml
+```
+"""
+
+
+@pytest.fixture
+def page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(codeblocks, "DOCS", tmp_path)
+    path = tmp_path / "page.md"
+    path.write_text(PAGE)
+    return path
+
+
+def test_blocks_markers_and_expected_output(page: Path) -> None:
+    blocks = blocks_of(page)
+    assert [(b.language, b.line) for b in blocks] == [
+        ("python", 3),
+        ("python", 8),
+        ("py", 15),
+        ("python", 27),
+        ("bash", 31),
+    ]
+    plain, skipped, local, indented, shell = blocks
+    assert plain.code == 'print("plain")\n' and not plain.markers and not plain.skipped
+    assert skipped.skipped
+    assert local.markers == {"local-model", "failures-expected"}
+    assert local.expected_output == ["local"]
+    assert indented.code == 'print("indented")\n'
+    assert shell.id == "page.md:31"
+
+
+def test_potstill_commands_join_continuations_and_ignore_other_lines(page: Path) -> None:
+    shell = blocks_of(page)[-1]
+    assert potstill_commands(shell.code) == [
+        "potstill pipeline run --config p.yaml --param a.b=1",
+        "potstill pipeline info --config p.yaml",
+    ]
+
+
+def test_an_output_block_needs_a_python_block_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "bad.md"
+    path.write_text("<!-- test: output -->\n```text\nx\n```\n")
+    with pytest.raises(ValueError, match="no Python block before it"):
+        blocks_of(path)
