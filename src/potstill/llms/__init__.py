@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from potstill.llms.llamacpp import LlamaCppLLM as LlamaCppLLM
     from potstill.llms.openai import OpenAILLM as OpenAILLM
 
 

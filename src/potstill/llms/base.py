@@ -14,6 +14,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
@@ -113,6 +114,7 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     _logger: Optional[logging.Logger] = PrivateAttr(default=None)
     _usage: UsageTracker = PrivateAttr(default_factory=UsageTracker)
     _constructor_generation_kwargs: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _generate_lock: Any = PrivateAttr(default_factory=threading.RLock)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -255,25 +257,36 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             One `Generations` per input.
         """
         self._ensure_loaded("generate")
-        try:
-            outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
-            results = [Generations.coerce(output) for output in outputs]
-            if len(results) != len(inputs):
-                raise RuntimeError(
-                    f"`generate` returned {len(results)} outputs for {len(inputs)} inputs."
+        # A synchronous LLM (a local model) is not assumed to be thread-safe, but the engine
+        # may have several batches of a task (or several tasks sharing the LLM) in worker
+        # threads at once: their calls take turns.
+        with self._generate_lock:
+            try:
+                outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
+                results = [Generations.coerce(output) for output in outputs]
+                if len(results) != len(inputs):
+                    raise RuntimeError(
+                        f"`generate` returned {len(results)} outputs for {len(inputs)} inputs."
+                    )
+            except Exception as error:
+                if len(inputs) <= 1:
+                    return [self._failed(num_generations, error, row_offset)] * len(inputs)
+                return [
+                    output
+                    for index, single in enumerate(inputs)
+                    for output in self.generate_outputs(
+                        [single], num_generations, row_offset=row_offset + index, **kwargs
+                    )
+                ]
+        for index, result in enumerate(results):
+            if _all_failed(result):
+                # `generate` isolated this input's failure itself (e.g. a prompt too long).
+                self.logger.warning(
+                    "Generation for row %d failed: %s", row_offset + index, result.errors[0]
                 )
-        except Exception as error:
-            if len(inputs) <= 1:
-                return [self._failed(num_generations, error, row_offset)] * len(inputs)
-            return [
-                output
-                for index, single in enumerate(inputs)
-                for output in self.generate_outputs(
-                    [single], num_generations, row_offset=row_offset + index, **kwargs
-                )
-            ]
-        for result in results:
-            self._usage.record_success(result)
+                self._usage.record_failure()
+            else:
+                self._usage.record_success(result)
         return results
 
     async def agenerate_outputs(
@@ -605,6 +618,13 @@ class _LoopState:
         if max_concurrent_requests != self.limit:
             self.limit = max_concurrent_requests
             self.semaphore = asyncio.Semaphore(max_concurrent_requests)
+
+
+def _all_failed(generations: Generations) -> bool:
+    """Whether every generation of an input is `None` with an error recorded."""
+    return bool(generations) and all(
+        text is None and error is not None for text, error in zip(generations, generations.errors)
+    )
 
 
 def describe_error(error: BaseException) -> str:
