@@ -26,14 +26,14 @@ from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
 
 INSTRUCTIONS = [
-    "What is the capital of France?",
     "Give me three tips for staying healthy.",
     "Explain what a rainbow is in one sentence.",
     "What is photosynthesis?",
-    "Write a short, friendly greeting for a new colleague.",
     "Why do we need sleep?",
+    "Write a short, friendly greeting for a new colleague.",
     "Name three fruits that are rich in vitamin C.",
     "What does a compiler do?",
+    "Write one sentence about the moon.",
 ]
 
 DEFAULT_OUTPUT = Path("potstill-data") / "quickstart"
@@ -85,7 +85,7 @@ def main(argv: Optional[list[str]] = None) -> Distiset:
         default=len(INSTRUCTIONS),
         help=f"how many of the {len(INSTRUCTIONS)} instructions to answer",
     )
-    parser.add_argument("--max-new-tokens", type=int, default=96, help="longest answer, in tokens")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="longest answer, in tokens")
     parser.add_argument("--n-threads", type=int, default=None, help="CPU threads for llama.cpp")
     parser.add_argument("--show", type=int, default=3, help="how many rows to print")
     parser.add_argument(
