@@ -122,7 +122,7 @@ class LlamaCppLLM(LLM):
     chat_format: Optional[RuntimeParameter[str]] = Field(
         default=None,
         description="The chat format to use for the model. Defaults to `None`, which means "
-        "the Llama format will be used.",
+        "the GGUF's own chat template (or llama-cpp-python's fallback when it has none).",
     )
     n_ctx: int = 512
     n_batch: int = 512
