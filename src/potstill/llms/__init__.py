@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     )
     from potstill.llms.huggingface.transformers import TransformersLLM as TransformersLLM
     from potstill.llms.litellm import LiteLLM as LiteLLM
+    from potstill.llms.llamacpp import LlamaCppLLM as LlamaCppLLM
     from potstill.llms.mistral import MistralLLM as MistralLLM
     from potstill.llms.ollama import OllamaLLM as OllamaLLM
     from potstill.llms.openai import OpenAILLM as OpenAILLM

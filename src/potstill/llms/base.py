@@ -335,8 +335,15 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
                     [single], num_generations, row_offset, kwargs, [rows[index]]
                 )
             ]
-        for result in results:
-            self._usage.record_success(result)
+        for index, result in enumerate(results):
+            if _all_failed(result):
+                # `generate` isolated this input's failure itself (e.g. a prompt too long).
+                self.logger.warning(
+                    "Generation for row %d failed: %s", row_offset + rows[index], result.errors[0]
+                )
+                self._usage.record_failure(result.errors[0] or "")
+            else:
+                self._usage.record_success(result)
         return results
 
     def _request_key(
@@ -856,6 +863,13 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 _POSITIVE_INT: TypeAdapter[int] = TypeAdapter(PositiveInt)
+
+
+def _all_failed(generations: Generations) -> bool:
+    """Whether every generation of an input is `None` with an error recorded."""
+    return bool(generations) and all(
+        text is None and error is not None for text, error in zip(generations, generations.errors)
+    )
 
 
 def describe_error(error: BaseException) -> str:
