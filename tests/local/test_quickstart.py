@@ -54,4 +54,5 @@ def test_quickstart_writes_a_dataset_and_prints_rows(tmp_path: Path) -> None:
     assert "Generated 2 rows in" in printed and str(output) in printed
     assert "Instruction: Give me three tips for staying healthy." in printed
     assert rows["generation"][0].strip()[:20] in " ".join(printed.split())
-    assert "text_generation_0" in printed and "2/2" in printed  # the progress display
+    shown = result.stderr  # logs and the progress display go to stderr
+    assert "text_generation_0" in shown and "2/2" in shown
