@@ -589,14 +589,15 @@ class AsyncLLM(LLM):
     ) -> list[Generations]:
         self._ensure_loaded("generate")
         num_generations = _positive_int("num_generations", num_generations)
+        batch = _RequestContext(self)
         if self.generation_spec().native_num_generations:
             calls = [
-                self._request(single, num_generations, kwargs, row_offset + index)
+                self._request(batch, single, num_generations, kwargs, row_offset + index)
                 for index, single in enumerate(inputs)
             ]
             return list(await asyncio.gather(*calls))
         calls = [
-            self._request(single, None, kwargs, row_offset + index, generation)
+            self._request(batch, single, None, kwargs, row_offset + index, generation)
             for index, single in enumerate(inputs)
             for generation in range(num_generations)
         ]
@@ -608,6 +609,7 @@ class AsyncLLM(LLM):
 
     async def _request(
         self,
+        batch: _RequestContext,
         input: ChatType,
         num_generations: Optional[int],
         kwargs: dict[str, Any],
@@ -615,34 +617,39 @@ class AsyncLLM(LLM):
         index: Optional[int] = None,
     ) -> Generations:
         """One request: from the journal/cache if answered before, else limited and retried."""
-        stores = self._response_stores()
+        stores = batch.stores
         key = self._request_key(input, kwargs, num_generations, index) if stores else None
         if key is not None:
             cached = _lookup(stores, key, row)
             if cached is not None:
-                self._usage.record_cached()
+                batch.usage.record_cached()
                 return cached
-        generations = await self._send(input, num_generations, kwargs, row)
+        generations = await self._send(batch, input, num_generations, kwargs, row)
         if key is not None:
             _remember(stores, key, row, generations)
         return generations
 
     async def _send(
-        self, input: ChatType, num_generations: Optional[int], kwargs: dict[str, Any], row: int
+        self,
+        batch: _RequestContext,
+        input: ChatType,
+        num_generations: Optional[int],
+        kwargs: dict[str, Any],
+        row: int,
     ) -> Generations:
         """Calls `agenerate` under the limits, retrying transient failures."""
         expected = num_generations or 1
         extra = {} if num_generations is None else {"num_generations": num_generations}
-        limiter = self._rate_limiter()
+        limiter = batch.limiter
         deadline = time.monotonic() + (self.max_retry_time or 0)
         attempt = 0
         while True:
-            async with self._loop_state().semaphore:
+            async with batch.semaphore:
                 reservation = (
                     await limiter.acquire(input, _output_cap(kwargs)) if limiter.active else None
                 )
                 try:
-                    output = await self.agenerate(input=input, **extra, **kwargs)
+                    output = await batch.agenerate(input=input, **extra, **kwargs)
                     break
                 except Exception as error:
                     failure = error
@@ -658,7 +665,7 @@ class AsyncLLM(LLM):
             )
             if time.monotonic() + delay > deadline:
                 return self._failed(expected, failure, row)
-            self._usage.record_retry()
+            batch.usage.record_retry()
             self.logger.debug(
                 "Row %d: %s, retrying in %.2f s (retry %d of %d).",
                 row,
@@ -679,7 +686,7 @@ class AsyncLLM(LLM):
         if reservation is not None:
             usage = generations.usage
             limiter.settle(reservation, usage.input_tokens, usage.output_tokens)
-        self._usage.record_success(generations)
+        batch.usage.record_success(generations)
         return generations
 
     def _rate_limiter(self) -> RateLimiter:
@@ -803,6 +810,22 @@ def _close_orphaned_client(loop: asyncio.AbstractEventLoop, client: Any) -> None
     if not loop.is_closed():
         with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
             loop.call_soon_threadsafe(schedule)
+
+
+class _RequestContext:
+    """What every request of one `agenerate_outputs` call needs, looked up once per batch
+    (pydantic private attributes are slow to read on a hot path)."""
+
+    __slots__ = ("agenerate", "limiter", "semaphore", "stores", "usage")
+
+    def __init__(self, llm: AsyncLLM) -> None:
+        self.stores = llm._response_stores()
+        self.limiter = llm._rate_limiter()
+        self.semaphore = llm._loop_state().semaphore
+        self.usage = llm._usage
+        # The loaded check ran for the batch: call the validated `agenerate` directly.
+        method = type(llm).agenerate
+        self.agenerate = functools.partial(getattr(method, "__wrapped__", method), llm)
 
 
 class _LoopState:

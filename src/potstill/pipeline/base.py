@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import os
@@ -170,16 +171,19 @@ class Pipeline(_Serializable):
         if not use_cache:
             for store in stores.values():
                 store.clear()
-        pipeline_path = run_store.write_config(self.dump())
         leaves = {name: stores[name] for name in self.dag.leaves}
-        if (
-            use_cache
-            and _max_generator_batches is None
-            and all(store.completion() is not None for store in leaves.values())
-        ):
-            logger.info("Every step of %r is cached; returning the stored data.", self.name)
-        else:
-            await self._execute(run_store, stores, show_progress, _max_generator_batches)
+        try:
+            pipeline_path = run_store.submit_config(self.dump())
+            if (
+                use_cache
+                and _max_generator_batches is None
+                and all(store.completion() is not None for store in leaves.values())
+            ):
+                logger.info("Every step of %r is cached; returning the stored data.", self.name)
+            else:
+                await self._execute(run_store, stores, show_progress, _max_generator_batches)
+        finally:
+            await asyncio.to_thread(run_store.close)
         return Distiset.from_stores(
             leaves, enable_metadata=self.enable_metadata, pipeline_path=pipeline_path
         )
@@ -205,7 +209,6 @@ class Pipeline(_Serializable):
             await engine.run()
         finally:
             progress.stop()
-            run_store.close()
 
     def dry_run(
         self,

@@ -24,6 +24,7 @@ so the cost per batch falls as the load rises.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -213,13 +214,23 @@ class RunStore:
                 self._writer.stop()
                 self._writer = None
 
+    def submit_config(self, dump: dict[str, Any]) -> Path:
+        """Queues writing the pipeline's configuration; returns the path it goes to."""
+        self._get_writer().put(("config", self, dump))
+        return self.root / "pipeline.yaml"
+
     def write_config(self, dump: dict[str, Any]) -> Path:
-        """Writes the pipeline's configuration as `pipeline.yaml`."""
+        """Writes the pipeline's configuration as `pipeline.yaml` (unless it is unchanged)."""
         from potstill.utils.serialization import write_file
 
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / "pipeline.yaml"
+        digest = hashlib.sha256(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()
+        stamp = self.root / ".pipeline.yaml.sha256"
+        if path.exists() and stamp.exists() and stamp.read_text() == digest:
+            return path  # a big inline dataset makes YAML slow to write: skip when unchanged
         write_file(path, dump, "yaml")
+        stamp.write_text(digest)
         return path
 
 
@@ -293,7 +304,9 @@ def _perform(items: list[tuple[Any, ...]]) -> None:
 
     for item in items:
         kind, store = item[0], item[1]
-        if kind == "batch":
+        if kind == "config":
+            store.write_config(item[2])
+        elif kind == "batch":
             pending.setdefault(id(store), (store, []))[1].append((item[2], item[3]))
         else:
             flush_store(store)
