@@ -117,3 +117,11 @@ def test_failed_answers_are_not_cached(fake_server: FakeServer, tmp_path: Path) 
         prompts,
     ) == [["Echo: flaky"]]
     assert len(fake_server.requests) == 2
+
+
+def test_identical_rows_in_a_pipeline_are_separate_requests(fake_server: FakeServer) -> None:
+    # The journal (always on) keys answers by row: a repeated instruction is asked again.
+    pipeline, _ = generation_pipeline(fake_server, 1)
+    pipeline.dag.steps["load_data_from_dicts_0"].data = [{"instruction": "same"}] * 4
+    pipeline.run(use_cache=False)
+    assert len(fake_server.requests) == 4

@@ -51,12 +51,15 @@ if TYPE_CHECKING:
     from potstill.llms.huggingface.inference_endpoints import (
         InferenceEndpointsLLM as InferenceEndpointsLLM,
     )
+    from potstill.llms.huggingface.transformers import TransformersLLM as TransformersLLM
     from potstill.llms.litellm import LiteLLM as LiteLLM
+    from potstill.llms.llamacpp import LlamaCppLLM as LlamaCppLLM
     from potstill.llms.mistral import MistralLLM as MistralLLM
     from potstill.llms.ollama import OllamaLLM as OllamaLLM
     from potstill.llms.openai import OpenAILLM as OpenAILLM
     from potstill.llms.together import TogetherLLM as TogetherLLM
     from potstill.llms.vertexai import VertexAILLM as VertexAILLM
+    from potstill.llms.vllm import vLLM as vLLM
 
 
 def __getattr__(name: str) -> Any:

@@ -290,7 +290,9 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         if not stores:
             return self._generate_isolated(inputs, num_generations, row_offset, kwargs)
         keys = [self._request_key(single, kwargs, num_generations, None) for single in inputs]
-        results: list[Optional[Generations]] = [_lookup(stores, key) for key in keys]
+        results: list[Optional[Generations]] = [
+            _lookup(stores, key, row_offset + index) for index, key in enumerate(keys)
+        ]
         missing = [index for index, result in enumerate(results) if result is None]
         for _ in range(len(inputs) - len(missing)):
             self._usage.record_cached()
@@ -300,7 +302,7 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             )
             for index, generations in zip(missing, fresh):
                 results[index] = generations
-                _remember(stores, keys[index], generations)
+                _remember(stores, keys[index], row_offset + index, generations)
         return results  # type: ignore[return-value]
 
     def _generate_isolated(
@@ -333,8 +335,15 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
                     [single], num_generations, row_offset, kwargs, [rows[index]]
                 )
             ]
-        for result in results:
-            self._usage.record_success(result)
+        for index, result in enumerate(results):
+            if _all_failed(result):
+                # `generate` isolated this input's failure itself (e.g. a prompt too long).
+                self.logger.warning(
+                    "Generation for row %d failed: %s", row_offset + rows[index], result.errors[0]
+                )
+                self._usage.record_failure(result.errors[0] or "")
+            else:
+                self._usage.record_success(result)
         return results
 
     def _request_key(
@@ -609,13 +618,13 @@ class AsyncLLM(LLM):
         stores = self._response_stores()
         key = self._request_key(input, kwargs, num_generations, index) if stores else None
         if key is not None:
-            cached = _lookup(stores, key)
+            cached = _lookup(stores, key, row)
             if cached is not None:
                 self._usage.record_cached()
                 return cached
         generations = await self._send(input, num_generations, kwargs, row)
         if key is not None:
-            _remember(stores, key, generations)
+            _remember(stores, key, row, generations)
         return generations
 
     async def _send(
@@ -818,20 +827,22 @@ class _LoopState:
             self.semaphore = asyncio.Semaphore(max_concurrent_requests)
 
 
-def _lookup(stores: tuple[ResponseStore, ...], key: str) -> Optional[Generations]:
-    """The first stored answer for `key`; copied into the stores that lacked it."""
+def _lookup(stores: tuple[ResponseStore, ...], key: str, row: int) -> Optional[Generations]:
+    """The first stored answer for the request; copied into the stores that lacked it."""
     for position, store in enumerate(stores):
-        found = store.get(key)
+        found = store.get(store.key(key, row))
         if found is not None:
             for other in stores[:position]:
-                other.put(key, found)
+                other.put(other.key(key, row), found)
             return found
     return None
 
 
-def _remember(stores: tuple[ResponseStore, ...], key: str, generations: Generations) -> None:
+def _remember(
+    stores: tuple[ResponseStore, ...], key: str, row: int, generations: Generations
+) -> None:
     for store in stores:
-        store.put(key, generations)
+        store.put(store.key(key, row), generations)
 
 
 def _output_cap(kwargs: dict[str, Any]) -> Optional[int]:
@@ -852,6 +863,13 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 _POSITIVE_INT: TypeAdapter[int] = TypeAdapter(PositiveInt)
+
+
+def _all_failed(generations: Generations) -> bool:
+    """Whether every generation of an input is `None` with an error recorded."""
+    return bool(generations) and all(
+        text is None and error is not None for text, error in zip(generations, generations.errors)
+    )
 
 
 def describe_error(error: BaseException) -> str:

@@ -4,8 +4,9 @@ A request's key hashes the LLM's identity (class, model, endpoint), the conversa
 generation kwargs, `num_generations` and the generation's index, so the N samples of one
 input stay distinct. Two stores use it:
 
-- the per-step journal of a pipeline run, always on: every answered request is appended, so a
-  killed run that resumes re-sends none of the requests that had finished;
+- the per-step journal of a pipeline run, always on: every answered request is appended with
+  its row, so a killed run that resumes re-sends none of the requests that had finished (and
+  identical rows stay separate requests);
 - the opt-in response cache (`use_response_cache=True` on an LLM or a `Pipeline`), shared by
   every run: a re-run over the same inputs makes no requests.
 
@@ -37,10 +38,17 @@ _open_lock = threading.Lock()
 
 
 class ResponseStore:
-    """An append-only file of request key -> generations, indexed in memory."""
+    """An append-only file of request key -> generations, indexed in memory.
 
-    def __init__(self, path: Path) -> None:
+    Attributes:
+        per_row: whether entries are per dataset row (the journal: two identical rows are
+            two requests, so repeated instructions still get their own samples) or per
+            request content (the response cache: identical requests share an answer).
+    """
+
+    def __init__(self, path: Path, per_row: bool = False) -> None:
         self.path = path
+        self.per_row = per_row
         self._lock = threading.Lock()
         self._index: dict[str, Generations] = {}
         self._handle: Any = None
@@ -58,6 +66,10 @@ class ResponseStore:
                     )
                 except (ValueError, KeyError, TypeError):  # a truncated last line
                     continue
+
+    def key(self, request_key: str, row: int) -> str:
+        """The entry key of a request for row `row` in this store."""
+        return f"{request_key}:{row}" if self.per_row else request_key
 
     def __len__(self) -> int:
         return len(self._index)
@@ -100,13 +112,13 @@ class ResponseStore:
                 self._handle = None
 
 
-def open_store(path: Path) -> ResponseStore:
+def open_store(path: Path, per_row: bool = False) -> ResponseStore:
     """The store for `path`, shared by everything in this process that uses it."""
     path = Path(os.path.abspath(path))
     with _open_lock:
         store = _open_stores.get(path)
         if store is None:
-            store = _open_stores[path] = ResponseStore(path)
+            store = _open_stores[path] = ResponseStore(path, per_row=per_row)
         return store
 
 

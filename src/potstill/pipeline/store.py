@@ -164,7 +164,7 @@ class StepStore:
 
     def journal(self) -> ResponseStore:
         """The step's request journal: every answered request of its LLM, kept for resume."""
-        return open_store(self.path / _JOURNAL)
+        return open_store(self.path / _JOURNAL, per_row=True)
 
     def clear(self) -> None:
         """Deletes everything stored for this step configuration."""

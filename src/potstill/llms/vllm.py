@@ -1,0 +1,393 @@
+"""`vLLM`: a local model served in-process by the vLLM engine."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any, Callable, ClassVar, Dict, List, Literal, Optional, Union
+
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    PositiveInt,
+    PrivateAttr,
+    field_validator,
+    validate_call,
+)
+
+from potstill.errors import PotstillUserError
+from potstill.llms.base import LLM
+from potstill.llms.chat_templates import render_prompt, resolve_chat_template
+from potstill.llms.typing import GenerateOutput, Generations
+from potstill.mixins.runtime_parameters import RuntimeParameter
+from potstill.typing import ChatType
+
+CudaDevices = Union[List[int], Literal["auto"]]
+
+
+class vLLM(LLM):
+    """A model run by vLLM's offline engine (`vllm.LLM`) in this process.
+
+    Each call hands the whole batch to the engine, which schedules it with continuous
+    batching. Prompts are rendered with the tokenizer's chat template (the `chat_template`
+    field replaces it; a tokenizer without one gets ChatML) and passed as token ids, so
+    the template's own special tokens are not doubled. `num_generations` is vLLM's native
+    `SamplingParams(n=...)`. Token usage comes from the engine: the prompt's token ids and
+    each completion's token ids.
+
+    Attributes:
+        model: the model id on the Hub, or the path of a local folder.
+        dtype: the dtype of the weights and activations (`"auto"`, `"float16"`,
+            `"bfloat16"`, `"float32"`).
+        trust_remote_code: allow the model's own code from the Hub to run.
+        quantization: the quantization method of the weights (e.g. `"awq"`, `"gptq"`,
+            `"fp8"`), or `None`.
+        revision: the model's revision (branch, tag or commit).
+        tokenizer: the tokenizer id or path, when it differs from `model`.
+        tokenizer_mode: `"auto"` (fast tokenizer when there is one) or `"slow"`; newer vLLM
+            versions accept more modes (e.g. `"mistral"`).
+        tokenizer_revision: the tokenizer's revision.
+        skip_tokenizer_init: must stay `False` here: prompts are rendered and completions
+            decoded with the tokenizer.
+        chat_template: a Jinja chat template that replaces the tokenizer's.
+        seed: the seed of the engine's random number generator.
+        extra_kwargs: any other `vllm.LLM` argument, e.g. `{"max_model_len": 4096,
+            "gpu_memory_utilization": 0.8, "tensor_parallel_size": 2}`.
+        cuda_devices: the GPUs vLLM may use: a list of indices (made visible to the engine
+            through `CUDA_VISIBLE_DEVICES` while it starts), or `"auto"` (leave the
+            environment as it is).
+
+    Examples:
+        ```python
+        from potstill.llms import vLLM
+
+        llm = vLLM(model="Qwen/Qwen2.5-0.5B-Instruct", extra_kwargs={"max_model_len": 2048})
+        llm.load()
+        llm.generate(inputs=[[{"role": "user", "content": "Hello!"}]], max_new_tokens=32)
+        ```
+    """
+
+    model: str
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    quantization: Optional[str] = None
+    revision: Optional[str] = None
+    tokenizer: Optional[str] = None
+    tokenizer_mode: str = "auto"
+    tokenizer_revision: Optional[str] = None
+    skip_tokenizer_init: bool = False
+    chat_template: Optional[str] = None
+    seed: int = 0
+    extra_kwargs: Optional[RuntimeParameter[Dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Additional dictionary of keyword arguments that will be passed to the "
+        "`vLLM` class of `vllm` library. See all the supported arguments at: "
+        "https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/llm.py",
+    )
+    cuda_devices: CudaDevices = Field(
+        default="auto",
+        description="The GPUs vLLM may use; 'auto' leaves `CUDA_VISIBLE_DEVICES` as it is.",
+    )
+
+    sdk_module: ClassVar[Optional[str]] = "vllm"
+
+    _model: Any = PrivateAttr(default=None)
+    _tokenizer: Any = PrivateAttr(default=None)
+    _chat_template: Optional[str] = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default=None)
+
+    @field_validator("skip_tokenizer_init")
+    @classmethod
+    def _needs_tokenizer(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "`skip_tokenizer_init=True` leaves vLLM without a tokenizer, so chat "
+                "templates cannot be rendered nor completions decoded; leave it False"
+            )
+        return value
+
+    @property
+    def model_name(self) -> str:
+        """The `model` field."""
+        return self.model
+
+    def load(self) -> None:
+        """Starts the vLLM engine with the model (the slow part: weights, KV cache).
+
+        Loading again shuts the running engine down first.
+        """
+        if self._model is not None:
+            self._release()
+        super().load()
+        try:
+            self._start_engine()
+        except BaseException:
+            self._release()
+            self._loaded = False
+            raise
+
+    def _start_engine(self) -> None:
+        from vllm import LLM as Engine  # type: ignore[import-not-found]
+
+        with _visible_devices(self.cuda_devices):
+            self._model = Engine(
+                model=self.model,
+                dtype=self.dtype,
+                trust_remote_code=self.trust_remote_code,
+                quantization=self.quantization,
+                revision=self.revision,
+                tokenizer=self.tokenizer,
+                tokenizer_mode=self.tokenizer_mode,
+                tokenizer_revision=self.tokenizer_revision,
+                skip_tokenizer_init=self.skip_tokenizer_init,
+                seed=self.seed,
+                **(self.extra_kwargs or {}),
+            )
+        self._set_tokenizer(self._model.get_tokenizer())
+
+    def _set_tokenizer(self, tokenizer: Any) -> None:
+        """Adopts the tokenizer that renders prompts (vLLM's, once the engine runs)."""
+        self._tokenizer = tokenizer
+        self._chat_template = resolve_chat_template(tokenizer, self.chat_template)
+        self._lock = threading.Lock()
+
+    def unload(self) -> None:
+        """Shuts the engine down and frees its memory."""
+        self._release()
+        super().unload()
+
+    def _release(self) -> None:
+        model, self._model, self._tokenizer = self._model, None, None
+        if model is not None:
+            engine_core = getattr(getattr(model, "llm_engine", None), "engine_core", None)
+            shutdown = getattr(engine_core, "shutdown", None)
+            if callable(shutdown):
+                with contextlib.suppress(Exception):
+                    shutdown()
+            del model
+        gc.collect()
+        with contextlib.suppress(Exception):
+            from vllm.distributed.parallel_state import (  # type: ignore[import-not-found]
+                cleanup_dist_env_and_memory,
+            )
+
+            cleanup_dist_env_and_memory()
+
+    def prepare_input(self, input: ChatType) -> str:
+        """Renders one conversation into the prompt text the model continues.
+
+        Args:
+            input: the conversation.
+
+        Returns:
+            The prompt, rendered with the chat template and its generation prompt.
+        """
+        if self._tokenizer is None:
+            self._ensure_loaded("prepare_input")
+        return render_prompt(self._tokenizer, input, self._chat_template or "")
+
+    def prompt_token_ids(self, prompt: str) -> List[int]:
+        """Tokenizes a rendered prompt without adding special tokens (the template has
+        written those it wants).
+
+        Args:
+            prompt: the prompt from `prepare_input`.
+
+        Returns:
+            The token ids handed to the engine.
+        """
+        return list(self._tokenizer.encode(prompt, add_special_tokens=False))
+
+    @validate_call
+    def generate(  # type: ignore[override]
+        self,
+        inputs: List[ChatType],
+        num_generations: PositiveInt = 1,
+        max_new_tokens: PositiveInt = 128,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        repetition_penalty: float = 1.0,
+        temperature: NonNegativeFloat = 1.0,
+        top_p: float = 1.0,
+        top_k: int = -1,
+        min_p: float = 0.0,
+        logprobs: Optional[PositiveInt] = None,
+        stop: Optional[Union[str, List[str]]] = None,
+        stop_token_ids: Optional[List[int]] = None,
+        include_stop_str_in_output: bool = False,
+        skip_special_tokens: bool = True,
+        logits_processors: Optional[List[Callable[..., Any]]] = None,
+        extra_sampling_params: Optional[Dict[str, Any]] = None,
+        echo: bool = False,
+    ) -> List[GenerateOutput]:
+        """Generates `num_generations` completions for each conversation, the batch at once.
+
+        Args:
+            inputs: the conversations.
+            num_generations: the number of completions per conversation (vLLM's `n`).
+            max_new_tokens: the maximum number of new tokens per completion (`max_tokens`).
+            presence_penalty: penalizes tokens that already appeared in the completion.
+            frequency_penalty: penalizes tokens by how often they already appeared.
+            repetition_penalty: penalizes tokens that appeared in the prompt or completion
+                (1.0 means none).
+            temperature: the sampling temperature; 0 decodes greedily (deterministic, so
+                its `num_generations` completions are copies of one).
+            top_p: the nucleus sampling probability mass.
+            top_k: the number of most likely tokens to sample from; -1 (or 0) disables it.
+            min_p: the minimum probability of a token, relative to the most likely one.
+            logprobs: how many most likely tokens to return the log probabilities of, per
+                generated token.
+            stop: strings that stop the generation.
+            stop_token_ids: token ids that stop the generation.
+            include_stop_str_in_output: keep the stop string at the end of the completion.
+            skip_special_tokens: leave special tokens out of the decoded completion.
+            logits_processors: per-request logits processors, for vLLM versions that
+                accept them in `SamplingParams` (the V1 engine does not: give logits
+                processor classes to the engine with `extra_kwargs` instead).
+            extra_sampling_params: any other `SamplingParams` argument, e.g.
+                `{"seed": 42, "min_tokens": 8}`.
+            echo: prepend the prompt to each completion.
+
+        Returns:
+            One list of completions per conversation, with the token usage.
+        """
+        if not inputs:
+            return []
+        from vllm import SamplingParams  # type: ignore[import-not-found]
+
+        prompts = [self.prepare_input(conversation) for conversation in inputs]
+        sequences = num_generations if temperature > 0 else 1
+        params = sampling_kwargs(
+            n=sequences,
+            max_new_tokens=max_new_tokens,
+            presence_penalty=presence_penalty,
+            frequency_penalty=frequency_penalty,
+            repetition_penalty=repetition_penalty,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            min_p=min_p,
+            logprobs=logprobs,
+            stop=stop,
+            stop_token_ids=stop_token_ids,
+            include_stop_str_in_output=include_stop_str_in_output,
+            skip_special_tokens=skip_special_tokens,
+            logits_processors=logits_processors,
+            extra_sampling_params=extra_sampling_params,
+            accepted=_sampling_params_fields(SamplingParams),
+        )
+        requests = [{"prompt_token_ids": self.prompt_token_ids(prompt)} for prompt in prompts]
+        with self._lock:
+            outputs = self._model.generate(requests, SamplingParams(**params), use_tqdm=False)
+        return [
+            _generations(output, prompt if echo else "", num_generations, logprobs is not None)
+            for output, prompt in zip(outputs, prompts)
+        ]
+
+
+def sampling_kwargs(
+    *,
+    n: int,
+    max_new_tokens: int,
+    logits_processors: Optional[List[Callable[..., Any]]] = None,
+    extra_sampling_params: Optional[Dict[str, Any]] = None,
+    accepted: Optional[set[str]] = None,
+    **values: Any,
+) -> dict[str, Any]:
+    """The `SamplingParams` keyword arguments for potstill's generation kwargs.
+
+    Args:
+        n: completions per prompt.
+        max_new_tokens: sent as `max_tokens`.
+        logits_processors: per-request logits processors (omitted when `None`).
+        extra_sampling_params: extra arguments, applied last (they win).
+        accepted: the argument names this vLLM version's `SamplingParams` takes, to reject
+            `logits_processors` with a clear message where it is not supported.
+        **values: the other kwargs, under their `SamplingParams` names; `None` is omitted.
+
+    Returns:
+        The kwargs.
+    """
+    params: dict[str, Any] = {"n": n, "max_tokens": max_new_tokens}
+    params.update({name: value for name, value in values.items() if value is not None})
+    if logits_processors is not None:
+        if accepted is not None and "logits_processors" not in accepted:
+            raise PotstillUserError(
+                "This vLLM version takes no per-request `logits_processors` (its V1 engine "
+                "dropped them): pass logits processor classes to the engine with "
+                "`extra_kwargs={'logits_processors': [...]}` instead."
+            )
+        params["logits_processors"] = logits_processors
+    params.update(extra_sampling_params or {})
+    return params
+
+
+def _sampling_params_fields(sampling_params: Any) -> set[str]:
+    fields = getattr(sampling_params, "__dataclass_fields__", None) or getattr(
+        sampling_params, "__struct_fields__", None
+    )
+    if fields is None:
+        import inspect
+
+        return set(inspect.signature(sampling_params).parameters)
+    return set(fields)
+
+
+def _generations(
+    output: Any, echo_prompt: str, num_generations: int, logprobs: bool
+) -> Generations:
+    """Turns one `RequestOutput` into `Generations` (copied N times after greedy decoding)."""
+    completions = sorted(output.outputs, key=lambda completion: completion.index)
+    copies = max(num_generations // max(len(completions), 1), 1)
+    texts = [echo_prompt + completion.text for completion in completions] * copies
+    counts = [len(completion.token_ids) for completion in completions]
+    return Generations(
+        texts,
+        input_tokens=[len(output.prompt_token_ids or [])] + [None] * (len(texts) - 1),
+        output_tokens=counts + [None] * (len(texts) - len(counts)),
+        logprobs=[_logprobs(completion) for completion in completions] * copies
+        if logprobs
+        else None,
+    )
+
+
+def _logprobs(completion: Any) -> Optional[list[dict[str, Any]]]:
+    """Per generated token: `{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}`."""
+    positions = completion.logprobs
+    if positions is None:
+        return None
+    result = []
+    for token_id, candidates in zip(completion.token_ids, positions):
+        candidates = candidates or {}
+        chosen = candidates.get(token_id)
+        ranked = sorted(candidates.values(), key=lambda item: item.rank or 0)
+        result.append(
+            {
+                "token": getattr(chosen, "decoded_token", None),
+                "logprob": getattr(chosen, "logprob", None),
+                "top_logprobs": [
+                    {"token": item.decoded_token, "logprob": item.logprob} for item in ranked
+                ],
+            }
+        )
+    return result
+
+
+@contextlib.contextmanager
+def _visible_devices(cuda_devices: CudaDevices) -> Iterator[None]:
+    """Exposes only the listed GPUs to the engine while it starts ("auto": no change)."""
+    if cuda_devices == "auto":
+        yield
+        return
+    previous = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in cuda_devices)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = previous
