@@ -68,6 +68,15 @@ def test_secret_looking_values_are_masked_when_echoed() -> None:
     assert is_secret_name("API_KEY")
 
 
+def test_default_headers_are_masked_when_echoed() -> None:
+    """`default_headers` are secrets (never dumped), so the CLI does not echo them either."""
+    whole = 's.llm.default_headers={"Authorization": "Bearer sk-1"}'
+    assert mask_param(whole) == "s.llm.default_headers=**********"
+    inside = "s.llm.default_headers.Authorization=Bearer sk-1"
+    assert mask_param(inside) == "s.llm.default_headers.Authorization=**********"
+    assert mask_param("api_key_checker.input_batch_size=8").endswith("=8")  # a step's name
+
+
 def test_string_values_are_coerced_and_stored_with_their_types() -> None:
     """The strings a CLI passes become the field's type, also inside generation_kwargs."""
     llm = OpenAILLM(model="m", api_key="k", generation_kwargs={"top_p": 0.9})

@@ -323,6 +323,17 @@ def test_key_never_in_dump_repr_or_str() -> None:
     assert llm._secret() == SECRET  # still usable by the client
 
 
+def test_default_headers_are_sent_but_never_dumped_or_shown(openai_env: FakeServer) -> None:
+    llm = loaded(default_headers={"X-Gateway-Token": SECRET})
+
+    assert llm.generate([chat(SPAIN)]) == [[MADRID]]
+    assert openai_env.requests[0].headers["x-gateway-token"] == SECRET
+    assert "default_headers" not in llm.dump()
+    assert SECRET not in json.dumps(llm.dump())
+    assert SECRET not in repr(llm)
+    assert SECRET not in llm.model_dump_json()
+
+
 def test_key_never_in_logs_or_errors_of_a_rejected_request(
     fake_server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:

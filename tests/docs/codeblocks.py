@@ -13,6 +13,9 @@ between are allowed, several markers can be stacked):
   (exit code 1, a clean error and no traceback).
 - `<!-- test: output -->` above a `text` block: every non-empty line of it must appear in
   what the preceding Python block printed.
+- `<!-- test: file PATH -->` above a Python block: the block is a file the reader saves
+  (e.g. `my_project/steps.py`); it is written to the page's working directory as PATH, for
+  the blocks below it, instead of being run.
 
 Python blocks are complete programs. Shell blocks are checked for their `potstill ...`
 commands only (other lines, such as `pip install`, are instructions for the reader).
@@ -55,6 +58,14 @@ class CodeBlock:
     @property
     def skipped(self) -> bool:
         return "skip-test" in self.markers
+
+    @property
+    def saved_as(self) -> str | None:
+        """The relative path a `test: file PATH` block is saved to, else None."""
+        for marker in self.markers:
+            if marker.startswith("file "):
+                return marker[len("file ") :].strip()
+        return None
 
 
 def _markers_above(lines: list[str], index: int) -> set[str]:

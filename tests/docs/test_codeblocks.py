@@ -86,3 +86,13 @@ def test_an_output_block_needs_a_python_block_before_it(tmp_path: Path) -> None:
     path.write_text("<!-- test: output -->\n```text\nx\n```\n")
     with pytest.raises(ValueError, match="no Python block before it"):
         blocks_of(path)
+
+
+def test_a_file_block_knows_where_it_is_saved(tmp_path: Path) -> None:
+    path = tmp_path / "files.md"
+    path.write_text(
+        "<!-- test: file my_project/steps.py -->\n```python\nX = 1\n```\n\n```python\nprint(1)\n```\n"
+    )
+    saved, run = blocks_of(path)
+    assert saved.saved_as == "my_project/steps.py" and not saved.skipped
+    assert run.saved_as is None

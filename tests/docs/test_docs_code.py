@@ -2,16 +2,19 @@
 
 Blocks run in-process (imports are shared, so the whole site takes seconds), one test per
 block, in page order. The blocks of a page share a working directory, so a Python block
-can write `pipeline.yaml` for a `potstill pipeline run` shell block below it. The
-environment has `OPENAI_BASE_URL`/`OPENAI_API_KEY` pointing at the loopback server and a
-temporary `POTSTILL_CACHE_DIR`. A block fails when it raises, when a `potstill` command
-exits non-zero, when an LLM request fails (unless marked), or when its expected output is
-missing. See `tests/docs/codeblocks.py` for the markers.
+can write `pipeline.yaml` for a `potstill pipeline run` shell block below it; Python blocks
+can import modules from that directory, as `python block.py` would. The environment is
+what a reader sets up for each provider (`EXTRA_ENV`: keys, base URLs, Google credentials),
+pointing at the loopback server, plus a temporary `POTSTILL_CACHE_DIR`, so the provider
+examples run as written. A block fails when it raises, when a `potstill` command exits
+non-zero, when an LLM request fails (unless marked), or when its expected output is missing.
+See `tests/docs/codeblocks.py` for the markers.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import runpy
@@ -22,16 +25,83 @@ from typing import Any
 
 import pytest
 from tests.docs.codeblocks import PYTHON, CodeBlock, all_blocks, potstill_commands
+from tests.fake_server.vertex_generate import service_account_info
 from typer.testing import CliRunner
 
 BLOCKS = all_blocks()
 
-# More environment for the blocks, e.g. a provider's base URL and key once the loopback
-# server speaks its API: name -> value, where "{url}" is the server's base URL
-# (`http://127.0.0.1:PORT`). The `openai_env` fixture already sets OPENAI_BASE_URL (url +
-# "/v1") and OPENAI_API_KEY ("test-key", the key the server accepts).
-EXTRA_ENV: dict[str, str] = {}
+# The environment a reader sets up for the providers, pointing at the loopback server:
+# name -> value, where "{url}" is the server's base URL (`http://127.0.0.1:PORT`) and
+# "{files}" the directory of `_docs_files`. These are variables the provider classes or
+# their SDKs read themselves, so the examples stay what a user writes against the real
+# provider; the two that the examples' own code reads are marked. The `openai_env` fixture
+# already sets OPENAI_BASE_URL (url + "/v1") and OPENAI_API_KEY ("test-key", the key the
+# server accepts).
+EXTRA_ENV: dict[str, str] = {
+    "ANTHROPIC_API_KEY": "test-key",
+    "ANTHROPIC_BASE_URL": "{url}",
+    "ANYSCALE_API_KEY": "test-key",
+    "ANYSCALE_BASE_URL": "{url}/v1",
+    "AZURE_OPENAI_API_KEY": "test-key",
+    "AZURE_OPENAI_ENDPOINT": "{url}",
+    "OPENAI_API_VERSION": "2024-10-21",
+    "COHERE_API_KEY": "test-key",
+    "COHERE_BASE_URL": "{url}",
+    "GROQ_API_KEY": "test-key",
+    "GROQ_BASE_URL": "{url}",
+    "TOGETHER_API_KEY": "test-key",
+    "TOGETHER_BASE_URL": "{url}/v1",
+    "MISTRAL_API_KEY": "test-key",
+    # Read by the Mistral examples' own code: `MistralLLM.endpoint` has no env var (the
+    # `mistralai` SDK reads none), so the examples pass it explicitly.
+    "MISTRAL_ENDPOINT": "{url}/mistral",
+    "OLLAMA_HOST": "{url}",
+    "OLLAMA_API_KEY": "test-key",  # the loopback server wants a key; a local Ollama does not
+    "HF_TOKEN": "test-key",
+    # Read by the Inference Endpoints example's own code, for `base_url` (no env var either).
+    "TGI_URL": "{url}/tgi",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no price-map download when litellm is imported
+    "GOOGLE_CLOUD_PROJECT": "my-project",
+    "GOOGLE_CLOUD_LOCATION": "us-central1",
+    "GOOGLE_VERTEX_BASE_URL": "{url}",  # read by google-genai
+    "GOOGLE_APPLICATION_CREDENTIALS": "{files}/key.json",  # read by google.auth.default()
+}
 _WORKDIRS: dict[Path, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def _docs_files(_session_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Files the environment points at: `key.json`, a Google service-account key whose
+    token server is the loopback server (see `tests/fake_server/vertex_generate.py`)."""
+    files = tmp_path_factory.mktemp("docs-files")
+    key = service_account_info(_session_server.url, project="my-project")
+    (files / "key.json").write_text(json.dumps(key), encoding="utf-8")
+    return files
+
+
+def _service_account_key_file(workdir: Path, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page opens `key.json`, a service-account key, from its working directory."""
+    if not (workdir / "key.json").exists():
+        (workdir / "key.json").write_bytes((files / "key.json").read_bytes())
+
+
+def _hub_client_reaches_the_loopback_server(
+    workdir: Path, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`huggingface_hub`'s offline mode (`HF_HUB_OFFLINE=1`, set for every test so that
+    nothing downloads) also refuses requests to a TGI server, and the library reads the
+    variable once, at import; it is off for this page's blocks, which reach only the
+    loopback server."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+# What a page's blocks need besides the environment: page -> setup(workdir, files, monkeypatch).
+PAGE_SETUP: dict[str, Any] = {
+    "llms/vertexai.md": _service_account_key_file,
+    "llms/inference_endpoints.md": _hub_client_reaches_the_loopback_server,
+}
 
 
 def _local_model_available() -> bool:
@@ -67,6 +137,7 @@ def test_the_docs_have_code_blocks() -> None:
 def test_code_block(
     block: CodeBlock,
     openai_env: Any,
+    _docs_files: Path,
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -78,10 +149,20 @@ def test_code_block(
     workdir = _WORKDIRS.get(block.page)
     if workdir is None:
         workdir = _WORKDIRS[block.page] = tmp_path_factory.mktemp(block.page.stem)
+    if block.saved_as is not None:
+        target = workdir / block.saved_as
+        compile(block.code, str(target), "exec")  # the file must at least be valid Python
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(block.code, encoding="utf-8")
+        return
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("COLUMNS", "200")
     for name, value in EXTRA_ENV.items():
-        monkeypatch.setenv(name, value.format(url=openai_env.url))
+        monkeypatch.setenv(name, value.format(url=openai_env.url, files=_docs_files))
+    monkeypatch.syspath_prepend(str(workdir))  # as `python block.py` would
+    setup = PAGE_SETUP.get(block.id.rsplit(":", 1)[0])
+    if setup is not None:
+        setup(workdir, _docs_files, monkeypatch)
     saved_environ = dict(os.environ)
 
     failures = _FailedRequests()
@@ -96,12 +177,25 @@ def test_code_block(
         potstill_logger.removeHandler(failures)
         os.environ.clear()
         os.environ.update(saved_environ)
+        _forget_modules_in(workdir)
 
     printed = capsys.readouterr().out
     if "failures-expected" not in block.markers:
         assert failures.messages == [], f"{block.id}: requests failed: {failures.messages}"
     missing = [line for line in block.expected_output if line not in printed]
     assert missing == [], f"{block.id}: expected output not printed:\n{printed}"
+
+
+def _forget_modules_in(workdir: Path) -> None:
+    """Drops the modules a block imported from its page's directory (e.g. `my_project`)."""
+    inside = str(workdir) + os.sep
+    for name, module in list(sys.modules.items()):
+        paths = [
+            getattr(module, "__file__", None) or "",
+            *(getattr(module, "__path__", None) or []),
+        ]
+        if any(str(path).startswith(inside) for path in paths):
+            del sys.modules[name]
 
 
 def _run_python(block: CodeBlock, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

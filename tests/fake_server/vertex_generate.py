@@ -4,6 +4,9 @@ Routes:
 
 * ``POST /{version}/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:generateContent``
 * ``POST /{version}/publishers/{publisher}/models/{model}:generateContent`` (express mode)
+* ``POST /token``: Google's OAuth 2.0 token endpoint (``https://oauth2.googleapis.com/token``)
+  for credentials whose ``token_uri`` points here (a service-account key or an
+  ``authorized_user`` file); it hands out the key the Vertex routes accept.
 
 The key is the OAuth access token (``Authorization: Bearer``) or ``x-goog-api-key``.
 Contents use the roles ``user`` and ``model``; the system prompt travels in
@@ -22,7 +25,7 @@ from .answers import answer_for, count_tokens, cut_at_stop, truncate_to_tokens
 from .context import get_context
 from .openai_chat import api_key as bearer_key
 from .registry import ProviderSpec
-from .state import ServerState
+from .state import DEFAULT_API_KEY, ServerState
 
 PROVIDER = "vertexai"
 ACTION = "generateContent"
@@ -229,8 +232,70 @@ async def handle_generate_content(request: web.Request) -> web.Response:
     return web.json_response(build_response(body, model, context.decision.empty))
 
 
+TOKEN_GRANTS = ("urn:ietf:params:oauth:grant-type:jwt-bearer", "refresh_token")
+
+
+def make_token_handler(server: ServerState) -> Any:
+    """Build the OAuth token handler (not a provider route: no key, no markers).
+
+    Args:
+        server: The server state (its ``require_api_key`` is the token handed out).
+
+    Returns:
+        The aiohttp handler.
+    """
+
+    async def handle_token(request: web.Request) -> web.Response:
+        form = await request.post()
+        grant = form.get("grant_type")
+        if grant not in TOKEN_GRANTS or not (form.get("assertion") or form.get("refresh_token")):
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        token = server.config.require_api_key or DEFAULT_API_KEY
+        return web.json_response(
+            {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
+        )
+
+    return handle_token
+
+
+def service_account_info(server_url: str, project: str = "test-project") -> dict[str, str]:
+    """A Google service-account key whose ``token_uri`` is this server's ``/token``.
+
+    Written to a file, it works wherever Google accepts one (``GOOGLE_APPLICATION_CREDENTIALS``,
+    ``service_account.Credentials.from_service_account_file``): ``google.auth`` signs a JWT
+    with the (freshly generated) private key and exchanges it here for the access token the
+    Vertex routes accept. (An ``authorized_user`` file cannot be used: ``google.auth``
+    always sends those to Google's own token server.)
+
+    Args:
+        server_url: The server's base URL.
+        project: The key's ``project_id``.
+
+    Returns:
+        The key file's JSON content.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": "fake-server",
+        "private_key": pem,
+        "client_email": f"fake@{project}.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": f"{server_url}/token",
+    }
+
+
 def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Vertex AI provider and its routes.
+    """Register the Vertex AI provider, its routes and the OAuth token endpoint.
 
     Args:
         router: The application's router.
@@ -244,3 +309,4 @@ def register(router: web.UrlDispatcher, server: ServerState) -> None:
         "/{version}/publishers/{publisher}/models/{model_action}",
     ):
         server.providers.add_route(router, "POST", path, handle_generate_content, PROVIDER)
+    router.add_post("/token", make_token_handler(server))

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
+
 import google.auth
 import google.oauth2.credentials
 import pytest
 from tests.fake_server import FakeServer
+from tests.fake_server.vertex_generate import service_account_info
 from tests.providers.contract import (
     MADRID,
     SPAIN,
@@ -200,6 +203,27 @@ def test_project_and_location_from_env(
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert fake_server.requests[0].path == PATH
+
+
+def test_credentials_file_and_the_sdk_base_url_variable(
+    fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """No credentials, project or base URL given: `GOOGLE_APPLICATION_CREDENTIALS` (a
+    service-account key whose token server is the loopback one) and google-genai's
+    `GOOGLE_VERTEX_BASE_URL` are used, as the docs' examples rely on."""
+    adc = tmp_path / "key.json"
+    adc.write_text(json.dumps(service_account_info(fake_server.url, project="test-project")))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", fake_server.url)
+    monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "us-central1")
+    llm = tracked(VertexAILLM(model=MODEL))  # the project comes from the key file
+    llm.load()
+
+    assert llm.generate([chat(SPAIN)]) == [[MADRID]]
+    token, generate = fake_server.requests
+    assert token.path == "/token"
+    assert generate.path == PATH
+    assert generate.headers["authorization"] == "Bearer test-key"
 
 
 def test_missing_credentials_fail_at_load(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

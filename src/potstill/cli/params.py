@@ -11,9 +11,12 @@ from potstill.errors import PotstillUserError
 # A dotted key with at least two parts (step and parameter), then `=` and the value.
 _PARAM = re.compile(r"^(?P<key>[^.=\s]+(?:\.[^.=\s]+)+)=(?P<value>.*)$", re.DOTALL)
 
-# Parameter names whose values are never echoed back (API keys, tokens, passwords).
-_SECRET_NAMES = frozenset({"key", "apikey", "token", "secret", "password", "credentials"})
-_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "_credentials")
+# Parameter names whose values are never echoed back (API keys, tokens, passwords, and
+# HTTP headers such as `default_headers`, which often carry credentials).
+_SECRET_NAMES = frozenset(
+    {"key", "apikey", "token", "secret", "password", "credentials", "headers"}
+)
+_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "_credentials", "_headers")
 
 
 def parse_runtime_parameters(params: list[str]) -> dict[str, dict[str, Any]]:
@@ -80,8 +83,9 @@ def is_secret_name(name: str) -> bool:
 
 
 def mask_param(raw: str) -> str:
-    """A `--param` option with its value hidden when the name looks secret."""
+    """A `--param` option with its value hidden when the name, or the name of a field it
+    sets inside (`STEP.llm.default_headers.Authorization`), looks secret."""
     key, sep, _ = raw.partition("=")
-    if sep and is_secret_name(key.rsplit(".", 1)[-1]):
+    if sep and any(is_secret_name(part) for part in key.split(".")[1:]):
         return f"{key}=**********"
     return raw

@@ -22,7 +22,7 @@ class AnthropicLLM(AsyncLLM):
     response's `usage.input_tokens`/`usage.output_tokens`. Any model name is accepted.
 
     Attributes:
-        model: the model name, e.g. `claude-sonnet-4-5`.
+        model: the model name, e.g. `claude-sonnet-4-6`.
         base_url: the API's base URL; defaults to `$ANTHROPIC_BASE_URL`, else Anthropic's.
         api_key: the API key; defaults to `$ANTHROPIC_API_KEY`. It is sent as `x-api-key`.
         timeout: seconds to wait for a response before giving up on a request.
@@ -33,7 +33,7 @@ class AnthropicLLM(AsyncLLM):
         ```python
         from potstill.llms import AnthropicLLM
 
-        llm = AnthropicLLM(model="claude-sonnet-4-5")
+        llm = AnthropicLLM(model="claude-sonnet-4-6")
         llm.load()
         llm.generate(inputs=[[{"role": "user", "content": "Hello!"}]])
         ```
