@@ -125,3 +125,28 @@ def test_identical_rows_in_a_pipeline_are_separate_requests(fake_server: FakeSer
     pipeline.dag.steps["load_data_from_dicts_0"].data = [{"instruction": "same"}] * 4
     pipeline.run(use_cache=False)
     assert len(fake_server.requests) == 4
+
+
+def test_the_cache_tells_endpoints_apart_but_not_limits(
+    fake_server: FakeServer, tmp_path: Path
+) -> None:
+    cache = str(tmp_path / "responses")
+    generate(make_llm(fake_server, use_response_cache=True, response_cache_dir=cache), PROMPTS[:1])
+    # Same endpoint, other limits and timeout: the cached answer is reused.
+    generate(
+        make_llm(
+            fake_server,
+            use_response_cache=True,
+            response_cache_dir=cache,
+            max_concurrent_requests=3,
+            timeout=9,
+            requests_per_minute=6000,
+        ),
+        PROMPTS[:1],
+    )
+    assert len(fake_server.requests) == 1
+    # Another endpoint (same server under another URL spelling) is another cache entry.
+    other = make_llm(fake_server, use_response_cache=True, response_cache_dir=cache)
+    other.base_url = fake_server.openai_base_url.replace("127.0.0.1", "localhost")
+    generate(other, PROMPTS[:1])
+    assert len(fake_server.requests) == 2

@@ -49,6 +49,7 @@ from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.llms.usage import UsageSummary, UsageTracker
 from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
 from potstill.typing import ChatType
+from potstill.utils.fields import without_execution_fields
 from potstill.utils.imports import require
 from potstill.utils.portal import portal, run_sync
 from potstill.utils.serialization import _Serializable, dump_model
@@ -289,7 +290,10 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         stores = self._response_stores()
         if not stores:
             return self._generate_isolated(inputs, num_generations, row_offset, kwargs)
-        keys = [self._request_key(single, kwargs, num_generations, None) for single in inputs]
+        identity = self.cache_identity()
+        keys = [
+            self._request_key(single, kwargs, num_generations, None, identity) for single in inputs
+        ]
         results: list[Optional[Generations]] = [
             _lookup(stores, key, row_offset + index) for index, key in enumerate(keys)
         ]
@@ -346,18 +350,23 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
                 self._usage.record_success(result)
         return results
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What identifies this LLM's answers in the response cache: its whole configuration
+        (class, model, endpoint, project...) except generation kwargs (part of each request's
+        key) and settings that do not change answers (limits, retries, timeouts)."""
+        dump = without_execution_fields(self.dump())
+        dump.pop("generation_kwargs", None)
+        return dump
+
     def _request_key(
         self,
         input: ChatType,
         kwargs: dict[str, Any],
         num_generations: Optional[int],
         index: Optional[int],
+        identity: Optional[dict[str, Any]] = None,
     ) -> str:
-        identity = {
-            "class": type(self).__name__,
-            "model": self.model_name,
-            "endpoint": getattr(self, "base_url", None),
-        }
+        identity = identity if identity is not None else self.cache_identity()
         return request_key(identity, input, kwargs, num_generations, index)
 
     def _response_stores(self) -> tuple[ResponseStore, ...]:
@@ -618,7 +627,11 @@ class AsyncLLM(LLM):
     ) -> Generations:
         """One request: from the journal/cache if answered before, else limited and retried."""
         stores = batch.stores
-        key = self._request_key(input, kwargs, num_generations, index) if stores else None
+        key = (
+            self._request_key(input, kwargs, num_generations, index, batch.identity)
+            if stores
+            else None
+        )
         if key is not None:
             cached = _lookup(stores, key, row)
             if cached is not None:
@@ -816,10 +829,11 @@ class _RequestContext:
     """What every request of one `agenerate_outputs` call needs, looked up once per batch
     (pydantic private attributes are slow to read on a hot path)."""
 
-    __slots__ = ("agenerate", "limiter", "semaphore", "stores", "usage")
+    __slots__ = ("agenerate", "identity", "limiter", "semaphore", "stores", "usage")
 
     def __init__(self, llm: AsyncLLM) -> None:
         self.stores = llm._response_stores()
+        self.identity = llm.cache_identity() if self.stores else None
         self.limiter = llm._rate_limiter()
         self.semaphore = llm._loop_state().semaphore
         self.usage = llm._usage

@@ -4,27 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from potstill.pipeline.dag import DAG
-
-# Fields that change how a step runs but not what it produces.
-EXECUTION_ONLY_FIELDS = frozenset(
-    {
-        "runtime_parameters_info",
-        "max_concurrent_requests",
-        "timeout",
-        "max_retries",
-        "max_retry_time",
-        "retry_backoff",
-        "requests_per_minute",
-        "tokens_per_minute",
-        "input_tokens_per_minute",
-        "output_tokens_per_minute",
-        "use_response_cache",
-        "response_cache_dir",
-    }
-)
+from potstill.utils.fields import without_execution_fields
 
 
 def step_signatures(dag: DAG) -> dict[str, str]:
@@ -42,21 +24,9 @@ def step_signatures(dag: DAG) -> dict[str, str]:
     signatures: dict[str, str] = {}
     for name in dag.topological_order():
         payload = {
-            "step": _without_execution_fields(dag.steps[name].dump()),
+            "step": without_execution_fields(dag.steps[name].dump()),
             "inputs": [signatures[p] for p in dag.predecessors(name)],
         }
         text = json.dumps(payload, sort_keys=True, default=str)
         signatures[name] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return signatures
-
-
-def _without_execution_fields(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: _without_execution_fields(item)
-            for key, item in value.items()
-            if key not in EXECUTION_ONLY_FIELDS
-        }
-    if isinstance(value, list):
-        return [_without_execution_fields(item) for item in value]
-    return value

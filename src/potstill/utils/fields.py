@@ -25,3 +25,35 @@ def _mentions_secret(annotation: Any) -> bool:
     if annotation is SecretStr:
         return True
     return any(_mentions_secret(arg) for arg in typing.get_args(annotation))
+
+
+# Fields that change how a step runs but not what it produces.
+EXECUTION_ONLY_FIELDS = frozenset(
+    {
+        "runtime_parameters_info",
+        "max_concurrent_requests",
+        "timeout",
+        "max_retries",
+        "max_retry_time",
+        "retry_backoff",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "input_tokens_per_minute",
+        "output_tokens_per_minute",
+        "use_response_cache",
+        "response_cache_dir",
+    }
+)
+
+
+def without_execution_fields(value: Any) -> Any:
+    """A dump without the fields in `EXECUTION_ONLY_FIELDS`, at any depth."""
+    if isinstance(value, dict):
+        return {
+            key: without_execution_fields(item)
+            for key, item in value.items()
+            if key not in EXECUTION_ONLY_FIELDS
+        }
+    if isinstance(value, list):
+        return [without_execution_fields(item) for item in value]
+    return value
