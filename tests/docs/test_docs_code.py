@@ -190,10 +190,13 @@ def _forget_modules_in(workdir: Path) -> None:
     """Drops the modules a block imported from its page's directory (e.g. `my_project`)."""
     inside = str(workdir) + os.sep
     for name, module in list(sys.modules.items()):
-        paths = [
-            getattr(module, "__file__", None) or "",
-            *(getattr(module, "__path__", None) or []),
-        ]
+        paths = [getattr(module, "__file__", None) or ""]
+        package_path = getattr(module, "__path__", None)
+        if (
+            isinstance(package_path, (list, tuple))
+            or type(package_path).__name__ == "_NamespacePath"
+        ):
+            paths.extend(package_path)  # (torch registers odd modules whose __path__ is not a list)
         if any(str(path).startswith(inside) for path in paths):
             del sys.modules[name]
 
