@@ -10,9 +10,9 @@ input stay distinct. Two stores use it:
 - the opt-in response cache (`use_response_cache=True` on an LLM or a `Pipeline`), shared by
   every run: a re-run over the same inputs makes no requests.
 
-Each store is an append-only JSON-lines file. An append is one `write` of one line, flushed
-right away, so a killed process leaves at worst a truncated last line, which is skipped when
-the file is read back. Only answers without errors are stored.
+Each store is an append-only JSON-lines file (see `potstill.utils.append_log`): what was
+appended survives `kill -9`, and a line cut short is skipped when the file is read back. Only
+answers without errors are stored.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from potstill.llms.typing import Generations
+from potstill.utils.append_log import AppendLog, MappedLog, read_lines
 
 logger = logging.getLogger("potstill.cache")
 
@@ -49,23 +50,18 @@ class ResponseStore:
     def __init__(self, path: Path, per_row: bool = False) -> None:
         self.path = path
         self.per_row = per_row
-        self._lock = threading.Lock()
         self._index: dict[str, Generations] = {}
-        self._handle: Any = None
-        self._load()
-
-    def _load(self) -> None:
-        if not self.path.exists():
-            return
-        with open(self.path, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                    self._index[record["k"]] = Generations(
-                        record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
-                    )
-                except (ValueError, KeyError, TypeError):  # a truncated last line
-                    continue
+        # The journal has one writer (its pipeline run) and is written on the hot path, so
+        # it appends through a memory map; the shared cache may have several writer processes.
+        self._log: Union[MappedLog, AppendLog] = MappedLog(path) if per_row else AppendLog(path)
+        for line in read_lines(path):
+            try:
+                record = json.loads(line)
+                self._index[record["k"]] = Generations(
+                    record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
+                )
+            except (ValueError, KeyError, TypeError):  # not a record: skip it
+                continue
 
     def key(self, request_key: str, row: int) -> str:
         """The entry key of a request for row `row` in this store."""
@@ -96,20 +92,12 @@ class ResponseStore:
             },
             ensure_ascii=False,
         )
-        with self._lock:
-            if self._handle is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
-            self._handle.write(line + "\n")
-            self._handle.flush()
-            self._index[key] = generations
+        self._log.append(line.encode("utf-8"))
+        self._index[key] = generations
 
     def close(self) -> None:
         """Closes the file (it reopens on the next `put`)."""
-        with self._lock:
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None
+        self._log.close()
 
 
 def open_store(path: Path, per_row: bool = False) -> ResponseStore:
