@@ -37,9 +37,10 @@ class _Pacer:
         self.per_minute = per_minute
         self._next = 0.0  # when the next unit may start (time.monotonic)
 
-    def earliest(self, now: float) -> float:
-        """The earliest time the next units may start."""
-        return max(self._next, now) if self._next > now else now
+    @property
+    def next_start(self) -> float:
+        """When the next units may start (in the past when the limit has room)."""
+        return self._next
 
     def book(self, start: float, units: float) -> None:
         """Records `units` starting at `start`; the next start moves on by their cost."""
@@ -123,7 +124,7 @@ class RateLimiter:
                 with self._lock:
                     now = time.monotonic()
                     ready = max(
-                        [self._cooldown_until, *(p.earliest(now) for p in self._pacers.values())]
+                        [self._cooldown_until, *(p.next_start for p in self._pacers.values())]
                     )
                     if ready <= now:
                         # Waking a little late (timer resolution, a busy loop) keeps the
