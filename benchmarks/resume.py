@@ -50,7 +50,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as full_dir:
             full = timed(run_job(url, full_dir, args.rows))
 
-        server_post(url, "/_control/reset", {})
+        server_post(url, "/_control/reset", {})  # clears the counts (and the config)
+        server_post(url, "/_control/config", {"latency_s": args.latency})
         with tempfile.TemporaryDirectory() as killed_dir:
             job = run_job(url, killed_dir, args.rows)
             while server_get(url, "/_control/stats")["request_count"] < args.rows // 2:
