@@ -129,3 +129,12 @@ def test_the_final_error_is_logged_with_the_row_index(
         llm.unload()
     assert [list(o) for o in outputs] == [["Echo: fine"], [None]]
     assert any("row 1" in record.getMessage() for record in caplog.records)
+
+
+def test_an_unreachable_endpoint_is_named_in_the_error() -> None:
+    from potstill.llms import OpenAILLM
+
+    llm = OpenAILLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0)
+    result = ask(llm, "anyone there?")
+    assert list(result) == [None]
+    assert "http://127.0.0.1:9/v1" in result.errors[0]

@@ -404,6 +404,12 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
 
     def _failed(self, num_generations: int, error: BaseException, row: int) -> Generations:
         message = describe_error(error)
+        decision = classify(error)
+        endpoint = self._endpoint()
+        if decision.retry and decision.status is None and endpoint:
+            # A timeout or connection error: say where the requests went, so a wrong or
+            # unreachable endpoint is obvious from the message.
+            message = f"{message} (endpoint: {endpoint})"
         seen = self._usage.record_failure(message)
         # The same error on thousands of rows would drown the log: show the first few, then
         # every hundredth with its count. Every row keeps its error in its metadata.
@@ -417,6 +423,14 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
                 seen,
             )
         return Generations.failed(num_generations, message)
+
+    def _endpoint(self) -> Optional[str]:
+        """The URL or host the LLM sends requests to, for error messages."""
+        for name in ("base_url", "endpoint", "host", "api_base"):
+            value = getattr(self, name, None)
+            if isinstance(value, str) and value:
+                return value
+        return None
 
     @property
     def usage(self) -> UsageSummary:
