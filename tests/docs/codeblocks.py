@@ -4,9 +4,15 @@ Markers, each an HTML comment on its own line just above a fenced block (blank l
 between are allowed, several markers can be stacked):
 
 - `<!-- skip-test -->`: the block is not run (e.g. it needs a real hosted API); a reason
-  may follow: `<!-- skip-test (why) -->`.
+  may follow, and the test's skip message gives it: `<!-- skip-test (why) -->`.
 - `<!-- test: local-model -->`: the block needs the embedded local model; it runs only
   where `llama_cpp` and potstill's `LlamaCppLLM` can be imported.
+- `<!-- test: tiny-hf-model ORG/NAME -->`: the block loads the Hub model ORG/NAME (with
+  `transformers`). The test puts a tiny random model with its tokenizer into a temporary
+  Hugging Face cache under that repo id and turns the Hub off (`HF_HUB_OFFLINE=1`), so the
+  block loads the stand-in from the cache as it would load the real model after a download.
+  Its text is gibberish: check only what holds for both (counts, shapes, names). Runs only
+  where `torch` and `transformers` can be imported.
 - `<!-- test: failures-expected -->`: the block shows failed requests on purpose, so
   "generation failed" warnings do not fail the test.
 - `<!-- test: expect-error -->`: a shell block whose `potstill` commands must fail
@@ -46,6 +52,7 @@ class CodeBlock:
     code: str
     markers: set[str] = field(default_factory=set)
     expected_output: list[str] = field(default_factory=list)
+    skip_reason: str = ""  # the `(why)` of `<!-- skip-test (why) -->`
 
     @property
     def id(self) -> str:
@@ -67,9 +74,17 @@ class CodeBlock:
                 return marker[len("file ") :].strip()
         return None
 
+    @property
+    def hub_models(self) -> list[str]:
+        """The repo ids of its `test: tiny-hf-model ORG/NAME` markers."""
+        prefix = "tiny-hf-model "
+        return sorted(m[len(prefix) :].strip() for m in self.markers if m.startswith(prefix))
 
-def _markers_above(lines: list[str], index: int) -> set[str]:
+
+def _markers_above(lines: list[str], index: int) -> tuple[set[str], str]:
+    """The markers of the block whose fence is at `index`, and the reason of its skip-test."""
     markers: set[str] = set()
+    skip_reason = ""
     position = index - 1
     while position >= 0:
         text = lines[position]
@@ -82,10 +97,13 @@ def _markers_above(lines: list[str], index: int) -> set[str]:
         body = match.group("body")
         if body == "skip-test" or body.startswith(("skip-test ", "skip-test(")):
             markers.add("skip-test")
+            skip_reason = body[len("skip-test") :].strip()
+            if skip_reason.startswith("(") and skip_reason.endswith(")"):
+                skip_reason = skip_reason[1:-1].strip()
         elif body.startswith("test:"):
             markers.update(part.strip() for part in body[5:].split(",") if part.strip())
         position -= 1
-    return markers
+    return markers, skip_reason
 
 
 def blocks_of(page: Path) -> list[CodeBlock]:
@@ -108,12 +126,14 @@ def blocks_of(page: Path) -> list[CodeBlock]:
             body.append(text[len(indent) :] if text.startswith(indent) else text.lstrip())
             index += 1
         index += 1  # the closing fence
+        markers, skip_reason = _markers_above(lines, start)
         block = CodeBlock(
             page=page,
             line=start + 1,
             language=language,
             code="\n".join(body) + "\n",
-            markers=_markers_above(lines, start),
+            markers=markers,
+            skip_reason=skip_reason,
         )
         if "output" in block.markers:
             previous = next((b for b in reversed(blocks) if b.language in PYTHON), None)

@@ -66,7 +66,8 @@ def test_blocks_markers_and_expected_output(page: Path) -> None:
     ]
     plain, skipped, local, indented, shell = blocks
     assert plain.code == 'print("plain")\n' and not plain.markers and not plain.skipped
-    assert skipped.skipped
+    assert skipped.skipped and skipped.skip_reason == "it needs the internet"
+    assert not plain.skip_reason
     assert local.markers == {"local-model", "failures-expected"}
     assert local.expected_output == ["local"]
     assert indented.code == 'print("indented")\n'
@@ -96,3 +97,18 @@ def test_a_file_block_knows_where_it_is_saved(tmp_path: Path) -> None:
     saved, run = blocks_of(path)
     assert saved.saved_as == "my_project/steps.py" and not saved.skipped
     assert run.saved_as is None
+
+
+def test_skip_reasons_and_hub_models(tmp_path: Path) -> None:
+    path = tmp_path / "markers.md"
+    path.write_text(
+        "<!-- skip-test -->\n```python\nA\n```\n\n"
+        "<!-- skip-test(needs `vllm` (not installed), a GPU) -->\n```python\nB\n```\n\n"
+        "<!-- test: tiny-hf-model org/a, failures-expected -->\n"
+        "<!-- test: tiny-hf-model org/b -->\n```python\nC\n```\n"
+    )
+    bare, reasoned, hub = blocks_of(path)
+    assert bare.skipped and bare.skip_reason == ""
+    assert reasoned.skipped and reasoned.skip_reason == "needs `vllm` (not installed), a GPU"
+    assert not hub.skipped and hub.hub_models == ["org/a", "org/b"]
+    assert "failures-expected" in hub.markers and bare.hub_models == []

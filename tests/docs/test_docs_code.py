@@ -6,7 +6,8 @@ can write `pipeline.yaml` for a `potstill pipeline run` shell block below it; Py
 can import modules from that directory, as `python block.py` would. The environment is
 what a reader sets up for each provider (`EXTRA_ENV`: keys, base URLs, Google credentials),
 pointing at the loopback server, plus a temporary `POTSTILL_CACHE_DIR`, so the provider
-examples run as written. A block fails when it raises, when a `potstill` command exits
+examples run as written. A block that loads a Hub model with `transformers` gets a tiny
+random stand-in of it in a temporary Hugging Face cache, with the Hub off. A block fails when it raises, when a `potstill` command exits
 non-zero, when an LLM request fails (unless marked), or when its expected output is missing.
 See `tests/docs/codeblocks.py` for the markers.
 """
@@ -20,6 +21,7 @@ import os
 import runpy
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,61 @@ PAGE_SETUP: dict[str, Any] = {
 }
 
 
+# The shapes of the tiny stand-ins of `test: tiny-hf-model` (2 layers, a few dozen tokens),
+# as the real models' configs give them, so hidden states have the real model's width:
+# repo id -> build_tiny_model kwargs. A repo id not listed gets the default tiny shape.
+TINY_HF_SHAPES: dict[str, dict[str, int]] = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": {
+        "hidden_size": 576,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+    },
+}
+
+
+class _TinyHubCache:
+    """A Hugging Face home (`HF_HOME`) whose hub cache gets a tiny random model under each
+    repo id a block asks for, built the first time it is asked for (once per session)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.hub_cache = home / "hub"  # huggingface_hub's default: $HF_HOME/hub
+        self._installed: set[str] = set()
+
+    def install(self, repo_id: str) -> None:
+        from tests.local.tiny_hf import build_tiny_model, install_in_hub_cache
+
+        if repo_id in self._installed:
+            return
+        with tempfile.TemporaryDirectory() as built:
+            model_dir = build_tiny_model(Path(built), **TINY_HF_SHAPES.get(repo_id, {}))
+            install_in_hub_cache(model_dir, self.hub_cache, repo_id)
+        self._installed.add(repo_id)
+
+    def activate(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Points the environment at this cache, with the Hub off. `huggingface_hub` reads
+        these variables once, when it is imported (before this test, in this process), so its
+        constants are set as well; `transformers` takes them from there."""
+        from huggingface_hub import constants
+
+        for name, value in (
+            ("HF_HOME", str(self.home)),
+            ("HF_HUB_CACHE", str(self.hub_cache)),
+            ("HF_HUB_OFFLINE", True),
+        ):
+            monkeypatch.setenv(name, "1" if value is True else value)
+            monkeypatch.setattr(constants, name, value)
+
+
+@pytest.fixture(scope="session")
+def _tiny_hub_cache(tmp_path_factory: pytest.TempPathFactory) -> _TinyHubCache:
+    return _TinyHubCache(tmp_path_factory.mktemp("hf-home"))
+
+
+def _transformers_available() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
+
+
 def _local_model_available() -> bool:
     return (
         importlib.util.find_spec("llama_cpp") is not None
@@ -141,11 +198,14 @@ def test_code_block(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     if block.skipped:
-        pytest.skip("marked <!-- skip-test --> in the page")
+        pytest.skip(f"marked skip-test in the page: {block.skip_reason or 'no reason given'}")
     if "local-model" in block.markers and not _local_model_available():
         pytest.skip("needs llama_cpp and potstill's LlamaCppLLM")
+    if block.hub_models and not _transformers_available():
+        pytest.skip("needs torch and transformers")
     workdir = _WORKDIRS.get(block.page)
     if workdir is None:
         workdir = _WORKDIRS[block.page] = tmp_path_factory.mktemp(block.page.stem)
@@ -163,6 +223,11 @@ def test_code_block(
     setup = PAGE_SETUP.get(block.id.rsplit(":", 1)[0])
     if setup is not None:
         setup(workdir, _docs_files, monkeypatch)
+    if block.hub_models:
+        hub_cache: _TinyHubCache = request.getfixturevalue("_tiny_hub_cache")
+        for repo_id in block.hub_models:
+            hub_cache.install(repo_id)
+        hub_cache.activate(monkeypatch)
     saved_environ = dict(os.environ)
 
     failures = _FailedRequests()

@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import torch
-from tests.local.tiny_hf import TINY_CHAT_TEMPLATE, build_tiny_model
+from tests.local.tiny_hf import TINY_CHAT_TEMPLATE, build_tiny_model, install_in_hub_cache
 
 from potstill.errors import LLMNotLoadedError, PotstillUserError
 from potstill.llms import LLM, TransformersLLM
@@ -387,6 +387,36 @@ def test_unload_frees_the_model(model_dir: Path) -> None:
     assert llm._model is None and not llm.is_loaded
     with pytest.raises(LLMNotLoadedError):
         llm.generate([SHORT])
+
+
+def test_loads_a_repo_id_from_the_hub_cache_offline(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`install_in_hub_cache` (what the docs tests use for `test: tiny-hf-model`) writes the
+    layout huggingface_hub downloads to: its cache scan sees one clean repo, and `model`
+    given as the repo id loads from it with the Hub off."""
+    from huggingface_hub import constants, scan_cache_dir
+
+    repo_id = "my-org/tiny-chat"
+    snapshot = install_in_hub_cache(model_dir, tmp_path / "hub", repo_id)
+    report = scan_cache_dir(tmp_path / "hub")
+    assert report.warnings == []
+    [repo] = report.repos
+    assert (repo.repo_id, repo.repo_type, set(repo.refs)) == (repo_id, "model", {"main"})
+    [revision] = repo.revisions
+    assert revision.snapshot_path == snapshot and repo.refs["main"] == revision
+    assert {file.file_name for file in revision.files} >= {"config.json", "model.safetensors"}
+    assert (snapshot / "config.json").is_symlink()  # pointers to blobs, as downloads make
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    llm = TransformersLLM(model=repo_id)
+    llm.load()
+    assert llm.prepare_input(SHORT) == "<s>user yes</s><s>assistant "  # the tiny template
+    [output] = llm.generate([SHORT], max_new_tokens=3, do_sample=False)
+    assert output.output_tokens == [3]
+    with pytest.raises(OSError, match="find them in the cached files"):
+        TransformersLLM(model="my-org/absent").load()  # not cached, and no download
 
 
 def test_torch_dtype_and_device(model_dir: Path) -> None:
