@@ -16,9 +16,15 @@ from typing import Any
 from aiohttp import web
 
 from .answers import answer_for, content_text, count_tokens, cut_at_stop
-from .common import BadRequest, add_provider, json_handler, limit_answer, prompt_tokens
+from .common import (
+    BadRequest,
+    json_handler,
+    limit_answer,
+    prompt_tokens,
+    registration,
+    user_text,
+)
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "anthropic"
 PATH = "/v1/messages"
@@ -79,20 +85,15 @@ def _openai_messages(messages: Any) -> list[dict[str, Any]]:
 
 
 def key_text(body: Any) -> str:
-    """Return the text of the last user message.
+    """Return the text of the last user message, or ``""``.
 
     Args:
         body: The parsed JSON body.
 
     Returns:
-        The text, or ``""``.
+        The text.
     """
-    if not isinstance(body, Mapping):
-        return ""
-    for message in reversed(_openai_messages(body.get("messages"))):
-        if message["role"] == "user":
-            return content_text(message["content"])
-    return ""
+    return user_text(body, "messages", _openai_messages)
 
 
 def _number_in(body: Mapping[str, Any], name: str, low: float, high: float) -> None:
@@ -206,12 +207,7 @@ handle_messages = json_handler(
 )
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Anthropic provider and its route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    spec = ProviderSpec(PROVIDER, error_body, api_key=api_key, key_text=key_text)
-    add_provider(router, server, spec, {PATH: handle_messages})
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=api_key, key_text=key_text),
+    {PATH: handle_messages},
+)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .common import add_provider, bearer_key, chat_key_text
+from .common import bearer_key, chat_key_text, registration
 from .context import get_context
 from .openai_chat import error_body, openai_error, respond
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "azure"
 PATH = "/openai/deployments/{deployment}/chat/completions"
@@ -58,12 +57,7 @@ async def handle_deployment_chat(request: web.Request) -> web.Response:
     )
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Azure OpenAI provider and its deployment route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    spec = ProviderSpec(PROVIDER, error_body, api_key=api_key, key_text=chat_key_text)
-    add_provider(router, server, spec, {PATH: handle_deployment_chat})
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=api_key, key_text=chat_key_text),
+    {PATH: handle_deployment_chat},
+)

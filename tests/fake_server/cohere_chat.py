@@ -11,20 +11,18 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
-
 from .answers import answer_for, count_tokens
 from .common import (
     BadRequest,
-    add_provider,
     bearer_key,
     chat_key_text,
     json_handler,
     limit_answer,
+    message_only_error,
     prompt_tokens,
+    registration,
 )
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "cohere"
 PATH = "/v2/chat"
@@ -37,17 +35,8 @@ NUMBER_RANGES = {
 }
 
 
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """Build a Cohere error body.
-
-    Args:
-        status: HTTP status (unused: Cohere errors only carry a message).
-        message: Human-readable message.
-
-    Returns:
-        ``{"message": ...}``.
-    """
-    return {"message": message}
+# Cohere errors carry only a message: {"message": ...}.
+error_body = message_only_error("message")
 
 
 def validate(body: Any) -> Mapping[str, Any]:
@@ -140,12 +129,7 @@ handle_chat = json_handler(
 )
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Cohere provider and its route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    spec = ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text)
-    add_provider(router, server, spec, {PATH: handle_chat})
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text),
+    {PATH: handle_chat},
+)

@@ -12,7 +12,14 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .answers import content_text, count_tokens, cut_at_stop, last_user_text, truncate_to_tokens
+from .answers import (
+    answer_for,
+    content_text,
+    count_tokens,
+    cut_at_stop,
+    last_user_text,
+    truncate_to_tokens,
+)
 from .context import RequestContext, get_context
 from .registry import Handler, ProviderSpec
 from .state import ServerState
@@ -49,6 +56,41 @@ def chat_key_text(body: Any) -> str:
     if isinstance(body, Mapping) and isinstance(body.get("messages"), list):
         return last_user_text(body["messages"])
     return ""
+
+
+def user_text(body: Any, field: str, convert: Callable[[Any], list[dict[str, Any]]]) -> str:
+    """Return the text of the last user message of a body in another wire format.
+
+    Args:
+        body: The parsed JSON body.
+        field: The body field holding the conversation.
+        convert: Turns that field into OpenAI-shaped messages.
+
+    Returns:
+        The text, or ``""`` when there is no user message.
+    """
+    if not isinstance(body, Mapping):
+        return ""
+    for message in reversed(convert(body.get(field))):
+        if message["role"] == "user":
+            return content_text(message["content"])
+    return ""
+
+
+def message_only_error(field: str) -> Callable[[int, str], dict[str, Any]]:
+    """The ``error_body`` of a provider whose errors carry only a message.
+
+    Args:
+        field: The key of the message, e.g. ``"error"`` for ``{"error": ...}``.
+
+    Returns:
+        The function, which ignores the status (the HTTP status carries it).
+    """
+
+    def error_body(status: int, message: str) -> dict[str, Any]:
+        return {field: message}
+
+    return error_body
 
 
 def stop_list(stop: Any) -> list[str]:
@@ -94,6 +136,33 @@ def limit_answer(text: str, stop: Sequence[str], max_tokens: int | None) -> tupl
     return truncate_to_tokens(text, max_tokens), stopped, True
 
 
+def chat_answer(
+    body: Mapping[str, Any],
+    index: int,
+    max_tokens: int | None,
+    *,
+    json_mode: bool = False,
+    json_schema: Mapping[str, Any] | None = None,
+) -> tuple[str, str]:
+    """Answer one choice of an OpenAI-shaped chat body, cut at its ``stop`` strings and to
+    ``max_tokens``.
+
+    Args:
+        body: The validated request body.
+        index: Choice index.
+        max_tokens: Token budget, or None for no limit.
+        json_mode: Answer with a JSON object.
+        json_schema: The schema a JSON answer follows.
+
+    Returns:
+        The content and the finish reason (``"length"`` when the budget cut it, else
+        ``"stop"``).
+    """
+    content = answer_for(body["messages"], index, json_mode=json_mode, json_schema=json_schema)
+    content, _, truncated = limit_answer(content, stop_list(body.get("stop")), max_tokens)
+    return content, "length" if truncated else "stop"
+
+
 def build_choices(
     count: int, build: Callable[[int], tuple[dict[str, Any], int]]
 ) -> tuple[list[dict[str, Any]], int]:
@@ -135,6 +204,25 @@ def json_handler(
         return web.json_response(build(body, context))
 
     return handle
+
+
+def registration(
+    spec: ProviderSpec, routes: Mapping[str, Handler]
+) -> Callable[[web.UrlDispatcher, ServerState], None]:
+    """The ``register`` function of a provider module (see :func:`add_provider`).
+
+    Args:
+        spec: The provider's spec.
+        routes: The handler of each ``POST`` path.
+
+    Returns:
+        ``register(router, server)``, for :func:`tests.fake_server.app.register_providers`.
+    """
+
+    def register(router: web.UrlDispatcher, server: ServerState) -> None:
+        add_provider(router, server, spec, routes)
+
+    return register
 
 
 def add_provider(

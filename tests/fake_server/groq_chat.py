@@ -11,12 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .common import add_provider, bearer_key, chat_key_text
+from .common import bearer_key, chat_key_text, registration
 from .context import get_context
 from .openai_chat import error_body, respond
 from .openai_validation import InvalidRequest, validate_chat_request
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "groq"
 PATH = "/openai/v1/chat/completions"
@@ -60,12 +59,7 @@ async def handle_chat_completions(request: web.Request) -> web.Response:
     )
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Groq provider and its chat completion route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    spec = ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text)
-    add_provider(router, server, spec, {PATH: handle_chat_completions})
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text),
+    {PATH: handle_chat_completions},
+)

@@ -19,19 +19,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import answer_for, count_tokens
+from .answers import count_tokens
 from .common import (
-    add_provider,
     bearer_key,
     build_choices,
+    chat_answer,
     chat_key_text,
-    limit_answer,
     prompt_tokens,
-    stop_list,
+    registration,
 )
 from .context import get_context
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "mistral"
 PREFIX = "/mistral"
@@ -237,9 +235,7 @@ def build_choice(
             "json_object",
             "json_schema",
         )
-        content = answer_for(body["messages"], index, json_mode=json_mode)
-        content, _, truncated = limit_answer(content, stop_list(body.get("stop")), max_tokens)
-        finish_reason = "length" if truncated else "stop"
+        content, finish_reason = chat_answer(body, index, max_tokens, json_mode=json_mode)
     message = {"role": "assistant", "content": content, "tool_calls": None, "prefix": False}
     return {"index": index, "message": message, "finish_reason": finish_reason}, count_tokens(
         content
@@ -296,12 +292,7 @@ async def handle_chat_completions(request: web.Request) -> web.Response:
     return web.json_response(completion)
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Mistral provider and its chat completion route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    spec = ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text)
-    add_provider(router, server, spec, {PATH: handle_chat_completions})
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text),
+    {PATH: handle_chat_completions},
+)

@@ -13,38 +13,27 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
-
 from .answers import answer_for, count_tokens
 from .common import (
     BadRequest,
-    add_provider,
     bearer_key,
     chat_key_text,
     json_handler,
     limit_answer,
+    message_only_error,
     prompt_tokens,
+    registration,
     stop_list,
 )
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "ollama"
 PATH = "/api/chat"
 ROLES = ("system", "user", "assistant", "tool")
 
 
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """Build an Ollama error body.
-
-    Args:
-        status: HTTP status (unused: Ollama errors only carry a message).
-        message: Human-readable message.
-
-    Returns:
-        ``{"error": ...}``.
-    """
-    return {"error": message}
+# Ollama errors carry only a message: {"error": ...}.
+error_body = message_only_error("error")
 
 
 def validate(body: Any) -> Mapping[str, Any]:
@@ -126,12 +115,7 @@ handle_chat = json_handler(
 )
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Ollama provider and its route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    spec = ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text)
-    add_provider(router, server, spec, {PATH: handle_chat})
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text),
+    {PATH: handle_chat},
+)

@@ -13,21 +13,19 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import answer_for, count_tokens
+from .answers import count_tokens
 from .common import (
-    add_provider,
     bearer_key,
     build_choices,
+    chat_answer,
     chat_key_text,
-    limit_answer,
     prompt_tokens,
-    stop_list,
+    registration,
 )
 from .context import get_context
 from .logprobs import logprobs_content
 from .openai_validation import InvalidRequest, validate_chat_request
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "openai"
 PATHS = ("/v1/chat/completions", "/chat/completions")
@@ -114,9 +112,9 @@ def build_choice(
     finish_reason = "stop"
     if not empty:
         json_mode, schema = _json_format(body.get("response_format"))
-        content = answer_for(body["messages"], index, json_mode=json_mode, json_schema=schema)
-        content, _, truncated = limit_answer(content, stop_list(body.get("stop")), max_tokens)
-        finish_reason = "length" if truncated else "stop"
+        content, finish_reason = chat_answer(
+            body, index, max_tokens, json_mode=json_mode, json_schema=schema
+        )
     logprobs = None
     if body.get("logprobs"):
         top_n = int(body.get("top_logprobs") or 0)
@@ -216,12 +214,7 @@ async def handle_chat_completions(request: web.Request) -> web.Response:
     return respond(request, get_context(request).body)
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the OpenAI provider and its chat completion routes.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    spec = ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text)
-    add_provider(router, server, spec, dict.fromkeys(PATHS, handle_chat_completions))
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text),
+    dict.fromkeys(PATHS, handle_chat_completions),
+)

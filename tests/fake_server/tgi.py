@@ -21,12 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from .answers import count_tokens, plain_answer
-from .common import BadRequest, add_provider, bearer_key, chat_key_text, limit_answer
+from .common import BadRequest, bearer_key, chat_key_text, limit_answer, registration
 from .context import get_context
 from .markers import strip_markers
 from .openai_chat import handle_chat_completions
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "tgi"
 PREFIX = "/tgi"
@@ -174,17 +173,11 @@ async def handle_generate(request: web.Request) -> web.Response:
     return await _generate(request, as_list=False)
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the TGI provider and its routes.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    spec = ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=key_text)
-    routes = {
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=key_text),
+    {
         f"{PREFIX}/v1/chat/completions": handle_chat_completions,
         PREFIX: handle_compat_generate,
         f"{PREFIX}/generate": handle_generate,
-    }
-    add_provider(router, server, spec, routes)
+    },
+)

@@ -29,6 +29,7 @@ from .common import (
     build_choices,
     limit_answer,
     prompt_tokens,
+    user_text,
 )
 from .context import get_context
 from .registry import ProviderSpec
@@ -99,20 +100,15 @@ def _openai_messages(contents: Any) -> list[dict[str, Any]]:
 
 
 def key_text(body: Any) -> str:
-    """Return the text of the last user content.
+    """Return the text of the last user content, or ``""``.
 
     Args:
         body: The parsed JSON body.
 
     Returns:
-        The text, or ``""``.
+        The text.
     """
-    if not isinstance(body, Mapping):
-        return ""
-    for message in reversed(_openai_messages(body.get("contents"))):
-        if message["role"] == "user":
-            return message["content"]
-    return ""
+    return user_text(body, "contents", _openai_messages)
 
 
 def validate(body: Any) -> Mapping[str, Any]:
