@@ -44,6 +44,11 @@ def chat(text: str, system: Optional[str] = None) -> list[dict[str, str]]:
     return messages
 
 
+def samples(answer: str, n: int) -> list[str]:
+    """The `n` choices the loopback server gives for `answer` through a native `n`."""
+    return [answer] + [f"{answer} (sample {index})" for index in range(1, n)]
+
+
 def multi_turn() -> list[dict[str, str]]:
     """A new multi-turn conversation with a system prompt, ending with `SPAIN`.
 

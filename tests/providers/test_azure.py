@@ -23,6 +23,7 @@ from tests.providers.contract import (
     loaded,
     received,
     run_text_generation,
+    samples,
 )
 
 from potstill.errors import PotstillUserError
@@ -87,7 +88,7 @@ def test_num_generations_is_native_n_with_usage(azure_env: FakeServer) -> None:
 
     outputs = llm.generate([chat(SPAIN)], num_generations=4)
 
-    assert outputs[0] == [MADRID] + [f"{MADRID} (sample {i})" for i in (1, 2, 3)]
+    assert outputs[0] == samples(MADRID, 4)
     [request] = received(azure_env, "azure")
     assert request.body["n"] == 4
     assert outputs[0].input_tokens == [5, None, None, None]

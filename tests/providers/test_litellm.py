@@ -27,6 +27,7 @@ from tests.providers.contract import (
     loaded,
     received,
     run_text_generation,
+    samples,
 )
 
 from potstill.errors import PotstillUserError
@@ -134,7 +135,7 @@ def test_num_generations_is_native_n_with_usage(fake_server: FakeServer) -> None
 
     outputs = llm.generate([chat(SPAIN), chat(FRANCE)], num_generations=3)
 
-    assert outputs[0] == [MADRID, f"{MADRID} (sample 1)", f"{MADRID} (sample 2)"]
+    assert outputs[0] == samples(MADRID, 3)
     assert outputs[1][0] == PARIS and len(outputs[1]) == 3
     assert sorted(request.body["n"] for request in received(fake_server, "openai")) == [3, 3]
     assert outputs[0].input_tokens == [5, None, None]
@@ -224,12 +225,7 @@ def test_text_generation_pipeline(fake_server: FakeServer) -> None:
         num_generations=2,
     )
 
-    assert [row["generation"] for row in rows] == [
-        MADRID,
-        f"{MADRID} (sample 1)",
-        PARIS,
-        f"{PARIS} (sample 1)",
-    ]
+    assert [row["generation"] for row in rows] == samples(MADRID, 2) + samples(PARIS, 2)
     assert {row["model_name"] for row in rows} == {MODEL}
     requests = received(fake_server, "openai")
     assert len(requests) == 2

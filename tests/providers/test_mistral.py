@@ -25,6 +25,7 @@ from tests.providers.contract import (
     loaded,
     received,
     run_text_generation,
+    samples,
 )
 
 from potstill.llms import MistralLLM
@@ -131,7 +132,7 @@ def test_num_generations_is_native_n_with_usage(mistral_env: FakeServer) -> None
 
     outputs = llm.generate([chat(SPAIN), chat(FRANCE)], num_generations=3)
 
-    assert outputs[0] == [MADRID, f"{MADRID} (sample 1)", f"{MADRID} (sample 2)"]
+    assert outputs[0] == samples(MADRID, 3)
     assert outputs[1][0] == PARIS and len(outputs[1]) == 3
     requests = received(mistral_env, "mistral")
     assert sorted(request.body["n"] for request in requests) == [3, 3]
@@ -184,12 +185,7 @@ def test_text_generation_pipeline(mistral_env: FakeServer) -> None:
         system_prompt="Be concise.",
     )
 
-    assert [row["generation"] for row in rows] == [
-        MADRID,
-        f"{MADRID} (sample 1)",
-        PARIS,
-        f"{PARIS} (sample 1)",
-    ]
+    assert [row["generation"] for row in rows] == samples(MADRID, 2) + samples(PARIS, 2)
     requests = received(mistral_env, "mistral")
     assert len(requests) == 2
     for request in requests:

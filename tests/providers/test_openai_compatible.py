@@ -23,6 +23,7 @@ from tests.providers.contract import (
     loaded,
     received,
     run_text_generation,
+    samples,
 )
 
 # `OpenAILLM` under another name: they share every test.
@@ -111,12 +112,7 @@ def test_text_generation_pipeline(spec: Compatible, fake_server: FakeServer) -> 
         num_generations=2,
     )
 
-    assert [row["generation"] for row in rows] == [
-        MADRID,
-        f"{MADRID} (sample 1)",
-        PARIS,
-        f"{PARIS} (sample 1)",
-    ]
+    assert [row["generation"] for row in rows] == samples(MADRID, 2) + samples(PARIS, 2)
     assert {row["model_name"] for row in rows} == {spec.model}
     bodies = [request.body for request in received(fake_server, "openai")]
     assert len(bodies) == 2
