@@ -1,11 +1,15 @@
-"""Starts the loopback test server in a subprocess for the benchmarks."""
+"""Starts the loopback test server in a subprocess for the benchmarks, and builds the
+pipeline they time against it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import tempfile
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,44 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
         process.kill()
         raise RuntimeError(f"the test server did not start: {line!r}")
     return process, line.split("=", 1)[1]
+
+
+@contextlib.contextmanager
+def running_server(latency: float) -> Iterator[str]:
+    """Runs the test server for the block (see `start_server`); yields its base URL."""
+    process, url = start_server(latency)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@contextlib.contextmanager
+def text_generation_pipeline(name: str, url: str, rows: int, **llm_fields: Any) -> Iterator[Any]:
+    """`LoadDataFromDicts` (`rows` questions) `>> TextGeneration` with an `OpenAILLM` that
+    calls the test server at `url`, in a `Pipeline` whose cache lives as long as the block.
+
+    Args:
+        name: the pipeline's name.
+        url: the test server's base URL.
+        rows: how many rows (one request each).
+        **llm_fields: more `OpenAILLM` fields (concurrency, pacing limits).
+
+    Yields:
+        The pipeline, ready to `run`.
+    """
+    from potstill.llms import OpenAILLM
+    from potstill.pipeline import Pipeline
+    from potstill.steps import LoadDataFromDicts
+    from potstill.steps.tasks import TextGeneration
+
+    data = [{"instruction": f"question {i}"} for i in range(rows)]
+    with tempfile.TemporaryDirectory() as cache_dir:
+        with Pipeline(name=name, cache_dir=cache_dir, show_progress=False) as pipeline:
+            llm = OpenAILLM(model="bench", base_url=f"{url}/v1", api_key="test-key", **llm_fields)
+            LoadDataFromDicts(data=data) >> TextGeneration(llm=llm)
+        yield pipeline
 
 
 def server_get(url: str, path: str) -> Any:

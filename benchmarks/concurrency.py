@@ -11,10 +11,9 @@ not count against the client.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 
-from _server import server_get, start_server
+from _server import running_server, server_get, text_generation_pipeline
 
 
 def main() -> None:
@@ -24,24 +23,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     args = parser.parse_args()
 
-    from potstill.llms import OpenAILLM
-    from potstill.pipeline import Pipeline
-    from potstill.steps import LoadDataFromDicts
-    from potstill.steps.tasks import TextGeneration
-
-    server, url = start_server(args.latency)
-    try:
-        data = [{"instruction": f"question {i}"} for i in range(args.requests)]
-        with tempfile.TemporaryDirectory() as cache_dir:
-            with Pipeline(name="concurrency", cache_dir=cache_dir, show_progress=False) as pipeline:
-                load = LoadDataFromDicts(data=data)
-                llm = OpenAILLM(
-                    model="bench",
-                    base_url=f"{url}/v1",
-                    api_key="test-key",
-                    max_concurrent_requests=args.concurrency,
-                )
-                load >> TextGeneration(llm=llm)
+    with running_server(args.latency) as url:
+        with text_generation_pipeline(
+            "concurrency", url, args.requests, max_concurrent_requests=args.concurrency
+        ) as pipeline:
             # The first run in a process also pays one-time imports (the SDK, pyarrow,
             # pandas, datasets); the second shows the steady cost. Both are printed.
             walls = []
@@ -52,9 +37,6 @@ def main() -> None:
         rows = distiset["default"]["train"]
         failed = sum(1 for generation in rows["generation"] if generation is None)
         stats = server_get(url, "/_control/stats")
-    finally:
-        server.terminate()
-        server.wait()
     ideal = args.requests / args.concurrency * args.latency
     print(f"requests: {args.requests}  concurrency: {args.concurrency}  latency: {args.latency} s")
     for label, wall in zip(("first run (cold imports)", "second run (warm)"), walls):

@@ -9,10 +9,9 @@ achieved rate against the limit and the busiest 1-second and 10-second windows. 
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 
-from _server import server_get, start_server
+from _server import running_server, server_get, text_generation_pipeline
 
 
 def main() -> None:
@@ -23,33 +22,20 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
 
-    from potstill.llms import OpenAILLM
-    from potstill.pipeline import Pipeline
-    from potstill.steps import LoadDataFromDicts
-    from potstill.steps.tasks import TextGeneration
-
-    server, url = start_server(args.latency)
-    try:
-        data = [{"instruction": f"question {i}"} for i in range(args.requests)]
-        with tempfile.TemporaryDirectory() as cache_dir:
-            with Pipeline(name="rate-limit", cache_dir=cache_dir, show_progress=False) as pipeline:
-                llm = OpenAILLM(
-                    model="bench",
-                    base_url=f"{url}/v1",
-                    api_key="test-key",
-                    max_concurrent_requests=args.concurrency,
-                    requests_per_minute=args.rpm,
-                )
-                LoadDataFromDicts(data=data) >> TextGeneration(llm=llm)
+    with running_server(args.latency) as url:
+        with text_generation_pipeline(
+            "rate-limit",
+            url,
+            args.requests,
+            max_concurrent_requests=args.concurrency,
+            requests_per_minute=args.rpm,
+        ) as pipeline:
             start = time.perf_counter()
             pipeline.run(use_cache=False)
             wall = time.perf_counter() - start
         requests = server_get(url, "/_control/requests")
         busiest_1s = server_get(url, "/_control/stats?window=1")["max_requests_in_window"]
         busiest_10s = server_get(url, "/_control/stats?window=10")["max_requests_in_window"]
-    finally:
-        server.terminate()
-        server.wait()
 
     starts = sorted(r["start"] for r in requests)
     span = starts[-1] - starts[0]

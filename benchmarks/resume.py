@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from _server import ROOT, server_get, server_post, start_server
+from _server import ROOT, running_server, server_get, server_post
 
 
 def run_job(url: str, cache_dir: str, rows: int) -> subprocess.Popen[str]:
@@ -45,8 +45,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     args = parser.parse_args()
 
-    server, url = start_server(args.latency)
-    try:
+    with running_server(args.latency) as url:
         with tempfile.TemporaryDirectory() as full_dir:
             full = timed(run_job(url, full_dir, args.rows))
 
@@ -61,9 +60,6 @@ def main() -> None:
             sent_before = server_get(url, "/_control/stats")["request_count"]
             resumed = timed(run_job(url, killed_dir, args.rows))
             sent_total = server_get(url, "/_control/stats")["request_count"]
-    finally:
-        server.terminate()
-        server.wait()
 
     print(f"rows: {args.rows}  server latency: {args.latency} s  concurrency: 10")
     print(f"uninterrupted run: {full:.2f} s")

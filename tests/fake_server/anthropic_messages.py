@@ -15,10 +15,16 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import answer_for, content_text, count_tokens, cut_at_stop, truncate_to_tokens
-from .context import get_context
+from .answers import answer_for, content_text, count_tokens, cut_at_stop
+from .common import (
+    BadRequest,
+    json_handler,
+    limit_answer,
+    prompt_tokens,
+    registration,
+    user_text,
+)
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "anthropic"
 PATH = "/v1/messages"
@@ -32,10 +38,6 @@ ERROR_TYPES = {
     429: "rate_limit_error",
     529: "overloaded_error",
 }
-
-
-class InvalidRequest(Exception):
-    """A request the real API would reject with 400."""
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -83,20 +85,15 @@ def _openai_messages(messages: Any) -> list[dict[str, Any]]:
 
 
 def key_text(body: Any) -> str:
-    """Return the text of the last user message.
+    """Return the text of the last user message, or ``""``.
 
     Args:
         body: The parsed JSON body.
 
     Returns:
-        The text, or ``""``.
+        The text.
     """
-    if not isinstance(body, Mapping):
-        return ""
-    for message in reversed(_openai_messages(body.get("messages"))):
-        if message["role"] == "user":
-            return content_text(message["content"])
-    return ""
+    return user_text(body, "messages", _openai_messages)
 
 
 def _number_in(body: Mapping[str, Any], name: str, low: float, high: float) -> None:
@@ -104,7 +101,7 @@ def _number_in(body: Mapping[str, Any], name: str, low: float, high: float) -> N
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise InvalidRequest(f"{name}: Input should be a number in [{low}, {high}]")
+        raise BadRequest(f"{name}: Input should be a number in [{low}, {high}]")
 
 
 def validate(body: Any) -> Mapping[str, Any]:
@@ -117,50 +114,49 @@ def validate(body: Any) -> Mapping[str, Any]:
         The body.
 
     Raises:
-        InvalidRequest: On a request the API rejects.
+        BadRequest: On a request the API rejects.
     """
     if not isinstance(body, Mapping):
-        raise InvalidRequest("The request body must be a JSON object.")
+        raise BadRequest("The request body must be a JSON object.")
     if not isinstance(body.get("model"), str) or not body["model"]:
-        raise InvalidRequest("model: Field required")
+        raise BadRequest("model: Field required")
     max_tokens = body.get("max_tokens")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise InvalidRequest("max_tokens: Field required (an integer >= 1)")
+        raise BadRequest("max_tokens: Field required (an integer >= 1)")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("messages: at least one message is required")
+        raise BadRequest("messages: at least one message is required")
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping):
-            raise InvalidRequest(f"messages.{index}: Input should be an object")
+            raise BadRequest(f"messages.{index}: Input should be an object")
         if message.get("role") not in ROLES:
-            raise InvalidRequest(
+            raise BadRequest(
                 f"messages.{index}.role: Input should be 'user' or 'assistant' "
                 "(a system prompt goes in the top-level `system` parameter)"
             )
         if not isinstance(message.get("content"), (str, list)):
-            raise InvalidRequest(f"messages.{index}.content: Field required")
+            raise BadRequest(f"messages.{index}.content: Field required")
     system = body.get("system")
     if system is not None and not isinstance(system, (str, list)):
-        raise InvalidRequest("system: Input should be a string or a list of text blocks")
+        raise BadRequest("system: Input should be a string or a list of text blocks")
     _number_in(body, "temperature", 0.0, 1.0)
     _number_in(body, "top_p", 0.0, 1.0)
     top_k = body.get("top_k")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
-        raise InvalidRequest("top_k: Input should be a non-negative integer")
+        raise BadRequest("top_k: Input should be a non-negative integer")
     stop = body.get("stop_sequences")
     if stop is not None and (
         not isinstance(stop, list) or not all(isinstance(s, str) for s in stop)
     ):
-        raise InvalidRequest("stop_sequences: Input should be a list of strings")
+        raise BadRequest("stop_sequences: Input should be a list of strings")
     if body.get("stream"):
-        raise InvalidRequest("The fake server does not support streaming.")
+        raise BadRequest("The fake server does not support streaming.")
     return body
 
 
 def _prompt_tokens(body: Mapping[str, Any]) -> int:
     system = content_text(body.get("system"))
-    messages = _openai_messages(body.get("messages"))
-    return count_tokens(system) + sum(count_tokens(content_text(m["content"])) for m in messages)
+    return count_tokens(system) + prompt_tokens(_openai_messages(body.get("messages")))
 
 
 def build_message(body: Mapping[str, Any], empty: bool, truncate: bool) -> dict[str, Any]:
@@ -185,8 +181,9 @@ def build_message(body: Mapping[str, Any], empty: bool, truncate: bool) -> dict[
             if found:
                 text, stop_reason, stop_sequence = cut, "stop_sequence", candidate
                 break
-        if truncate and count_tokens(text) > body["max_tokens"]:
-            text, stop_reason = truncate_to_tokens(text, body["max_tokens"]), "max_tokens"
+        text, _, truncated = limit_answer(text, [], body["max_tokens"] if truncate else None)
+        if truncated:
+            stop_reason = "max_tokens"
         content.append({"type": "text", "text": text})
         output_tokens = count_tokens(text)
     return {
@@ -201,33 +198,16 @@ def build_message(body: Mapping[str, Any], empty: bool, truncate: bool) -> dict[
     }
 
 
-async def handle_messages(request: web.Request) -> web.Response:
-    """Answer a Messages request.
-
-    Args:
-        request: The request (already vetted by the middleware).
-
-    Returns:
-        The ``message`` response, or a 400 Anthropic error.
-    """
-    context = get_context(request)
-    try:
-        body = validate(context.body)
-    except InvalidRequest as exc:
-        return web.json_response(error_body(400, str(exc)), status=400)
-    return web.json_response(
-        build_message(body, context.decision.empty, context.config.max_tokens_truncates)
-    )
+handle_messages = json_handler(
+    validate,
+    lambda body, context: build_message(
+        body, context.decision.empty, context.config.max_tokens_truncates
+    ),
+    error_body,
+)
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Anthropic provider and its route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    server.providers.add(
-        ProviderSpec(name=PROVIDER, error_body=error_body, api_key=api_key, key_text=key_text)
-    )
-    server.providers.add_route(router, "POST", PATH, handle_messages, PROVIDER)
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=api_key, key_text=key_text),
+    {PATH: handle_messages},
+)

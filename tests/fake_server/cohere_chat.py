@@ -11,13 +11,18 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
-
-from .answers import answer_for, content_text, count_tokens, cut_at_stop, truncate_to_tokens
-from .context import get_context
-from .openai_chat import api_key, key_text
+from .answers import answer_for, count_tokens
+from .common import (
+    BadRequest,
+    bearer_key,
+    chat_key_text,
+    json_handler,
+    limit_answer,
+    message_only_error,
+    prompt_tokens,
+    registration,
+)
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "cohere"
 PATH = "/v2/chat"
@@ -30,21 +35,8 @@ NUMBER_RANGES = {
 }
 
 
-class InvalidRequest(Exception):
-    """A request the real API would reject with 400."""
-
-
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """Build a Cohere error body.
-
-    Args:
-        status: HTTP status (unused: Cohere errors only carry a message).
-        message: Human-readable message.
-
-    Returns:
-        ``{"message": ...}``.
-    """
-    return {"message": message}
+# Cohere errors carry only a message: {"message": ...}.
+error_body = message_only_error("message")
 
 
 def validate(body: Any) -> Mapping[str, Any]:
@@ -57,18 +49,18 @@ def validate(body: Any) -> Mapping[str, Any]:
         The body.
 
     Raises:
-        InvalidRequest: On a request the API rejects.
+        BadRequest: On a request the API rejects.
     """
     if not isinstance(body, Mapping):
-        raise InvalidRequest("invalid request: body must be a JSON object")
+        raise BadRequest("invalid request: body must be a JSON object")
     if not isinstance(body.get("model"), str) or not body["model"]:
-        raise InvalidRequest("invalid request: model must be specified")
+        raise BadRequest("invalid request: model must be specified")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("invalid request: messages must not be empty")
+        raise BadRequest("invalid request: messages must not be empty")
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping) or message.get("role") not in ROLES:
-            raise InvalidRequest(
+            raise BadRequest(
                 f"invalid request: messages[{index}].role must be one of {', '.join(ROLES)}"
             )
     for name, (low, high) in NUMBER_RANGES.items():
@@ -78,18 +70,18 @@ def validate(body: Any) -> Mapping[str, Any]:
             or not isinstance(value, (int, float))
             or not low <= value <= high
         ):
-            raise InvalidRequest(f"invalid request: {name} must be between {low} and {high}")
+            raise BadRequest(f"invalid request: {name} must be between {low} and {high}")
     for name in ("max_tokens", "k", "seed"):
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InvalidRequest(f"invalid request: {name} must be an integer")
+            raise BadRequest(f"invalid request: {name} must be an integer")
     stop = body.get("stop_sequences")
     if stop is not None and (
         not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 5
     ):
-        raise InvalidRequest("invalid request: stop_sequences must be a list of at most 5 strings")
+        raise BadRequest("invalid request: stop_sequences must be a list of at most 5 strings")
     if body.get("stream"):
-        raise InvalidRequest("The fake server does not support streaming.")
+        raise BadRequest("The fake server does not support streaming.")
     return body
 
 
@@ -108,16 +100,17 @@ def build_response(body: Mapping[str, Any], empty: bool, truncate: bool) -> dict
     content: list[dict[str, Any]] = []
     output_tokens = 0
     if not empty:
-        text = answer_for(body["messages"])
-        text, stopped = cut_at_stop(text, body.get("stop_sequences") or [])
-        if stopped:
+        limit = body.get("max_tokens") if truncate else None
+        text, stopped, truncated = limit_answer(
+            answer_for(body["messages"]), body.get("stop_sequences") or [], limit
+        )
+        if truncated:
+            finish_reason = "MAX_TOKENS"
+        elif stopped:
             finish_reason = "STOP_SEQUENCE"
-        limit = body.get("max_tokens")
-        if truncate and limit is not None and count_tokens(text) > limit:
-            text, finish_reason = truncate_to_tokens(text, limit), "MAX_TOKENS"
         content.append({"type": "text", "text": text})
         output_tokens = count_tokens(text)
-    input_tokens = sum(count_tokens(content_text(m.get("content"))) for m in body["messages"])
+    input_tokens = prompt_tokens(body["messages"])
     counts = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     return {
         "id": str(uuid.uuid4()),
@@ -127,33 +120,16 @@ def build_response(body: Mapping[str, Any], empty: bool, truncate: bool) -> dict
     }
 
 
-async def handle_chat(request: web.Request) -> web.Response:
-    """Answer a v2 chat request.
-
-    Args:
-        request: The request (already vetted by the middleware).
-
-    Returns:
-        The chat response, or a 400 Cohere error.
-    """
-    context = get_context(request)
-    try:
-        body = validate(context.body)
-    except InvalidRequest as exc:
-        return web.json_response(error_body(400, str(exc)), status=400)
-    return web.json_response(
-        build_response(body, context.decision.empty, context.config.max_tokens_truncates)
-    )
+handle_chat = json_handler(
+    validate,
+    lambda body, context: build_response(
+        body, context.decision.empty, context.config.max_tokens_truncates
+    ),
+    error_body,
+)
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Cohere provider and its route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    server.providers.add(
-        ProviderSpec(name=PROVIDER, error_body=error_body, api_key=api_key, key_text=key_text)
-    )
-    server.providers.add_route(router, "POST", PATH, handle_chat, PROVIDER)
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text),
+    {PATH: handle_chat},
+)

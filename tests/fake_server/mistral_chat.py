@@ -19,11 +19,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import answer_for, count_tokens, cut_at_stop, truncate_to_tokens
+from .answers import count_tokens
+from .common import (
+    bearer_key,
+    build_choices,
+    chat_answer,
+    chat_key_text,
+    prompt_tokens,
+    registration,
+)
 from .context import get_context
-from .openai_chat import api_key, key_text, prompt_tokens
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "mistral"
 PREFIX = "/mistral"
@@ -208,12 +214,6 @@ def validate_mistral_request(body: Any) -> Mapping[str, Any]:
     return body
 
 
-def _stop_list(stop: Any) -> list[str]:
-    if stop is None:
-        return []
-    return [stop] if isinstance(stop, str) else list(stop)
-
-
 def build_choice(
     body: Mapping[str, Any], index: int, empty: bool, max_tokens: int | None
 ) -> tuple[dict[str, Any], int]:
@@ -235,11 +235,7 @@ def build_choice(
             "json_object",
             "json_schema",
         )
-        content = answer_for(body["messages"], index, json_mode=json_mode)
-        content, _ = cut_at_stop(content, _stop_list(body.get("stop")))
-        if max_tokens is not None and count_tokens(content) > max_tokens:
-            content = truncate_to_tokens(content, max_tokens)
-            finish_reason = "length"
+        content, finish_reason = chat_answer(body, index, max_tokens, json_mode=json_mode)
     message = {"role": "assistant", "content": content, "tool_calls": None, "prefix": False}
     return {"index": index, "message": message, "finish_reason": finish_reason}, count_tokens(
         content
@@ -260,12 +256,9 @@ def build_completion(
         The response body.
     """
     max_tokens = body.get("max_tokens") if max_tokens_truncates else None
-    choices = []
-    completion_tokens = 0
-    for index in range(int(body.get("n") or 1)):
-        choice, tokens = build_choice(body, index, empty, max_tokens)
-        choices.append(choice)
-        completion_tokens += tokens
+    choices, completion_tokens = build_choices(
+        int(body.get("n") or 1), lambda index: build_choice(body, index, empty, max_tokens)
+    )
     prompt = prompt_tokens(body["messages"])
     return {
         "id": uuid.uuid4().hex,
@@ -299,14 +292,7 @@ async def handle_chat_completions(request: web.Request) -> web.Response:
     return web.json_response(completion)
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Mistral provider and its chat completion route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    server.providers.add(
-        ProviderSpec(name=PROVIDER, error_body=error_body, api_key=api_key, key_text=key_text)
-    )
-    server.providers.add_route(router, "POST", PATH, handle_chat_completions, PROVIDER)
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text),
+    {PATH: handle_chat_completions},
+)

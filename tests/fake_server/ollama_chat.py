@@ -9,39 +9,31 @@ answer honours ``options.num_predict`` and ``options.stop``, and ``format="json"
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
-
-from .answers import answer_for, content_text, count_tokens, cut_at_stop, truncate_to_tokens
-from .context import get_context
-from .openai_chat import api_key, key_text
+from .answers import answer_for, count_tokens
+from .common import (
+    BadRequest,
+    bearer_key,
+    chat_key_text,
+    json_handler,
+    limit_answer,
+    message_only_error,
+    prompt_tokens,
+    registration,
+    stop_list,
+)
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "ollama"
 PATH = "/api/chat"
 ROLES = ("system", "user", "assistant", "tool")
 
 
-class InvalidRequest(Exception):
-    """A request Ollama would reject with 400."""
-
-
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """Build an Ollama error body.
-
-    Args:
-        status: HTTP status (unused: Ollama errors only carry a message).
-        message: Human-readable message.
-
-    Returns:
-        ``{"error": ...}``.
-    """
-    return {"error": message}
+# Ollama errors carry only a message: {"error": ...}.
+error_body = message_only_error("error")
 
 
 def validate(body: Any) -> Mapping[str, Any]:
@@ -54,26 +46,26 @@ def validate(body: Any) -> Mapping[str, Any]:
         The body.
 
     Raises:
-        InvalidRequest: On a request Ollama rejects.
+        BadRequest: On a request Ollama rejects.
     """
     if not isinstance(body, Mapping):
-        raise InvalidRequest("invalid request body")
+        raise BadRequest("invalid request body")
     if not isinstance(body.get("model"), str) or not body["model"]:
-        raise InvalidRequest("model is required")
+        raise BadRequest("model is required")
     messages = body.get("messages")
     if not isinstance(messages, list):
-        raise InvalidRequest("messages must be a list")
+        raise BadRequest("messages must be a list")
     for message in messages:
         if not isinstance(message, Mapping) or message.get("role") not in ROLES:
-            raise InvalidRequest(f"invalid role in message {message!r}")
+            raise BadRequest(f"invalid role in message {message!r}")
     options = body.get("options")
     if options is not None and not isinstance(options, Mapping):
-        raise InvalidRequest("options must be an object")
+        raise BadRequest("options must be an object")
     fmt = body.get("format")
     if fmt not in (None, "", "json") and not isinstance(fmt, Mapping):
-        raise InvalidRequest(f"invalid format: {fmt!r}")
+        raise BadRequest(f"invalid format: {fmt!r}")
     if body.get("stream", True):
-        raise InvalidRequest("The fake server does not support streaming: send stream=false.")
+        raise BadRequest("The fake server does not support streaming: send stream=false.")
     return body
 
 
@@ -94,12 +86,15 @@ def build_response(body: Mapping[str, Any], empty: bool) -> dict[str, Any]:
         fmt = body.get("format")
         schema = fmt if isinstance(fmt, Mapping) else None
         text = answer_for(body["messages"], json_mode=fmt == "json", json_schema=schema)
-        stop = options.get("stop") or []
-        text, _ = cut_at_stop(text, [stop] if isinstance(stop, str) else list(stop))
         limit = options.get("num_predict")
-        if isinstance(limit, int) and limit >= 0 and count_tokens(text) > limit:
-            text, done_reason = truncate_to_tokens(text, limit), "length"
-    prompt = sum(count_tokens(content_text(m.get("content"))) for m in body["messages"])
+        text, _, truncated = limit_answer(
+            text,
+            stop_list(options.get("stop") or None),
+            limit if isinstance(limit, int) and limit >= 0 else None,
+        )
+        if truncated:
+            done_reason = "length"
+    prompt = prompt_tokens(body["messages"])
     return {
         "model": body["model"],
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -115,34 +110,12 @@ def build_response(body: Mapping[str, Any], empty: bool) -> dict[str, Any]:
     }
 
 
-async def handle_chat(request: web.Request) -> web.Response:
-    """Answer a chat request.
-
-    Args:
-        request: The request (already vetted by the middleware).
-
-    Returns:
-        The chat response, or a 400 Ollama error.
-    """
-    context = get_context(request)
-    try:
-        body = validate(context.body)
-    except InvalidRequest as exc:
-        return web.json_response(error_body(400, str(exc)), status=400)
-    return web.Response(
-        text=json.dumps(build_response(body, context.decision.empty)),
-        content_type="application/json",
-    )
+handle_chat = json_handler(
+    validate, lambda body, context: build_response(body, context.decision.empty), error_body
+)
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the Ollama provider and its route.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    server.providers.add(
-        ProviderSpec(name=PROVIDER, error_body=error_body, api_key=api_key, key_text=key_text)
-    )
-    server.providers.add_route(router, "POST", PATH, handle_chat, PROVIDER)
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text),
+    {PATH: handle_chat},
+)

@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from .answers import (
-    answer_for,
-    content_text,
-    count_tokens,
-    cut_at_stop,
-    last_user_text,
-    truncate_to_tokens,
+from .answers import count_tokens
+from .common import (
+    bearer_key,
+    build_choices,
+    chat_answer,
+    chat_key_text,
+    prompt_tokens,
+    registration,
 )
 from .context import get_context
 from .logprobs import logprobs_content
 from .openai_validation import InvalidRequest, validate_chat_request
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "openai"
 PATHS = ("/v1/chat/completions", "/chat/completions")
@@ -77,33 +77,6 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return openai_error(status, message)
 
 
-def api_key(request: web.Request) -> str | None:
-    """Read the bearer token of a request.
-
-    Args:
-        request: The request.
-
-    Returns:
-        The key after ``Bearer ``, or None.
-    """
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def key_text(body: Any) -> str:
-    """Return the last user message text of a chat request body.
-
-    Args:
-        body: The parsed JSON body.
-
-    Returns:
-        The text, or ``""`` when the body has no usable messages.
-    """
-    if isinstance(body, Mapping) and isinstance(body.get("messages"), list):
-        return last_user_text(body["messages"])
-    return ""
-
-
 def _json_format(response_format: Any) -> tuple[bool, Mapping[str, Any] | None]:
     """Read the JSON mode and schema from ``response_format``.
 
@@ -119,20 +92,6 @@ def _json_format(response_format: Any) -> tuple[bool, Mapping[str, Any] | None]:
         schema = response_format["json_schema"].get("schema")
         return True, schema if isinstance(schema, Mapping) else {}
     return response_format.get("type") == "json_object", None
-
-
-def _stop_list(stop: Any) -> list[str]:
-    """Normalise ``stop`` to a list.
-
-    Args:
-        stop: None, a string or a list of strings.
-
-    Returns:
-        The stop strings.
-    """
-    if stop is None:
-        return []
-    return [stop] if isinstance(stop, str) else list(stop)
 
 
 def build_choice(
@@ -153,11 +112,9 @@ def build_choice(
     finish_reason = "stop"
     if not empty:
         json_mode, schema = _json_format(body.get("response_format"))
-        content = answer_for(body["messages"], index, json_mode=json_mode, json_schema=schema)
-        content, _ = cut_at_stop(content, _stop_list(body.get("stop")))
-        if max_tokens is not None and count_tokens(content) > max_tokens:
-            content = truncate_to_tokens(content, max_tokens)
-            finish_reason = "length"
+        content, finish_reason = chat_answer(
+            body, index, max_tokens, json_mode=json_mode, json_schema=schema
+        )
     logprobs = None
     if body.get("logprobs"):
         top_n = int(body.get("top_logprobs") or 0)
@@ -169,18 +126,6 @@ def build_choice(
         "finish_reason": finish_reason,
     }
     return choice, count_tokens(content)
-
-
-def prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
-    """Count whitespace tokens over every message content.
-
-    Args:
-        messages: The conversation.
-
-    Returns:
-        The token count.
-    """
-    return sum(count_tokens(content_text(m.get("content"))) for m in messages)
 
 
 def build_completion(
@@ -198,12 +143,9 @@ def build_completion(
     """
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     max_tokens = limit if max_tokens_truncates else None
-    choices: list[dict[str, Any]] = []
-    completion_tokens = 0
-    for index in range(int(body.get("n") or 1)):
-        choice, tokens = build_choice(body, index, empty, max_tokens)
-        choices.append(choice)
-        completion_tokens += tokens
+    choices, completion_tokens = build_choices(
+        int(body.get("n") or 1), lambda index: build_choice(body, index, empty, max_tokens)
+    )
     prompt = prompt_tokens(body["messages"])
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
@@ -228,6 +170,38 @@ def build_completion(
     }
 
 
+def respond(
+    request: web.Request,
+    body: Any,
+    validate: Callable[[Any], Mapping[str, Any]] = validate_chat_request,
+    extend: Callable[[dict[str, Any]], None] | None = None,
+) -> web.Response:
+    """Answer a chat completion body, for the routes that speak OpenAI's format.
+
+    Args:
+        request: The request (already vetted by the middleware).
+        body: The body to answer (the request's, or a provider's rewrite of it).
+        validate: Returns the valid body, or raises :class:`InvalidRequest`.
+        extend: Adds a provider's own fields to the completion, in place.
+
+    Returns:
+        The ``chat.completion`` response, or a 400 OpenAI error.
+    """
+    context = get_context(request)
+    try:
+        valid = validate(body)
+    except InvalidRequest as exc:
+        return web.json_response(
+            openai_error(400, exc.message, param=exc.param, code=exc.code), status=400
+        )
+    completion = build_completion(
+        valid, context.decision.empty, context.config.max_tokens_truncates
+    )
+    if extend is not None:
+        extend(completion)
+    return web.json_response(completion)
+
+
 async def handle_chat_completions(request: web.Request) -> web.Response:
     """Answer a chat completion request.
 
@@ -237,26 +211,10 @@ async def handle_chat_completions(request: web.Request) -> web.Response:
     Returns:
         The ``chat.completion`` response, or a 400 OpenAI error.
     """
-    context = get_context(request)
-    try:
-        body = validate_chat_request(context.body)
-    except InvalidRequest as exc:
-        return web.json_response(
-            openai_error(400, exc.message, param=exc.param, code=exc.code), status=400
-        )
-    completion = build_completion(body, context.decision.empty, context.config.max_tokens_truncates)
-    return web.json_response(completion)
+    return respond(request, get_context(request).body)
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the OpenAI provider and its chat completion routes.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    server.providers.add(
-        ProviderSpec(name=PROVIDER, error_body=error_body, api_key=api_key, key_text=key_text)
-    )
-    for path in PATHS:
-        server.providers.add_route(router, "POST", path, handle_chat_completions, PROVIDER)
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=chat_key_text),
+    dict.fromkeys(PATHS, handle_chat_completions),
+)

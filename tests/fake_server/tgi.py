@@ -20,21 +20,16 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import count_tokens, cut_at_stop, plain_answer, truncate_to_tokens
+from .answers import count_tokens, plain_answer
+from .common import BadRequest, bearer_key, chat_key_text, limit_answer, registration
 from .context import get_context
 from .markers import strip_markers
-from .openai_chat import api_key, handle_chat_completions
-from .openai_chat import key_text as chat_key_text
+from .openai_chat import handle_chat_completions
 from .registry import ProviderSpec
-from .state import ServerState
 
 PROVIDER = "tgi"
 PREFIX = "/tgi"
 MAX_STOP = 4
-
-
-class InvalidRequest(Exception):
-    """A request TGI would reject with 422."""
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -70,9 +65,9 @@ def _stop_list(parameters: Mapping[str, Any]) -> list[str]:
     if stop is None:
         return []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-        raise InvalidRequest("Input validation error: `stop` must be a list of strings")
+        raise BadRequest("Input validation error: `stop` must be a list of strings")
     if len(stop) > MAX_STOP:
-        raise InvalidRequest(
+        raise BadRequest(
             f"Input validation error: `stop` supports up to {MAX_STOP} stop sequences. "
             f"Given: {len(stop)}"
         )
@@ -89,23 +84,23 @@ def validate(body: Any) -> tuple[str, Mapping[str, Any]]:
         The prompt and the parameters.
 
     Raises:
-        InvalidRequest: On a request TGI rejects.
+        BadRequest: On a request TGI rejects.
     """
     if not isinstance(body, Mapping) or not isinstance(body.get("inputs"), str):
-        raise InvalidRequest("Failed to deserialize the JSON body: missing field `inputs`")
+        raise BadRequest("Failed to deserialize the JSON body: missing field `inputs`")
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, Mapping):
-        raise InvalidRequest("Failed to deserialize the JSON body: `parameters` is not an object")
+        raise BadRequest("Failed to deserialize the JSON body: `parameters` is not an object")
     for name in ("temperature", "repetition_penalty", "top_p", "typical_p"):
         value = parameters.get(name)
         if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-            raise InvalidRequest(f"Input validation error: `{name}` must be strictly positive")
+            raise BadRequest(f"Input validation error: `{name}` must be strictly positive")
     for name in ("max_new_tokens", "top_k", "seed", "top_n_tokens"):
         value = parameters.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InvalidRequest(f"Input validation error: `{name}` must be an integer")
+            raise BadRequest(f"Input validation error: `{name}` must be an integer")
     if body.get("stream"):
-        raise InvalidRequest("The fake server does not support streaming.")
+        raise BadRequest("The fake server does not support streaming.")
     return body["inputs"], parameters
 
 
@@ -121,13 +116,10 @@ def build_generation(prompt: str, parameters: Mapping[str, Any], empty: bool) ->
         ``{"generated_text", "details"?}``.
     """
     text = "" if empty else plain_answer(strip_markers(prompt))
-    finish_reason = "eos_token"
-    text, stopped = cut_at_stop(text, _stop_list(parameters))
-    if stopped:
-        finish_reason = "stop_sequence"
-    limit = parameters.get("max_new_tokens")
-    if limit is not None and count_tokens(text) > limit:
-        text, finish_reason = truncate_to_tokens(text, limit), "length"
+    text, stopped, truncated = limit_answer(
+        text, _stop_list(parameters), parameters.get("max_new_tokens")
+    )
+    finish_reason = "length" if truncated else "stop_sequence" if stopped else "eos_token"
     generated = count_tokens(text)
     if parameters.get("return_full_text"):
         text = prompt + text
@@ -152,7 +144,7 @@ async def _generate(request: web.Request, as_list: bool) -> web.Response:
     try:
         prompt, parameters = validate(context.body)
         generation = build_generation(prompt, parameters, context.decision.empty)
-    except InvalidRequest as exc:
+    except BadRequest as exc:
         return web.json_response(error_body(422, str(exc)), status=422)
     return web.json_response([generation] if as_list else generation)
 
@@ -181,17 +173,11 @@ async def handle_generate(request: web.Request) -> web.Response:
     return await _generate(request, as_list=False)
 
 
-def register(router: web.UrlDispatcher, server: ServerState) -> None:
-    """Register the TGI provider and its routes.
-
-    Args:
-        router: The application's router.
-        server: The server state holding the provider registry.
-    """
-    server.providers.add(
-        ProviderSpec(name=PROVIDER, error_body=error_body, api_key=api_key, key_text=key_text)
-    )
-    add = server.providers.add_route
-    add(router, "POST", f"{PREFIX}/v1/chat/completions", handle_chat_completions, PROVIDER)
-    add(router, "POST", PREFIX, handle_compat_generate, PROVIDER)
-    add(router, "POST", f"{PREFIX}/generate", handle_generate, PROVIDER)
+register = registration(
+    ProviderSpec(PROVIDER, error_body, api_key=bearer_key, key_text=key_text),
+    {
+        f"{PREFIX}/v1/chat/completions": handle_chat_completions,
+        PREFIX: handle_compat_generate,
+        f"{PREFIX}/generate": handle_generate,
+    },
+)

@@ -21,9 +21,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import answer_for, count_tokens, cut_at_stop, truncate_to_tokens
+from .answers import answer_for, count_tokens
+from .common import (
+    BadRequest,
+    add_provider,
+    bearer_key,
+    build_choices,
+    limit_answer,
+    prompt_tokens,
+    user_text,
+)
 from .context import get_context
-from .openai_chat import api_key as bearer_key
 from .registry import ProviderSpec
 from .state import DEFAULT_API_KEY, ServerState
 
@@ -40,10 +48,6 @@ STATUS_NAMES = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
-
-
-class InvalidRequest(Exception):
-    """A request Vertex AI would reject with 400."""
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -96,20 +100,15 @@ def _openai_messages(contents: Any) -> list[dict[str, Any]]:
 
 
 def key_text(body: Any) -> str:
-    """Return the text of the last user content.
+    """Return the text of the last user content, or ``""``.
 
     Args:
         body: The parsed JSON body.
 
     Returns:
-        The text, or ``""``.
+        The text.
     """
-    if not isinstance(body, Mapping):
-        return ""
-    for message in reversed(_openai_messages(body.get("contents"))):
-        if message["role"] == "user":
-            return message["content"]
-    return ""
+    return user_text(body, "contents", _openai_messages)
 
 
 def validate(body: Any) -> Mapping[str, Any]:
@@ -122,35 +121,35 @@ def validate(body: Any) -> Mapping[str, Any]:
         The body.
 
     Raises:
-        InvalidRequest: On a request the API rejects.
+        BadRequest: On a request the API rejects.
     """
     if not isinstance(body, Mapping):
-        raise InvalidRequest("Invalid JSON payload: expected an object.")
+        raise BadRequest("Invalid JSON payload: expected an object.")
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
-        raise InvalidRequest("contents is not specified")
+        raise BadRequest("contents is not specified")
     for index, content in enumerate(contents):
         if not isinstance(content, Mapping) or content.get("role") not in ROLES:
-            raise InvalidRequest(f"Please use a valid role: user, model. (contents[{index}].role)")
+            raise BadRequest(f"Please use a valid role: user, model. (contents[{index}].role)")
         if not isinstance(content.get("parts"), list) or not content["parts"]:
-            raise InvalidRequest(f"contents[{index}].parts must not be empty")
+            raise BadRequest(f"contents[{index}].parts must not be empty")
     system = body.get("systemInstruction")
     if system is not None and (not isinstance(system, Mapping) or "parts" not in system):
-        raise InvalidRequest("systemInstruction must be a Content with parts")
+        raise BadRequest("systemInstruction must be a Content with parts")
     config = body.get("generationConfig") or {}
     for name, (low, high) in {"temperature": (0.0, 2.0), "topP": (0.0, 1.0)}.items():
         value = config.get(name)
         if value is not None and not low <= value <= high:
-            raise InvalidRequest(f"generationConfig.{name} must be in [{low}, {high}]")
+            raise BadRequest(f"generationConfig.{name} must be in [{low}, {high}]")
     stop = config.get("stopSequences")
     if stop is not None and (not isinstance(stop, list) or len(stop) > 5):
-        raise InvalidRequest("generationConfig.stopSequences accepts at most 5 sequences")
+        raise BadRequest("generationConfig.stopSequences accepts at most 5 sequences")
     count = config.get("candidateCount", 1)
     if not isinstance(count, int) or not 1 <= count <= 8:
-        raise InvalidRequest("generationConfig.candidateCount must be in [1, 8]")
+        raise BadRequest("generationConfig.candidateCount must be in [1, 8]")
     for setting in body.get("safetySettings") or []:
         if not isinstance(setting, Mapping) or not {"category", "threshold"} <= setting.keys():
-            raise InvalidRequest("safetySettings entries need a category and a threshold")
+            raise BadRequest("safetySettings entries need a category and a threshold")
     return body
 
 
@@ -168,12 +167,13 @@ def _candidate(body: Mapping[str, Any], index: int, empty: bool) -> tuple[dict[s
             ],
         }, 0
     config = body.get("generationConfig") or {}
-    text = answer_for(_openai_messages(body["contents"]), index)
-    finish = "STOP"
-    text, _ = cut_at_stop(text, config.get("stopSequences") or [])
     limit = config.get("maxOutputTokens")
-    if isinstance(limit, int) and count_tokens(text) > limit:
-        text, finish = truncate_to_tokens(text, limit), "MAX_TOKENS"
+    text, _, truncated = limit_answer(
+        answer_for(_openai_messages(body["contents"]), index),
+        config.get("stopSequences") or [],
+        limit if isinstance(limit, int) else None,
+    )
+    finish = "MAX_TOKENS" if truncated else "STOP"
     return {
         "index": index,
         "content": {"role": "model", "parts": [{"text": text}]},
@@ -193,13 +193,8 @@ def build_response(body: Mapping[str, Any], model: str, empty: bool) -> dict[str
         The response body.
     """
     count = (body.get("generationConfig") or {}).get("candidateCount", 1)
-    candidates = []
-    output_tokens = 0
-    for index in range(count):
-        candidate, tokens = _candidate(body, index, empty)
-        candidates.append(candidate)
-        output_tokens += tokens
-    prompt = sum(count_tokens(m["content"]) for m in _openai_messages(body["contents"]))
+    candidates, output_tokens = build_choices(count, lambda index: _candidate(body, index, empty))
+    prompt = prompt_tokens(_openai_messages(body["contents"]))
     prompt += count_tokens(_parts_text((body.get("systemInstruction") or {}).get("parts")))
     return {
         "candidates": candidates,
@@ -227,7 +222,7 @@ async def handle_generate_content(request: web.Request) -> web.Response:
         return web.json_response(error_body(404, f"Unknown action {action!r}"), status=404)
     try:
         body = validate(context.body)
-    except InvalidRequest as exc:
+    except BadRequest as exc:
         return web.json_response(error_body(400, str(exc)), status=400)
     return web.json_response(build_response(body, model, context.decision.empty))
 
@@ -301,12 +296,10 @@ def register(router: web.UrlDispatcher, server: ServerState) -> None:
         router: The application's router.
         server: The server state holding the provider registry.
     """
-    server.providers.add(
-        ProviderSpec(name=PROVIDER, error_body=error_body, api_key=api_key, key_text=key_text)
-    )
-    for path in (
+    spec = ProviderSpec(PROVIDER, error_body, api_key=api_key, key_text=key_text)
+    paths = (
         "/{version}/projects/{project}/locations/{location}/publishers/{publisher}/models/{model_action}",
         "/{version}/publishers/{publisher}/models/{model_action}",
-    ):
-        server.providers.add_route(router, "POST", path, handle_generate_content, PROVIDER)
+    )
+    add_provider(router, server, spec, dict.fromkeys(paths, handle_generate_content))
     router.add_post("/token", make_token_handler(server))

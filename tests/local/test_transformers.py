@@ -433,6 +433,7 @@ def test_bad_torch_dtype_fails_at_load(model_dir: Path) -> None:
     with pytest.raises(PotstillUserError, match="float17"):
         llm.load()
     assert not llm.is_loaded
+    assert llm._tokenizer is None, "what the failed load acquired is released"
 
 
 def test_cuda_devices_without_cuda_is_a_clear_error(model_dir: Path) -> None:

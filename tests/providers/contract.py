@@ -1,47 +1,39 @@
-"""Checks shared by the tests of the hosted providers (Anthropic, Cohere, Inference
-Endpoints, Ollama, Vertex AI).
+"""Checks every hosted provider must pass, shared by the per-provider test files.
 
 Each check drives a real provider class (its real SDK over real HTTP) against the loopback
-server and asserts on values: what the server received and what came back.
+server and asserts on values: what the server received and what came back. The checks take
+an LLM that is not loaded yet; they configure it for the check, then load it with `loaded`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Optional, TypeVar
 
 import pytest
 from tests.fake_server import FakeServer, RecordedRequest
 
+from potstill.errors import PotstillUserError
 from potstill.llms import AsyncLLM
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
 
 AsyncLLMType = TypeVar("AsyncLLMType", bound=AsyncLLM)
+LLMFactory = Callable[..., AsyncLLM]
 
 SPAIN = "What's the capital of Spain?"
 MADRID = "The capital of Spain is Madrid."
+FRANCE = "What's the capital of France?"
+PARIS = "The capital of France is Paris."
 HELLO = "hello"
 HELLO_ANSWER = "Hello! How can I help you today?"
-SECRET = "potstill-canary-3c9e1f7a"
-WRONG_SECRET = "potstill-wrong-8d2b4e61"
-
-_CREATED: list[AsyncLLM] = []
-
-
-def tracked(llm: AsyncLLMType) -> AsyncLLMType:
-    """Remembers an LLM so that `unload_all` closes its SDK clients after the test."""
-    _CREATED.append(llm)
-    return llm
-
-
-def unload_all() -> None:
-    """Unloads every LLM built with `tracked` (closing their HTTP sessions)."""
-    while _CREATED:
-        _CREATED.pop().unload()
+# A key that must never be shown; the server is configured to require it where needed.
+SECRET = "sk-potstill-canary-7f3a9c0e"
+WRONG_SECRET = "sk-potstill-wrong-4b1d22aa"
 
 
 def chat(text: str, system: Optional[str] = None) -> list[dict[str, str]]:
@@ -52,8 +44,26 @@ def chat(text: str, system: Optional[str] = None) -> list[dict[str, str]]:
     return messages
 
 
-def served(server: FakeServer, provider: str, marker: str = "") -> list[RecordedRequest]:
-    """The requests of `provider` whose body mentions `marker` (all when empty)."""
+def samples(answer: str, n: int) -> list[str]:
+    """The `n` choices the loopback server gives for `answer` through a native `n`."""
+    return [answer] + [f"{answer} (sample {index})" for index in range(1, n)]
+
+
+def multi_turn() -> list[dict[str, str]]:
+    """A new multi-turn conversation with a system prompt, ending with `SPAIN`.
+
+    Its contents count 2 + 1 + 1 + 5 whitespace tokens (system, user, assistant, user).
+    """
+    return [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": SPAIN},
+    ]
+
+
+def received(server: FakeServer, provider: str, marker: str = "") -> list[RecordedRequest]:
+    """The requests `provider` served whose body mentions `marker` (all when empty)."""
     return [
         request
         for request in server.requests
@@ -61,16 +71,72 @@ def served(server: FakeServer, provider: str, marker: str = "") -> list[Recorded
     ]
 
 
+def bearer(request: RecordedRequest) -> str:
+    """The bearer token a recorded request carried in its `Authorization` header."""
+    return request.headers["authorization"].removeprefix("Bearer ")
+
+
+# LLMs built or loaded by a test, unloaded (clients closed) after it by `conftest.py`.
+_CREATED: list[AsyncLLM] = []
+
+
+def tracked(llm: AsyncLLMType) -> AsyncLLMType:
+    """Remembers an LLM so that `unload_all` closes its SDK clients after the test."""
+    if not any(llm is known for known in _CREATED):
+        _CREATED.append(llm)
+    return llm
+
+
+def loaded(llm: AsyncLLMType) -> AsyncLLMType:
+    """Loads the LLM and returns it; it is unloaded when the test ends."""
+    llm.load()
+    return tracked(llm)
+
+
+def unload_all() -> None:
+    """Unloads every LLM given to `tracked` or `loaded` (closes their SDK clients)."""
+    while _CREATED:
+        _CREATED.pop().unload()
+
+
+def check_missing_key(factory: LLMFactory, env_var: str) -> None:
+    """`load()` fails naming the env var when neither `api_key` nor the env var is set.
+
+    Args:
+        factory: builds the LLM from keyword arguments (here `api_key=None`).
+        env_var: the env var the error must name.
+    """
+    llm = factory(api_key=None)
+
+    with pytest.raises(PotstillUserError) as info:
+        llm.load()
+
+    assert env_var in str(info.value)
+    assert "api_key" in str(info.value)
+    assert not llm.is_loaded
+
+
+def check_empty_answer(llm: AsyncLLM, reason: str) -> None:
+    """An answer without content is `None` with `reason` in its error; the next input of
+    the batch still gets its answer."""
+    loaded(llm)
+
+    outputs = llm.generate([chat("[[empty]] nothing"), chat(SPAIN)])
+
+    assert outputs == [[None], [MADRID]]
+    assert reason in outputs[0].errors[0], outputs[0].errors[0]
+
+
 def check_num_generations(llm: AsyncLLM, server: FakeServer, provider: str) -> None:
     """`num_generations=3` gives 3 outputs per input through 3 parallel requests (the
     provider has no `n`), with the usage of each request recorded."""
-    llm.load()
+    loaded(llm)
 
     outputs = llm.generate([chat(SPAIN), chat(HELLO)], num_generations=3)
 
     assert outputs == [[MADRID] * 3, [HELLO_ANSWER] * 3]
-    assert len(served(server, provider, "Spain")) == 3
-    assert len(served(server, provider, HELLO)) == 3
+    assert len(received(server, provider, "Spain")) == 3
+    assert len(received(server, provider, HELLO)) == 3
     assert all(tokens is not None and tokens > 0 for tokens in outputs[0].output_tokens)
     assert llm.usage.requests == 6
     assert llm.usage.output_tokens == 3 * 6 + 3 * 7  # whitespace tokens of both answers
@@ -81,13 +147,13 @@ def check_failures_are_isolated(llm: AsyncLLM, server: FakeServer, provider: str
     for their own generation only; the other inputs still get their answers."""
     llm.max_retries = 0
     llm.timeout = 1
-    llm.load()
+    loaded(llm)
     inputs = [
         chat(SPAIN),
         chat("[[status=500]] server error"),
         chat("[[malformed]] garbled body"),
         chat("[[drop]] dropped connection"),
-        chat("[[delay=1.5]] too slow"),
+        chat("[[delay=1.3]] too slow"),
         chat(HELLO),
     ]
 
@@ -95,23 +161,29 @@ def check_failures_are_isolated(llm: AsyncLLM, server: FakeServer, provider: str
 
     assert outputs == [[MADRID], [None], [None], [None], [None], [HELLO_ANSWER]]
     assert outputs[0].errors == [None]
+    assert outputs[5].errors == [None]
     for output in outputs[1:5]:
         assert output.errors[0], "a failed generation keeps its error"
     assert "500" in outputs[1].errors[0]
     assert "timeout" in outputs[4].errors[0].lower(), outputs[4].errors[0]
     assert llm.usage.failed_requests == 4
-    assert len(served(server, provider, "server error")) == 1, "no retry with max_retries=0"
+    assert len(received(server, provider, "server error")) == 1, "no retry with max_retries=0"
+    # The server finishes the slow request after the client gave up; wait for it so that it
+    # is not recorded during the next test.
+    deadline = time.monotonic() + 5
+    while not received(server, provider, "too slow") and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def check_retry_succeeds(llm: AsyncLLM, server: FakeServer, provider: str) -> None:
     """A 503 on the first attempt is retried by `AsyncLLM` (the SDK's retries are off)."""
     llm.max_retries = 2
-    llm.load()
+    loaded(llm)
 
     outputs = llm.generate([chat(f"[[fail_first=1 status=503 retry_after=0.01]] {SPAIN}")])
 
     assert outputs == [[MADRID]]
-    attempts = served(server, provider, "fail_first")
+    attempts = received(server, provider, "fail_first")
     assert [request.status for request in attempts] == [503, 200]
     assert llm.usage.retries == 1
 
@@ -121,30 +193,33 @@ def check_secret_never_shown(
     server: FakeServer,
     caplog: pytest.LogCaptureFixture,
     show_key: Callable[[RecordedRequest], Optional[str]],
+    refused_error: str = "401",
 ) -> None:
     """The key reaches the server, but never appears in `dump()`, repr, logs or errors.
 
     Args:
-        make: builds the LLM with a given key, `max_retries=0`.
+        make: builds the LLM with a given key (the check sets `max_retries=0`).
         server: the loopback server (configured here to require `SECRET`).
         caplog: pytest's log capture.
         show_key: where the provider sends the key, read from a recorded request.
+        refused_error: what the error of a request with the wrong key says.
     """
     server.configure(require_api_key=SECRET)
     caplog.set_level(logging.DEBUG)
     llm, wrong = make(SECRET), make(WRONG_SECRET)
-    llm.load()
-    wrong.load()
+    for each in (llm, wrong):
+        each.max_retries = 0
+        loaded(each)
 
     ok = llm.generate([chat(SPAIN)])
     failed = llm.generate([chat("[[status=500]] boom")])
     refused = wrong.generate([chat(SPAIN)])
 
     assert ok == [[MADRID]], "the right key is accepted"
-    assert show_key(served(server, server.requests[0].provider, "Spain")[0]) == SECRET
+    assert show_key(received(server, server.requests[0].provider, "Spain")[0]) == SECRET
     assert failed == [[None]]
     assert refused == [[None]]
-    assert "401" in refused[0].errors[0]
+    assert refused_error in refused[0].errors[0], refused[0].errors[0]
     shown = [
         json.dumps(llm.dump()),
         llm.model_dump_json(),
@@ -181,7 +256,7 @@ def run_text_generation(
     Returns:
         The rows of the output dataset.
     """
-    with Pipeline(name=f"hosted-{type(llm).__name__.lower()}") as pipeline:
+    with Pipeline(name=f"providers-{type(llm).__name__.lower()}") as pipeline:
         data = LoadDataFromDicts(data=[{"instruction": text} for text in instructions])
         task = TextGeneration(llm=llm, num_generations=num_generations, system_prompt=system_prompt)
         data >> task

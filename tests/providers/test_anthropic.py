@@ -8,44 +8,33 @@ from tests.providers.contract import (
     MADRID,
     SPAIN,
     chat,
+    check_empty_answer,
     check_failures_are_isolated,
+    check_missing_key,
     check_num_generations,
     check_pipeline,
     check_retry_succeeds,
     check_secret_never_shown,
-    served,
-    tracked,
-    unload_all,
+    loaded,
+    multi_turn,
+    received,
 )
 
-from potstill.errors import PotstillUserError
 from potstill.llms import AnthropicLLM
 
 PROVIDER = "anthropic"
 MODEL = "claude-potstill-test"
 
 
-@pytest.fixture(autouse=True)
-def _close_clients():
-    yield
-    unload_all()
-
-
 def make(server: FakeServer, **kwargs) -> AnthropicLLM:
     kwargs.setdefault("api_key", "test-key")
     kwargs.setdefault("model", MODEL)
-    return tracked(AnthropicLLM(base_url=server.url, **kwargs))
+    return AnthropicLLM(base_url=server.url, **kwargs)
 
 
 def test_system_prompt_roles_and_kwargs_reach_the_api(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
-    conversation = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello."},
-        {"role": "user", "content": SPAIN},
-    ]
+    llm = loaded(make(fake_server))
+    conversation = multi_turn()
     original = [dict(message) for message in conversation]
 
     outputs = llm.generate(
@@ -83,8 +72,7 @@ def test_system_prompt_roles_and_kwargs_reach_the_api(fake_server: FakeServer) -
 
 
 def test_defaults_send_distilabels_values_and_omit_unset(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
 
@@ -98,8 +86,7 @@ def test_defaults_send_distilabels_values_and_omit_unset(fake_server: FakeServer
 
 
 def test_max_tokens_and_stop_sequences_shape_the_answer(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
 
     outputs = llm.generate([chat(SPAIN), chat(SPAIN)], max_tokens=2, stop_sequences=["Madrid"])
 
@@ -111,8 +98,8 @@ def test_max_tokens_and_stop_sequences_shape_the_answer(fake_server: FakeServer)
     "model", ["claude-3-opus-20240229", "my-gateway/claude-custom", "claude-sonnet-4-5"]
 )
 def test_any_model_name_is_accepted(fake_server: FakeServer, model: str) -> None:
-    llm = make(fake_server, model=model)
-    llm.load()  # distilabel's allow-list rejects the first two here
+    # distilabel's allow-list rejects the first two here
+    llm = loaded(make(fake_server, model=model))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert fake_server.requests[0].body["model"] == model
@@ -120,13 +107,7 @@ def test_any_model_name_is_accepted(fake_server: FakeServer, model: str) -> None
 
 
 def test_empty_content_is_none_with_a_reason(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
-
-    outputs = llm.generate([chat("[[empty]] nothing"), chat(SPAIN)])
-
-    assert outputs == [[None], [MADRID]]
-    assert "no text content" in outputs[0].errors[0]
+    check_empty_answer(make(fake_server), "no text content")
 
 
 def test_num_generations_sends_parallel_requests(fake_server: FakeServer) -> None:
@@ -142,11 +123,7 @@ def test_transient_error_is_retried(fake_server: FakeServer) -> None:
 
 
 def test_missing_api_key_fails_at_load_naming_the_env_var() -> None:
-    llm = AnthropicLLM(model=MODEL)
-
-    with pytest.raises(PotstillUserError, match="ANTHROPIC_API_KEY"):
-        llm.load()
-    assert not llm.is_loaded
+    check_missing_key(lambda **kw: AnthropicLLM(model=MODEL, **kw), "ANTHROPIC_API_KEY")
 
 
 def test_env_vars_set_base_url_and_key(
@@ -154,8 +131,7 @@ def test_env_vars_set_base_url_and_key(
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_server.url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    llm = tracked(AnthropicLLM(model=MODEL))
-    llm.load()
+    llm = loaded(AnthropicLLM(model=MODEL))
 
     assert llm.base_url == fake_server.url
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
@@ -163,7 +139,7 @@ def test_env_vars_set_base_url_and_key(
 
 def test_key_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
     check_secret_never_shown(
-        lambda key: make(fake_server, api_key=key, max_retries=0),
+        lambda key: make(fake_server, api_key=key),
         fake_server,
         caplog,
         lambda request: request.headers.get("x-api-key"),
@@ -203,7 +179,7 @@ def test_runs_in_text_generation_pipeline(fake_server: FakeServer) -> None:
 
     check_pipeline(llm, {"generation_kwargs": {"temperature": 0.2, "max_tokens": 50}})
 
-    bodies = served(fake_server, PROVIDER)
+    bodies = received(fake_server, PROVIDER)
     assert len(bodies) == 4
     for request in bodies:
         assert request.body["system"] == "Be brief."

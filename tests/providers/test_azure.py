@@ -3,7 +3,8 @@
 The server serves Azure's deployment routes
 (`/openai/deployments/{deployment}/chat/completions?api-version=...`, key in `api-key`),
 so these tests show that the SDK's `client.post("/chat/completions", ...)` used by
-`OpenAILLM` reaches the deployment URL.
+`OpenAILLM` reaches the deployment URL. The tests it shares with the other
+OpenAI-compatible providers are in `test_openai_compatible.py`.
 """
 
 from __future__ import annotations
@@ -12,26 +13,24 @@ from typing import Any
 
 import pytest
 from tests.fake_server import FakeServer
-from tests.providers.helpers import (
+from tests.providers.compatible import AZURE, AZURE_API_VERSION
+from tests.providers.contract import (
     FRANCE,
     MADRID,
     PARIS,
     SPAIN,
     chat,
-    check_failures_are_isolated,
-    check_missing_key,
-    check_retry_succeeds,
-    check_secret_never_shown,
     loaded,
     received,
     run_text_generation,
+    samples,
 )
 
 from potstill.errors import PotstillUserError
 from potstill.llms import AzureOpenAILLM
 
-DEPLOYMENT = "my-gpt-4o-deployment"
-API_VERSION = "2024-10-21"
+DEPLOYMENT = AZURE.model
+API_VERSION = AZURE_API_VERSION
 
 
 @pytest.fixture
@@ -89,7 +88,7 @@ def test_num_generations_is_native_n_with_usage(azure_env: FakeServer) -> None:
 
     outputs = llm.generate([chat(SPAIN)], num_generations=4)
 
-    assert outputs[0] == [MADRID] + [f"{MADRID} (sample {i})" for i in (1, 2, 3)]
+    assert outputs[0] == samples(MADRID, 4)
     [request] = received(azure_env, "azure")
     assert request.body["n"] == 4
     assert outputs[0].input_tokens == [5, None, None, None]
@@ -112,29 +111,6 @@ def test_missing_endpoint_or_version_fails_at_load(
     with pytest.raises(PotstillUserError, match=env_var):
         llm.load()
     assert not llm.is_loaded
-
-
-def test_missing_api_key_fails_at_load(fake_server: FakeServer) -> None:
-    check_missing_key(
-        lambda **kw: make(base_url=fake_server.url, api_version=API_VERSION, **kw),
-        "AZURE_OPENAI_API_KEY",
-    )
-
-
-def test_failures_are_isolated(azure_env: FakeServer) -> None:
-    check_failures_are_isolated(loaded(make()), azure_env, "azure")
-
-
-def test_retry_succeeds(azure_env: FakeServer) -> None:
-    check_retry_succeeds(loaded(make()), azure_env, "azure")
-
-
-def test_secret_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
-    check_secret_never_shown(
-        lambda **kw: make(base_url=fake_server.url, api_version=API_VERSION, **kw),
-        fake_server,
-        caplog,
-    )
 
 
 def test_text_generation_pipeline(azure_env: FakeServer) -> None:

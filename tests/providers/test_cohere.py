@@ -7,18 +7,20 @@ from tests.fake_server import FakeServer
 from tests.providers.contract import (
     MADRID,
     SPAIN,
+    bearer,
     chat,
+    check_empty_answer,
     check_failures_are_isolated,
+    check_missing_key,
     check_num_generations,
     check_pipeline,
     check_retry_succeeds,
     check_secret_never_shown,
-    served,
-    tracked,
-    unload_all,
+    loaded,
+    multi_turn,
+    received,
 )
 
-from potstill.errors import PotstillUserError
 from potstill.llms import CohereLLM
 
 PROVIDER = "cohere"
@@ -28,27 +30,15 @@ MODEL = "command-r-plus"
 pytestmark = pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated")
 
 
-@pytest.fixture(autouse=True)
-def _close_clients():
-    yield
-    unload_all()
-
-
 def make(server: FakeServer, **kwargs) -> CohereLLM:
     kwargs.setdefault("api_key", "test-key")
     kwargs.setdefault("model", MODEL)
-    return tracked(CohereLLM(base_url=server.url, **kwargs))
+    return CohereLLM(base_url=server.url, **kwargs)
 
 
 def test_messages_and_kwargs_reach_the_v2_chat_api(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
-    conversation = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello."},
-        {"role": "user", "content": SPAIN},
-    ]
+    llm = loaded(make(fake_server))
+    conversation = multi_turn()
 
     outputs = llm.generate(
         [conversation],
@@ -86,8 +76,7 @@ def test_messages_and_kwargs_reach_the_v2_chat_api(fake_server: FakeServer) -> N
 
 
 def test_unset_kwargs_are_not_sent(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
 
@@ -99,20 +88,13 @@ def test_unset_kwargs_are_not_sent(fake_server: FakeServer) -> None:
 
 
 def test_max_tokens_limits_the_answer(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
 
     assert llm.generate([chat(SPAIN)], max_tokens=3) == [["The capital of"]]
 
 
 def test_empty_answer_is_none_with_a_reason(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
-
-    outputs = llm.generate([chat("[[empty]] nothing"), chat(SPAIN)])
-
-    assert outputs == [[None], [MADRID]]
-    assert "empty answer" in outputs[0].errors[0]
+    check_empty_answer(make(fake_server), "empty answer")
 
 
 def test_num_generations_sends_parallel_requests(fake_server: FakeServer) -> None:
@@ -125,13 +107,12 @@ def test_one_failed_request_only_fails_its_generation(fake_server: FakeServer) -
 
 def test_malformed_body_is_retried(fake_server: FakeServer) -> None:
     """cohere raises `ApiError(status_code=200)` for a body it cannot parse: transient."""
-    llm = make(fake_server, max_retries=1)
-    llm.load()
+    llm = loaded(make(fake_server, max_retries=1))
 
     outputs = llm.generate([chat("[[malformed]] garbled")])
 
     assert outputs == [[None]]
-    assert len(served(fake_server, PROVIDER, "garbled")) == 2
+    assert len(received(fake_server, PROVIDER, "garbled")) == 2
     assert llm.usage.retries == 1
 
 
@@ -140,11 +121,7 @@ def test_transient_error_is_retried(fake_server: FakeServer) -> None:
 
 
 def test_missing_api_key_fails_at_load_naming_the_env_var() -> None:
-    llm = CohereLLM(model=MODEL)
-
-    with pytest.raises(PotstillUserError, match="COHERE_API_KEY"):
-        llm.load()
-    assert not llm.is_loaded
+    check_missing_key(lambda **kw: CohereLLM(model=MODEL, **kw), "COHERE_API_KEY")
 
 
 def test_env_vars_set_base_url_and_key(
@@ -152,18 +129,17 @@ def test_env_vars_set_base_url_and_key(
 ) -> None:
     monkeypatch.setenv("COHERE_BASE_URL", fake_server.url)
     monkeypatch.setenv("COHERE_API_KEY", "test-key")
-    llm = tracked(CohereLLM(model=MODEL))
-    llm.load()
+    llm = loaded(CohereLLM(model=MODEL))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
 
 
 def test_key_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
     check_secret_never_shown(
-        lambda key: make(fake_server, api_key=key, max_retries=0),
+        lambda key: make(fake_server, api_key=key),
         fake_server,
         caplog,
-        lambda request: request.headers["authorization"].removeprefix("Bearer "),
+        bearer,
     )
 
 
@@ -178,7 +154,7 @@ def test_runs_in_text_generation_pipeline(fake_server: FakeServer) -> None:
 
     check_pipeline(llm, {"generation_kwargs": {"temperature": 0.2, "seed": 3}})
 
-    requests = served(fake_server, PROVIDER)
+    requests = received(fake_server, PROVIDER)
     assert len(requests) == 4
     for request in requests:
         assert request.headers["x-client-name"] == "my-app"

@@ -63,3 +63,30 @@ def test_dump_round_trips_without_the_key(name: str) -> None:
     assert rebuilt.api_key is None
     assert rebuilt.generation_kwargs == {"temperature": 0.5}
     assert rebuilt.dump() == dump
+
+
+TIMEOUTS = {
+    "OpenAILLM": ({"model": "m"}, 120.0),
+    "AzureOpenAILLM": (CLASSES["AzureOpenAILLM"][1], 120.0),
+    "TogetherLLM": ({"model": "m"}, 120.0),
+    "AnyscaleLLM": ({"model": "m"}, 120.0),
+    "GroqLLM": ({"model": "m"}, 120.0),
+    "MistralLLM": ({"model": "m"}, 120.0),
+    "LiteLLM": ({"model": "openai/m"}, 600.0),
+    "AnthropicLLM": ({"model": "m"}, 600.0),
+    "CohereLLM": ({"model": "m"}, 120.0),
+    "OllamaLLM": ({"model": "m"}, 120.0),
+    "VertexAILLM": ({"model": "m"}, 120.0),
+    "InferenceEndpointsLLM": ({"base_url": "http://127.0.0.1:9"}, 120.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TIMEOUTS))
+def test_timeout_is_float_seconds(name: str) -> None:
+    kwargs, default = TIMEOUTS[name]
+    llm = provider_class(name)(**kwargs)
+
+    assert isinstance(llm.timeout, float)
+    assert llm.timeout == default
+    llm.timeout = 2.5
+    assert llm.timeout == 2.5

@@ -1,4 +1,8 @@
-"""`GroqLLM` through the official `groq` SDK against the loopback server's Groq route."""
+"""`GroqLLM` through the official `groq` SDK against the loopback server's Groq route.
+
+The tests it shares with the other OpenAI-compatible providers are in
+`test_openai_compatible.py`.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,22 @@ from typing import Any
 
 import pytest
 from tests.fake_server import FakeServer
-from tests.providers.helpers import (
+from tests.providers.compatible import GROQ
+from tests.providers.contract import (
     FRANCE,
     MADRID,
     PARIS,
     SPAIN,
     chat,
-    check_failures_are_isolated,
-    check_missing_key,
-    check_retry_succeeds,
-    check_secret_never_shown,
     loaded,
+    multi_turn,
     received,
     run_text_generation,
 )
 
 from potstill.llms import GroqLLM
 
-MODEL = "llama-3.1-8b-instant"
+MODEL = GROQ.model
 
 
 @pytest.fixture
@@ -55,21 +57,9 @@ def test_defaults_mirror_distilabel() -> None:
     }
 
 
-def test_env_vars_set_base_url_and_key(groq_env: FakeServer) -> None:
-    llm = make()
-
-    assert llm.base_url == groq_env.url
-    assert llm.api_key is not None and llm.api_key.get_secret_value() == "test-key"
-
-
 def test_request_maps_messages_and_kwargs(groq_env: FakeServer) -> None:
     llm = loaded(make())
-    messages = [
-        {"role": "system", "content": "Answer briefly."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": SPAIN},
-    ]
+    messages = multi_turn()
     original = [dict(message) for message in messages]
 
     outputs = llm.generate(
@@ -115,22 +105,6 @@ def test_num_generations_sends_parallel_requests(groq_env: FakeServer) -> None:
     assert outputs[1].output_tokens == [6, 6, 6]
     assert llm.usage.requests == 6
     assert llm.usage.input_tokens == 30
-
-
-def test_missing_api_key_fails_at_load() -> None:
-    check_missing_key(make, "GROQ_API_KEY")
-
-
-def test_failures_are_isolated(groq_env: FakeServer) -> None:
-    check_failures_are_isolated(loaded(make()), groq_env, "groq")
-
-
-def test_retry_succeeds(groq_env: FakeServer) -> None:
-    check_retry_succeeds(loaded(make()), groq_env, "groq")
-
-
-def test_secret_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
-    check_secret_never_shown(lambda **kw: make(base_url=fake_server.url, **kw), fake_server, caplog)
 
 
 def test_text_generation_pipeline(groq_env: FakeServer) -> None:

@@ -14,18 +14,20 @@ from tests.fake_server import FakeServer
 from tests.providers.contract import (
     MADRID,
     SPAIN,
+    bearer,
     chat,
+    check_empty_answer,
     check_failures_are_isolated,
+    check_missing_key,
     check_num_generations,
     check_pipeline,
     check_retry_succeeds,
     check_secret_never_shown,
-    served,
-    tracked,
-    unload_all,
+    loaded,
+    multi_turn,
+    received,
 )
 
-from potstill.errors import PotstillUserError
 from potstill.llms import InferenceEndpointsLLM
 
 PROVIDER = "tgi"
@@ -40,8 +42,6 @@ def _no_saved_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """No token saved by `hf auth login` leaks in from the machine running the tests."""
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf" / "stored"))
-    yield
-    unload_all()
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +61,12 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def make(server: FakeServer, **kwargs) -> InferenceEndpointsLLM:
     kwargs.setdefault("api_key", "test-key")
-    return tracked(InferenceEndpointsLLM(base_url=f"{server.url}/tgi", **kwargs))
+    return InferenceEndpointsLLM(base_url=f"{server.url}/tgi", **kwargs)
 
 
 def test_chat_completion_route_gets_messages_and_kwargs(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
-    conversation = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello."},
-        {"role": "user", "content": SPAIN},
-    ]
+    llm = loaded(make(fake_server))
+    conversation = multi_turn()
 
     outputs = llm.generate(
         [conversation],
@@ -108,22 +102,20 @@ def test_chat_completion_route_gets_messages_and_kwargs(fake_server: FakeServer)
 
 
 def test_each_request_gets_a_random_seed_unless_one_is_given(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
 
     llm.generate([chat(SPAIN)], num_generations=4)
     llm.generate([chat("hello")], num_generations=3, seed=11)
 
-    random_seeds = [request.body["seed"] for request in served(fake_server, PROVIDER, "Spain")]
-    fixed_seeds = [request.body["seed"] for request in served(fake_server, PROVIDER, "hello")]
+    random_seeds = [request.body["seed"] for request in received(fake_server, PROVIDER, "Spain")]
+    fixed_seeds = [request.body["seed"] for request in received(fake_server, PROVIDER, "hello")]
     assert len(set(random_seeds)) == 4
     assert all(0 <= seed < 2**31 for seed in random_seeds)
     assert fixed_seeds == [11, 11, 11]
 
 
 def test_logprobs_come_back(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
 
     (output,) = llm.generate([chat(SPAIN)], logprobs=True, top_logprobs=2)
 
@@ -136,8 +128,7 @@ def test_logprobs_come_back(fake_server: FakeServer) -> None:
 def test_too_many_stop_sequences_and_ignored_kwargs_warn(
     fake_server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
     caplog.set_level(logging.WARNING)
 
     outputs = llm.generate(
@@ -156,8 +147,7 @@ def test_too_many_stop_sequences_and_ignored_kwargs_warn(
 def test_text_generation_route_with_a_tokenizer(
     fake_server: FakeServer, tokenizer_dir: str
 ) -> None:
-    llm = make(fake_server, tokenizer_id=tokenizer_dir, model_display_name="tiny-model")
-    llm.load()
+    llm = loaded(make(fake_server, tokenizer_id=tokenizer_dir, model_display_name="tiny-model"))
     conversation = chat(SPAIN, system="Be brief.")
     prompt = f"<|system|>\nBe brief.\n<|user|>\n{SPAIN}\n<|assistant|>\n"
 
@@ -206,13 +196,12 @@ def test_text_generation_route_with_a_tokenizer(
 def test_text_generation_route_with_random_seeds(
     fake_server: FakeServer, tokenizer_dir: str
 ) -> None:
-    llm = make(fake_server, tokenizer_id=tokenizer_dir)
-    llm.load()
+    llm = loaded(make(fake_server, tokenizer_id=tokenizer_dir))
 
     outputs = llm.generate([chat(SPAIN)], num_generations=3)
 
     assert len(outputs[0]) == 3 and all(outputs[0])
-    seeds = {request.body["parameters"]["seed"] for request in served(fake_server, PROVIDER)}
+    seeds = {request.body["parameters"]["seed"] for request in received(fake_server, PROVIDER)}
     assert len(seeds) == 3
 
 
@@ -221,13 +210,7 @@ def test_num_generations_sends_parallel_requests(fake_server: FakeServer) -> Non
 
 
 def test_empty_answer_is_none_with_a_reason(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
-
-    outputs = llm.generate([chat("[[empty]] nothing"), chat(SPAIN)])
-
-    assert outputs == [[None], [MADRID]]
-    assert "empty answer" in outputs[0].errors[0]
+    check_empty_answer(make(fake_server), "empty answer")
 
 
 def test_one_failed_request_only_fails_its_generation(fake_server: FakeServer) -> None:
@@ -239,19 +222,16 @@ def test_transient_error_is_retried(fake_server: FakeServer) -> None:
 
 
 def test_missing_token_fails_at_load_naming_the_env_var(fake_server: FakeServer) -> None:
-    llm = InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi")
-
-    with pytest.raises(PotstillUserError, match="HF_TOKEN"):
-        llm.load()
-    assert not llm.is_loaded
+    check_missing_key(
+        lambda **kw: InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi", **kw), "HF_TOKEN"
+    )
 
 
 def test_hf_token_is_read_when_the_llm_is_created(
     fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", "test-key")  # set after potstill was imported
-    llm = tracked(InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi"))
-    llm.load()
+    llm = loaded(InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi"))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert fake_server.requests[0].headers["authorization"] == "Bearer test-key"
@@ -261,8 +241,7 @@ def test_token_saved_by_hf_login_is_used(fake_server: FakeServer) -> None:
     token_path = Path(constants.HF_TOKEN_PATH)
     token_path.parent.mkdir(parents=True)
     token_path.write_text("test-key")
-    llm = tracked(InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi"))
-    llm.load()
+    llm = loaded(InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi"))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert "api_key" not in llm.dump()
@@ -270,10 +249,10 @@ def test_token_saved_by_hf_login_is_used(fake_server: FakeServer) -> None:
 
 def test_token_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
     check_secret_never_shown(
-        lambda key: make(fake_server, api_key=key, max_retries=0),
+        lambda key: make(fake_server, api_key=key),
         fake_server,
         caplog,
-        lambda request: request.headers["authorization"].removeprefix("Bearer "),
+        bearer,
     )
 
 
@@ -333,12 +312,11 @@ def test_endpoint_name_is_resolved_and_resumed_at_load(
         return endpoint
 
     monkeypatch.setattr(huggingface_hub, "get_inference_endpoint", fake_get)
-    llm = tracked(
+    llm = loaded(
         InferenceEndpointsLLM(
             endpoint_name="my-endpoint", endpoint_namespace="org", api_key="test-key"
         )
     )
-    llm.load()
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert lookups == [("my-endpoint", "org", "test-key")]
@@ -352,7 +330,7 @@ def test_runs_in_text_generation_pipeline(fake_server: FakeServer) -> None:
 
     check_pipeline(llm, {"generation_kwargs": {"temperature": 0.2, "max_new_tokens": 50}})
 
-    requests = served(fake_server, PROVIDER)
+    requests = received(fake_server, PROVIDER)
     assert len(requests) == 4
     assert len({request.body["seed"] for request in requests}) == 4
     for request in requests:

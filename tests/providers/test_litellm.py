@@ -2,7 +2,8 @@
 
 `openai/<name>` with `api_base` routes to the server's OpenAI-compatible endpoint;
 `mistral/<name>` routes to its Mistral endpoint, a provider LiteLLM sends no `n` to, which
-shows the repeat-until-`n`-choices loop.
+shows the repeat-until-`n`-choices loop. The tests it shares with the other
+OpenAI-compatible providers are in `test_openai_compatible.py`.
 """
 
 from __future__ import annotations
@@ -10,44 +11,30 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.fake_server import FakeServer
-from tests.providers.helpers import (
+from tests.providers.compatible import LITELLM, LITELLM_LOGGERS
+from tests.providers.contract import (
     FRANCE,
     MADRID,
     PARIS,
     SPAIN,
     chat,
-    check_failures_are_isolated,
-    check_missing_key,
-    check_retry_succeeds,
     check_secret_never_shown,
     loaded,
     received,
     run_text_generation,
+    samples,
 )
 
 from potstill.errors import PotstillUserError
 from potstill.llms import LiteLLM
 
-MODEL = "openai/gpt-fake"
+MODEL = LITELLM.model
 ROOT = Path(__file__).resolve().parents[2]
-LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
-
-
-@pytest.fixture(autouse=True)
-def offline_litellm(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """LiteLLM fetches its model cost map from GitHub when first imported unless told not
-    to; keep the tests offline. Logger levels changed by `verbose=True` are put back."""
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    levels = {name: logging.getLogger(name).level for name in LITELLM_LOGGERS}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def make(server: FakeServer, **kwargs: Any) -> LiteLLM:
@@ -148,7 +135,7 @@ def test_num_generations_is_native_n_with_usage(fake_server: FakeServer) -> None
 
     outputs = llm.generate([chat(SPAIN), chat(FRANCE)], num_generations=3)
 
-    assert outputs[0] == [MADRID, f"{MADRID} (sample 1)", f"{MADRID} (sample 2)"]
+    assert outputs[0] == samples(MADRID, 3)
     assert outputs[1][0] == PARIS and len(outputs[1]) == 3
     assert sorted(request.body["n"] for request in received(fake_server, "openai")) == [3, 3]
     assert outputs[0].input_tokens == [5, None, None]
@@ -187,10 +174,6 @@ def test_mock_response_needs_neither_server_nor_key() -> None:
     assert outputs == [["canned", "canned"]]
 
 
-def test_missing_api_key_fails_at_load(fake_server: FakeServer) -> None:
-    check_missing_key(lambda **kw: make(fake_server, **kw), "OPENAI_API_KEY")
-
-
 def test_missing_key_names_the_providers_env_var() -> None:
     llm = LiteLLM(model="groq/llama-3.1-8b-instant")
 
@@ -222,23 +205,15 @@ def test_load_only_silences_litellms_prints(fake_server: FakeServer) -> None:
     assert litellm.drop_params is not True
 
 
-def test_failures_are_isolated(fake_server: FakeServer) -> None:
-    # Also shows LiteLLM's own retries are off: one request for the 500.
-    check_failures_are_isolated(
-        loaded(make(fake_server, api_key="test-key")), fake_server, "openai"
-    )
-
-
-def test_retry_succeeds(fake_server: FakeServer) -> None:
-    check_retry_succeeds(loaded(make(fake_server, api_key="test-key")), fake_server, "openai")
-
-
-@pytest.mark.parametrize("verbose", [False, True])
-def test_secret_never_shown(
-    fake_server: FakeServer, caplog: pytest.LogCaptureFixture, verbose: bool
+def test_secret_never_shown_with_verbose_logging(
+    fake_server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     check_secret_never_shown(
-        lambda **kw: make(fake_server, verbose=verbose, **kw), fake_server, caplog
+        lambda key: make(fake_server, api_key=key, verbose=True),
+        fake_server,
+        caplog,
+        LITELLM.show_key,
+        LITELLM.refused_error,
     )
 
 
@@ -250,12 +225,7 @@ def test_text_generation_pipeline(fake_server: FakeServer) -> None:
         num_generations=2,
     )
 
-    assert [row["generation"] for row in rows] == [
-        MADRID,
-        f"{MADRID} (sample 1)",
-        PARIS,
-        f"{PARIS} (sample 1)",
-    ]
+    assert [row["generation"] for row in rows] == samples(MADRID, 2) + samples(PARIS, 2)
     assert {row["model_name"] for row in rows} == {MODEL}
     requests = received(fake_server, "openai")
     assert len(requests) == 2

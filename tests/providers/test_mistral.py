@@ -15,19 +15,17 @@ from typing import Any
 
 import pytest
 from tests.fake_server import FakeServer
-from tests.providers.helpers import (
+from tests.providers.contract import (
     FRANCE,
     MADRID,
     PARIS,
     SPAIN,
     chat,
-    check_failures_are_isolated,
-    check_missing_key,
-    check_retry_succeeds,
-    check_secret_never_shown,
+    check_empty_answer,
     loaded,
     received,
     run_text_generation,
+    samples,
 )
 
 from potstill.llms import MistralLLM
@@ -134,7 +132,7 @@ def test_num_generations_is_native_n_with_usage(mistral_env: FakeServer) -> None
 
     outputs = llm.generate([chat(SPAIN), chat(FRANCE)], num_generations=3)
 
-    assert outputs[0] == [MADRID, f"{MADRID} (sample 1)", f"{MADRID} (sample 2)"]
+    assert outputs[0] == samples(MADRID, 3)
     assert outputs[1][0] == PARIS and len(outputs[1]) == 3
     requests = received(mistral_env, "mistral")
     assert sorted(request.body["n"] for request in requests) == [3, 3]
@@ -144,12 +142,7 @@ def test_num_generations_is_native_n_with_usage(mistral_env: FakeServer) -> None
 
 
 def test_empty_answer_is_none_with_reason(mistral_env: FakeServer) -> None:
-    llm = loaded(make(mistral_env))
-
-    outputs = llm.generate([chat("[[empty]] say nothing")])
-
-    assert outputs == [[None]]
-    assert "no content" in outputs[0].errors[0]
+    check_empty_answer(make(mistral_env), "no content")
 
 
 def test_fake_server_rejects_fields_mistral_does_not_know(mistral_env: FakeServer) -> None:
@@ -183,22 +176,6 @@ def test_unload_closes_the_client(mistral_env: FakeServer) -> None:
     assert client.sdk_configuration.async_client is None
 
 
-def test_missing_api_key_fails_at_load(fake_server: FakeServer) -> None:
-    check_missing_key(lambda **kw: make(fake_server, **kw), "MISTRAL_API_KEY")
-
-
-def test_failures_are_isolated(mistral_env: FakeServer) -> None:
-    check_failures_are_isolated(loaded(make(mistral_env)), mistral_env, "mistral")
-
-
-def test_retry_succeeds(mistral_env: FakeServer) -> None:
-    check_retry_succeeds(loaded(make(mistral_env)), mistral_env, "mistral")
-
-
-def test_secret_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
-    check_secret_never_shown(lambda **kw: make(fake_server, **kw), fake_server, caplog)
-
-
 def test_text_generation_pipeline(mistral_env: FakeServer) -> None:
     rows = run_text_generation(
         make(mistral_env),
@@ -208,12 +185,7 @@ def test_text_generation_pipeline(mistral_env: FakeServer) -> None:
         system_prompt="Be concise.",
     )
 
-    assert [row["generation"] for row in rows] == [
-        MADRID,
-        f"{MADRID} (sample 1)",
-        PARIS,
-        f"{PARIS} (sample 1)",
-    ]
+    assert [row["generation"] for row in rows] == samples(MADRID, 2) + samples(PARIS, 2)
     requests = received(mistral_env, "mistral")
     assert len(requests) == 2
     for request in requests:

@@ -9,15 +9,17 @@ from tests.fake_server import FakeServer
 from tests.providers.contract import (
     MADRID,
     SPAIN,
+    bearer,
     chat,
+    check_empty_answer,
     check_failures_are_isolated,
     check_num_generations,
     check_pipeline,
     check_retry_succeeds,
     check_secret_never_shown,
-    served,
-    tracked,
-    unload_all,
+    loaded,
+    multi_turn,
+    received,
 )
 
 from potstill.llms import OllamaLLM
@@ -33,26 +35,14 @@ def server(fake_server: FakeServer) -> FakeServer:
     return fake_server
 
 
-@pytest.fixture(autouse=True)
-def _close_clients():
-    yield
-    unload_all()
-
-
 def make(server: FakeServer, **kwargs) -> OllamaLLM:
     kwargs.setdefault("model", MODEL)
-    return tracked(OllamaLLM(host=server.url, **kwargs))
+    return OllamaLLM(host=server.url, **kwargs)
 
 
 def test_messages_format_options_and_keep_alive_reach_the_api(server: FakeServer) -> None:
-    llm = make(server)
-    llm.load()
-    conversation = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello."},
-        {"role": "user", "content": SPAIN},
-    ]
+    llm = loaded(make(server))
+    conversation = multi_turn()
     options = {"temperature": 0.3, "top_p": 0.9, "seed": 7, "num_predict": 64, "min_p": 0.05}
 
     outputs = llm.generate([conversation], format="json", options=options, keep_alive="5m")
@@ -73,8 +63,7 @@ def test_messages_format_options_and_keep_alive_reach_the_api(server: FakeServer
 
 
 def test_options_limit_and_stop_the_answer(server: FakeServer) -> None:
-    llm = make(server)
-    llm.load()
+    llm = loaded(make(server))
 
     outputs = llm.generate([chat(SPAIN), chat(SPAIN)], options={"num_predict": 3, "stop": ["of"]})
 
@@ -82,8 +71,7 @@ def test_options_limit_and_stop_the_answer(server: FakeServer) -> None:
 
 
 def test_json_schema_format(server: FakeServer) -> None:
-    llm = make(server)
-    llm.load()
+    llm = loaded(make(server))
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
     (output,) = llm.generate([chat(SPAIN)], format=schema)
@@ -98,13 +86,7 @@ def test_options_of_the_wrong_type_fail_before_any_request(server: FakeServer) -
 
 
 def test_empty_answer_is_none_with_a_reason(server: FakeServer) -> None:
-    llm = make(server)
-    llm.load()
-
-    outputs = llm.generate([chat("[[empty]] nothing"), chat(SPAIN)])
-
-    assert outputs == [[None], [MADRID]]
-    assert "empty answer" in outputs[0].errors[0]
+    check_empty_answer(make(server), "empty answer")
 
 
 def test_num_generations_sends_parallel_requests(server: FakeServer) -> None:
@@ -121,8 +103,7 @@ def test_transient_error_is_retried(server: FakeServer) -> None:
 
 def test_host_from_the_sdk_env_var(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", server.url)
-    llm = tracked(OllamaLLM(model=MODEL))
-    llm.load()
+    llm = loaded(OllamaLLM(model=MODEL))
 
     assert llm.host is None
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
@@ -131,21 +112,19 @@ def test_host_from_the_sdk_env_var(server: FakeServer, monkeypatch: pytest.Monke
 def test_no_key_needed_but_a_key_is_sent_as_bearer_and_never_shown(
     fake_server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    llm = make(fake_server)
-    llm.load()  # no key: loading works (a local Ollama has no auth)
+    loaded(make(fake_server))  # no key: loading works (a local Ollama has no auth)
 
     check_secret_never_shown(
-        lambda key: make(fake_server, api_key=key, max_retries=0),
+        lambda key: make(fake_server, api_key=key),
         fake_server,
         caplog,
-        lambda request: request.headers["authorization"].removeprefix("Bearer "),
+        bearer,
     )
 
 
 def test_api_key_from_env(fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_API_KEY", "test-key")
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert fake_server.requests[0].headers["authorization"] == "Bearer test-key"
@@ -156,7 +135,7 @@ def test_runs_in_text_generation_pipeline(server: FakeServer) -> None:
 
     check_pipeline(llm, {"generation_kwargs": {"options": {"temperature": 0.2}}})
 
-    requests = served(server, PROVIDER)
+    requests = received(server, PROVIDER)
     assert len(requests) == 4
     for request in requests:
         assert request.body["options"] == {"temperature": 0.2}

@@ -13,15 +13,17 @@ from tests.fake_server.vertex_generate import service_account_info
 from tests.providers.contract import (
     MADRID,
     SPAIN,
+    bearer,
     chat,
+    check_empty_answer,
     check_failures_are_isolated,
     check_num_generations,
     check_pipeline,
     check_retry_succeeds,
     check_secret_never_shown,
-    served,
-    tracked,
-    unload_all,
+    loaded,
+    multi_turn,
+    received,
 )
 
 from potstill.errors import PotstillUserError
@@ -50,8 +52,6 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))  # no gcloud ADC file
     monkeypatch.setenv("NO_GCE_CHECK", "True")  # never probe the metadata server
-    yield
-    unload_all()
 
 
 def credentials(token: str = "test-key") -> google.oauth2.credentials.Credentials:
@@ -63,18 +63,12 @@ def make(server: FakeServer, token: str = "test-key", **kwargs) -> VertexAILLM:
     kwargs.setdefault("model", MODEL)
     kwargs.setdefault("project", "test-project")
     kwargs.setdefault("location", "us-central1")
-    return tracked(VertexAILLM(base_url=server.url, credentials=credentials(token), **kwargs))
+    return VertexAILLM(base_url=server.url, credentials=credentials(token), **kwargs)
 
 
 def test_roles_are_mapped_and_kwargs_reach_the_api(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
-    conversation = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello."},
-        {"role": "user", "content": SPAIN},
-    ]
+    llm = loaded(make(fake_server))
+    conversation = multi_turn()
     original = [dict(message) for message in conversation]
     tools = [{"function_declarations": [{"name": "lookup", "description": "Looks up."}]}]
 
@@ -118,8 +112,7 @@ def test_roles_are_mapped_and_kwargs_reach_the_api(fake_server: FakeServer) -> N
 
 
 def test_model_role_and_safety_settings_list_are_accepted(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
     settings = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
     conversation = [
         {"role": "user", "content": "Hi"},
@@ -137,8 +130,7 @@ def test_model_role_and_safety_settings_list_are_accepted(fake_server: FakeServe
 
 
 def test_unknown_role_fails_that_input_only(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
 
     outputs = llm.generate([[{"role": "tool", "content": "42"}], chat(SPAIN)])
 
@@ -147,18 +139,11 @@ def test_unknown_role_fails_that_input_only(fake_server: FakeServer) -> None:
 
 
 def test_blocked_candidate_is_none_with_the_reason(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
-
-    outputs = llm.generate([chat("[[empty]] something unsafe"), chat(SPAIN)])
-
-    assert outputs == [[None], [MADRID]]
-    assert "SAFETY" in outputs[0].errors[0]
+    check_empty_answer(make(fake_server), "SAFETY")
 
 
 def test_max_output_tokens_limits_the_answer(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-    llm.load()
+    llm = loaded(make(fake_server))
 
     assert llm.generate([chat(SPAIN)], max_output_tokens=2) == [["The capital"]]
 
@@ -185,8 +170,7 @@ def test_default_credentials_and_project_are_resolved_at_load(
         return credentials(), "adc-project"
 
     monkeypatch.setattr(google.auth, "default", fake_default)
-    llm = tracked(VertexAILLM(model=MODEL, location="us-central1", base_url=fake_server.url))
-    llm.load()
+    llm = loaded(VertexAILLM(model=MODEL, location="us-central1", base_url=fake_server.url))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert calls == [["https://www.googleapis.com/auth/cloud-platform"]]
@@ -198,8 +182,7 @@ def test_project_and_location_from_env(
 ) -> None:
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "us-central1")
-    llm = tracked(VertexAILLM(model=MODEL, base_url=fake_server.url, credentials=credentials()))
-    llm.load()
+    llm = loaded(VertexAILLM(model=MODEL, base_url=fake_server.url, credentials=credentials()))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert fake_server.requests[0].path == PATH
@@ -216,8 +199,7 @@ def test_credentials_file_and_the_sdk_base_url_variable(
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
     monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", fake_server.url)
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "us-central1")
-    llm = tracked(VertexAILLM(model=MODEL))  # the project comes from the key file
-    llm.load()
+    llm = loaded(VertexAILLM(model=MODEL))  # the project comes from the key file
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     token, generate = fake_server.requests
@@ -243,8 +225,8 @@ def test_missing_project_fails_at_load() -> None:
 
 
 def test_any_model_name_is_accepted(fake_server: FakeServer) -> None:
-    llm = make(fake_server, model="my-tuned-model")
-    llm.load()  # distilabel raised NotImplementedError for names without "gemini"
+    # distilabel raised NotImplementedError for names without "gemini"
+    llm = loaded(make(fake_server, model="my-tuned-model"))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert fake_server.requests[0].path.endswith("/models/my-tuned-model:generateContent")
@@ -252,10 +234,10 @@ def test_any_model_name_is_accepted(fake_server: FakeServer) -> None:
 
 def test_token_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
     check_secret_never_shown(
-        lambda token: make(fake_server, token=token, max_retries=0),
+        lambda token: make(fake_server, token=token),
         fake_server,
         caplog,
-        lambda request: request.headers["authorization"].removeprefix("Bearer "),
+        bearer,
     )
 
 
@@ -272,7 +254,7 @@ def test_runs_in_text_generation_pipeline(fake_server: FakeServer) -> None:
 
     check_pipeline(llm, {"generation_kwargs": {"temperature": 0.2, "max_output_tokens": 50}})
 
-    requests = served(fake_server, PROVIDER)
+    requests = received(fake_server, PROVIDER)
     assert len(requests) == 4
     for request in requests:
         assert request.body["generationConfig"]["temperature"] == 0.2

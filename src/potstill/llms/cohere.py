@@ -49,7 +49,7 @@ class CohereLLM(AsyncLLM):
         default_factory=lambda: os.getenv("COHERE_API_KEY"),
         description="The API key to authenticate the requests to the Cohere API.",
     )
-    timeout: RuntimeParameter[int] = Field(
+    timeout: RuntimeParameter[float] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )

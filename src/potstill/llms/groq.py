@@ -54,7 +54,7 @@ class GroqLLM(AsyncLLM):
         description="The maximum number of times to retry the request to the API before "
         "failing (on rate limits, server errors, timeouts and connection errors).",
     )
-    timeout: RuntimeParameter[int] = Field(
+    timeout: RuntimeParameter[float] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )

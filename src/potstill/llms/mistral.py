@@ -44,7 +44,7 @@ class MistralLLM(AsyncLLM):
         default_factory=lambda: os.getenv("MISTRAL_API_KEY"),
         description="The API key to authenticate the requests to the Mistral API.",
     )
-    timeout: RuntimeParameter[int] = Field(
+    timeout: RuntimeParameter[float] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )
@@ -62,7 +62,7 @@ class MistralLLM(AsyncLLM):
             api_key=self._secret(),
             server_url=self.endpoint,
             retry_config=None,  # no SDK retries: AsyncLLM retries, honouring Retry-After
-            timeout_ms=self.timeout * 1000,
+            timeout_ms=round(self.timeout * 1000),
             # The SDK's debug logger (on with $MISTRAL_DEBUG) writes request headers,
             # the API key included; keep it off.
             debug_logger=_NoDebugLog(),

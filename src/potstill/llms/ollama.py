@@ -82,7 +82,7 @@ class OllamaLLM(AsyncLLM):
     host: Optional[RuntimeParameter[str]] = Field(
         default=None, description="The host of the Ollama API."
     )
-    timeout: RuntimeParameter[int] = Field(
+    timeout: RuntimeParameter[float] = Field(
         default=120, description="The timeout for the Ollama API."
     )
     follow_redirects: bool = True

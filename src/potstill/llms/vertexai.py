@@ -67,7 +67,7 @@ class VertexAILLM(AsyncLLM):
     base_url: Optional[RuntimeParameter[str]] = Field(
         default=None, description="A custom Vertex AI endpoint; `None` uses Google's."
     )
-    timeout: RuntimeParameter[int] = Field(
+    timeout: RuntimeParameter[float] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )
@@ -110,7 +110,7 @@ class VertexAILLM(AsyncLLM):
             location=self.location or "global",
             http_options=types.HttpOptions(
                 base_url=self.base_url,
-                timeout=self.timeout * 1000 if self.timeout else None,  # milliseconds
+                timeout=round(self.timeout * 1000) if self.timeout else None,  # milliseconds
                 # One attempt: AsyncLLM retries, honouring Retry-After.
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),

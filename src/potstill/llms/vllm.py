@@ -21,6 +21,7 @@ from pydantic import (
 from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
 from potstill.llms.chat_templates import render_prompt, resolve_chat_template
+from potstill.llms.local import load_or_release
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -122,12 +123,7 @@ class vLLM(LLM):
         if self._model is not None:
             self._release()
         super().load()
-        try:
-            self._start_engine()
-        except BaseException:
-            self._release()
-            self._loaded = False
-            raise
+        load_or_release(self._start_engine, self._release)
 
     def _start_engine(self) -> None:
         from vllm import LLM as Engine  # type: ignore[import-not-found]

@@ -97,7 +97,7 @@ class InferenceEndpointsLLM(AsyncLLM):
     )
     tokenizer_id: Optional[str] = None
     model_display_name: Optional[str] = None
-    timeout: RuntimeParameter[int] = Field(
+    timeout: RuntimeParameter[float] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )

@@ -12,6 +12,7 @@ from pydantic import Field, PositiveInt, PrivateAttr, SecretStr, validate_call
 from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
 from potstill.llms.chat_templates import render_prompt, resolve_chat_template
+from potstill.llms.local import load_or_release
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.typing import ChatType
 from potstill.utils.imports import require
@@ -102,12 +103,7 @@ class TransformersLLM(LLM):
         if self._model is not None:
             self._release()
         super().load()
-        try:
-            self._load_model()
-        except BaseException:
-            self._release()
-            self._loaded = False
-            raise
+        load_or_release(self._load_model, self._release)
 
     def _load_model(self) -> None:
         require("torch", "transformers")
