@@ -308,11 +308,12 @@ class Engine:
         step = node.step
         assert isinstance(step, GeneratorStep)
         completion = node.store.completion()
-        stored = node.store.stored_batches()
+        stored = set(node.store.stored_batches())
         seq = 0
         offset = 0
+        watched = self._backlog_watch(node)
         while seq in stored and not self._generator_limit_reached(seq):
-            await self._wait_for_capacity(node)
+            await self._wait_for_capacity(watched)
             rows = await asyncio.to_thread(node.store.read, seq)
             offset += len(rows)
             node.emit(rows)
@@ -325,7 +326,7 @@ class Engine:
                 while not self._generator_limit_reached(seq):
                     while len(pending) < depth:
                         pending.append(node.worker.submit(next, iterator, _END))
-                    await self._wait_for_capacity(node)
+                    await self._wait_for_capacity(watched)
                     item = await pending.popleft()
                     if item is _END:
                         break
@@ -351,12 +352,16 @@ class Engine:
     def _generator_limit_reached(self, seq: int) -> bool:
         return self.max_generator_batches is not None and seq >= self.max_generator_batches
 
-    async def _wait_for_capacity(self, node: _Node) -> None:
-        watched = [
+    def _backlog_watch(self, node: _Node) -> list[_Node]:
+        """The steps downstream of a generator whose backlog paces it (global steps wait for
+        everything by design, so they do not count)."""
+        return [
             self.nodes[name]
             for name in self.dag.descendants(node.name)
             if not isinstance(self.nodes[name].step, GlobalStep)
         ]
+
+    async def _wait_for_capacity(self, watched: list[_Node]) -> None:
         if all(n.ready_rows() < n.high_water for n in watched):
             return
         event = asyncio.Event()
