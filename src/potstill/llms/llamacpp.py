@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import random
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM, describe_error
+from potstill.llms.llamacpp_check import ensure_llama_cpp_runs
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -68,6 +70,25 @@ def embedded_model_path() -> Path:
     )
 
 
+def default_thread_count() -> int:
+    """Half of the CPUs this process may use, at least 1: llama.cpp's default thread count.
+
+    llama.cpp's threads wait for each other at every step of a generation, so when they are
+    as many as the cores and another process takes one core, every step waits for the
+    descheduled thread, and a run slows down many times over (see the llama.cpp page of the
+    docs for figures). Half the cores leaves room for the rest of the machine (and for
+    potstill's own threads).
+
+    Returns:
+        The thread count.
+    """
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        available = os.cpu_count() or 1
+    return max(1, available // 2)
+
+
 class LlamaCppLLM(LLM):
     """A GGUF model run in-process by llama.cpp (`llama-cpp-python`).
 
@@ -90,8 +111,8 @@ class LlamaCppLLM(LLM):
         n_batch: the most prompt tokens evaluated per llama.cpp batch.
         seed: seeds the generator of per-generation seeds (reproducible runs).
         verbose: let llama.cpp print its logs.
-        n_threads: CPU threads for generation and prompt processing (`None`: llama-cpp-python's
-            defaults, half the cores for generation and all of them for prompts).
+        n_threads: CPU threads for generation and prompt processing (`None`: half of the
+            CPUs this process may use, at least 1, for both; see `default_thread_count`).
         structured_output: `{"format": "json", "schema": <JSON schema or pydantic model>}` to
             constrain every generation to JSON matching the schema (a per-call
             `response_format` takes precedence).
@@ -134,7 +155,7 @@ class LlamaCppLLM(LLM):
     n_threads: Optional[RuntimeParameter[PositiveInt]] = Field(
         default=None,
         description="The number of CPU threads llama.cpp uses for generation and prompt "
-        "processing; `None` uses llama-cpp-python's defaults.",
+        "processing; `None` uses half of the CPUs this process may use (at least 1).",
     )
     structured_output: Optional[RuntimeParameter[Dict[str, Any]]] = Field(
         default=None,
@@ -184,15 +205,16 @@ class LlamaCppLLM(LLM):
 
     def load(self) -> None:
         """Loads the GGUF model into llama.cpp."""
+        model_path = self.resolved_model_path()
+        # Before llama.cpp's libraries are loaded here: a build for another CPU crashes the
+        # process it runs in, so a child process tries it first.
+        ensure_llama_cpp_runs(model_path)
         require(self.sdk_module or "llama_cpp", self.sdk_extra or "llama-cpp")
         from llama_cpp import Llama
 
         with self._lock:
             self._close_models()
-            self._model = Llama(
-                model_path=str(self.resolved_model_path()),
-                **self._llama_kwargs(),
-            )
+            self._model = Llama(model_path=str(model_path), **self._llama_kwargs())
             self._seeds = random.Random(self.seed)
         super().load()
 
@@ -211,8 +233,7 @@ class LlamaCppLLM(LLM):
             "seed": self.seed,
             "verbose": bool(self.verbose),
         }
-        if self.n_threads is not None:
-            kwargs["n_threads"] = kwargs["n_threads_batch"] = self.n_threads
+        kwargs["n_threads"] = kwargs["n_threads_batch"] = self.n_threads or default_thread_count()
         kwargs.update(self.extra_kwargs or {})
         return kwargs
 
