@@ -169,8 +169,8 @@ def build_wheel(folder: Path, requirement: str, native: bool) -> Path:
         (sdist,) = Path(scratch).glob("*.tar.gz")
         print(
             f"Building a {kind_name(native)} llama-cpp-python wheel from {sdist.name} "
-            f"(CMAKE_ARGS={flags!r}). This happens once per machine and takes about 10 "
-            "minutes on 2 cores.",
+            f"(CMAKE_ARGS={flags!r}). This happens once per machine and takes a few "
+            "minutes (3.5 on 2 cores).",
             flush=True,
         )
         env = {**os.environ, "CMAKE_ARGS": flags}
