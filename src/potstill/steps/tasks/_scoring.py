@@ -125,22 +125,24 @@ def number_in_range(
     return number
 
 
-def numbered_scores(output: Optional[str], count: int) -> ParsedColumns:
+def numbered_scores(output: Optional[str], count: Optional[int]) -> ParsedColumns:
     """Reads `[i] Score: x` lines (Deita's answer format) into `scores`, aligned with items
     1 to `count`: a float from 1 to `count + 1`, else `None` with a problem noted.
 
     Args:
         output: the judge's answer, or `None` when the generation failed.
-        count: how many items were scored.
+        count: how many items were scored; `None` when the row had no valid list (then the
+            answer's highest item number counts).
 
     Returns:
         `{"scores": [...]}` with its problems.
     """
     if output is None:
-        return ParsedColumns({"scores": [None] * count})
+        return ParsedColumns({"scores": None if count is None else [None] * count})
     given: dict[int, str] = {}
     for line in _SCORE_LINE.finditer(output):
         given.setdefault(int(line.group(1)), line.group(2))
+    count = count if count is not None else max(given, default=0)
     if not given:
         return ParsedColumns({"scores": [None] * count}, ["no `[i] Score: x` lines found"])
     problems: list[str] = []
@@ -149,6 +151,11 @@ def numbered_scores(output: Optional[str], count: int) -> ParsedColumns:
         for i in range(1, count + 1)
     ]
     return ParsedColumns({"scores": scores}, problems)
+
+
+def list_length(value: Any) -> Optional[int]:
+    """The length of a list column's value, or `None` when it is not a list."""
+    return len(value) if isinstance(value, (list, tuple)) else None
 
 
 def numbered(items: list[str]) -> str:

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-from potstill.steps.tasks._scoring import JudgeTask, numbered, numbered_scores, required_texts
+from potstill.steps.tasks._scoring import (
+    JudgeTask,
+    list_length,
+    numbered,
+    numbered_scores,
+    required_texts,
+)
 from potstill.steps.typing import StepColumns
 from potstill.typing import ChatType, Row
 
@@ -67,5 +73,4 @@ class ComplexityScorer(JudgeTask):
         Returns:
             `scores`, aligned with `instructions`.
         """
-        instructions = (input or {}).get("instructions")
-        return numbered_scores(output, len(instructions) if instructions else 0)
+        return numbered_scores(output, list_length((input or {}).get("instructions")))

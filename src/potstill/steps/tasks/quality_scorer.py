@@ -12,6 +12,7 @@ from typing import Optional
 
 from potstill.steps.tasks._scoring import (
     JudgeTask,
+    list_length,
     numbered,
     numbered_scores,
     required_text,
@@ -80,5 +81,4 @@ class QualityScorer(JudgeTask):
         Returns:
             `scores`, aligned with `responses`.
         """
-        responses = (input or {}).get("responses")
-        return numbered_scores(output, len(responses) if responses else 0)
+        return numbered_scores(output, list_length((input or {}).get("responses")))

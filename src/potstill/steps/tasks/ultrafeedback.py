@@ -18,6 +18,7 @@ from potstill.steps.tasks._scoring import (
     JudgeTask,
     ParsedColumns,
     integer_in_range,
+    list_length,
     required_text,
     required_texts,
 )
@@ -246,12 +247,14 @@ class UltraFeedback(JudgeTask):
         """
         with_types = bool(_ASPECTS[self.aspect].types)
         names = self._own_output_columns()
-        count = _generation_count(input)
-        sections = {} if output is None else _sections(output, "type" if with_types else "rating")
+        count = list_length((input or {}).get("generations"))
+        if output is None:  # the generation failed (or the row could not be formatted)
+            return ParsedColumns({n: None if count is None else [None] * count for n in names})
+        sections = _sections(output, "type" if with_types else "rating")
         count = count if count is not None else max(sections, default=0)
         if not sections:
-            problems = [] if output is None else ["no assessment of any text found"]
-            return ParsedColumns({name: [None] * count for name in names}, problems)
+            columns = {name: [None] * count for name in names}
+            return ParsedColumns(columns, ["no assessment of any text found"])
         problems: list[str] = []
         per_text = [
             _assessment(sections.get(n), n, with_types, problems) for n in range(1, count + 1)
@@ -298,11 +301,6 @@ def _output_template(number: int, with_types: bool) -> str:
         "Rationale: [Why this rating, in short sentences]",
     ]
     return "\n".join(lines)
-
-
-def _generation_count(input: Optional[Row]) -> Optional[int]:
-    generations = (input or {}).get("generations")
-    return len(generations) if isinstance(generations, (list, tuple)) else None
 
 
 def _sections(output: str, first_label: str) -> dict[int, str]:
