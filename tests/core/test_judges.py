@@ -277,23 +277,22 @@ def test_prometheus_absolute_parses_feedback_and_score(
 
 
 @pytest.mark.parametrize(
-    ("answer", "feedback", "problem"),
+    ("answer", "problem"),
     [
-        ("Great. [RESULT] 6", "Great.", "'6' is not a whole number from 1 to 5"),
-        ("Great. [RESULT] 0", "Great.", "'0' is not a whole number from 1 to 5"),
-        ("Great. [RESULT] excellent", "Great.", "is not a number"),
-        ("Great. [RESULT]", "Great.", "no score after [RESULT]"),
-        ("Great, I would give it a 5.", None, "no [RESULT] in the answer"),
-        ("", None, "no [RESULT] in the answer"),
+        ("Great. [RESULT] 6", "'6' is not a whole number from 1 to 5"),
+        ("Great. [RESULT] 0", "'0' is not a whole number from 1 to 5"),
+        ("Great. [RESULT] 4.5", "'4.5' is not a whole number from 1 to 5"),
+        ("Great. [RESULT] excellent", "is not a number"),
+        ("Great. [RESULT]", "no score after [RESULT]"),
+        ("Great, I would give it a 5.", "no [RESULT] in the answer"),
+        ("", "no [RESULT] in the answer"),
     ],
 )
-def test_prometheus_absolute_malformed_and_garbage(
-    answer: str, feedback: Optional[str], problem: str
-) -> None:
+def test_prometheus_absolute_malformed_and_garbage(answer: str, problem: str) -> None:
     task = PrometheusEval(llm=LLM, mode="absolute", rubric="honesty")
     columns, problems = parsed(task, answer, {})
 
-    assert columns == {"feedback": feedback, "result": None}
+    assert columns == {"feedback": None, "result": None}
     assert any(problem in p for p in problems), problems
 
 
@@ -321,7 +320,7 @@ def test_prometheus_relative_malformed_and_garbage(answer: str) -> None:
     task = PrometheusEval(llm=LLM, mode="relative", rubric="honesty")
     columns, problems = parsed(task, answer, {})
 
-    assert columns["result"] is None and problems
+    assert columns == {"feedback": None, "result": None} and problems
 
 
 def test_prometheus_bad_inputs_name_the_column() -> None:

@@ -113,9 +113,8 @@ class PrometheusEval(JudgeTask):
     `reference=True`.
     Output columns: `feedback` (the judge's reasoning), `result` (absolute: an int from 1 to
     5; relative: `"A"` when the first of `generations` is better, `"B"` when the second is)
-    and `model_name`. An answer without a valid `[RESULT]` gives `None` for `result` (and for
-    `feedback` when there is no `[RESULT]` at all), with the reason in
-    `potstill_metadata["error_<task>"]`.
+    and `model_name`. An answer without a valid verdict after `[RESULT]` gives `None` for
+    both, with the reason in `potstill_metadata["error_<task>"]` next to the raw answer.
 
     Attributes:
         mode: `absolute` (score one generation) or `relative` (pick the better of two).
@@ -215,6 +214,8 @@ class PrometheusEval(JudgeTask):
             result = choice.group(1) if choice else None
             if result is None:
                 problems.append(f"the choice after [RESULT] is not A or B: {verdict[:40]!r}")
+        if result is None:  # no verdict: the feedback is not trusted either
+            return ParsedColumns({"feedback": None, "result": None}, problems)
         if feedback is None:
             problems.append("no feedback before [RESULT]")
         return ParsedColumns({"feedback": feedback, "result": result}, problems)
