@@ -3,12 +3,14 @@ read well-formed, partly malformed and garbage answers (types and ranges checked
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 from pydantic import ValidationError
 from tests.core.fakes import EchoLLM
 
+from potstill.steps.base import _Step
 from potstill.steps.tasks import ComplexityScorer, PrometheusEval, QualityScorer, UltraFeedback
 from potstill.steps.tasks._scoring import JudgeTask
 from potstill.steps.tasks.prometheus_eval import DEFAULT_RUBRICS
@@ -431,3 +433,20 @@ def test_bad_input_row_gives_none_columns_and_names_the_column() -> None:
     assert bad["ratings"] is None and bad["rationales"] is None
     assert "column `generations` must be a list of strings" in bad["potstill_metadata"]["error_uf"]
     assert good["potstill_metadata"]["error_uf"] is not None  # the echo: unparseable
+
+
+def test_judges_round_trip_through_yaml(tmp_path: Path) -> None:
+    rubric = "[Is it short?]\n" + "\n".join(f"Score {n}: level {n}." for n in range(1, 6))
+    tasks = [
+        UltraFeedback(name="uf", llm=LLM, aspect="honesty"),
+        PrometheusEval(
+            name="p", llm=LLM, mode="relative", rubric="brevity", rubrics={"brevity": rubric}
+        ),
+        ComplexityScorer(name="c", llm=LLM),
+        QualityScorer(name="q", llm=LLM),
+    ]
+    for task in tasks:
+        loaded = _Step.from_file(task.save(tmp_path / f"{task.name}.yaml", format="yaml"))
+
+        assert type(loaded) is type(task) and loaded.dump() == task.dump()
+        assert loaded.outputs == task.outputs and loaded.inputs == task.inputs
