@@ -142,9 +142,13 @@ def answer_for(
             to match it (implies ``json_mode``).
 
     Returns:
-        The answer text.
+        The answer text: a scripted verdict for a judge task's prompt (see
+        :mod:`tests.fake_server.judges`), else the plain answer.
     """
-    answer = plain_answer(strip_markers(last_user_text(messages)))
+    from .judges import judge_answer  # judges reads CANNED_ANSWERS from this module
+
+    text = last_user_text(messages)
+    answer = judge_answer(text) or plain_answer(strip_markers(text))
     if choice_index > 0:
         answer = f"{answer} (sample {choice_index})"
     if json_schema is not None:
