@@ -48,7 +48,11 @@ from potstill.llms.retry import backoff_delay, classify
 from potstill.llms.retry import describe as describe_failure
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.llms.usage import UsageSummary, UsageTracker
-from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
+from potstill.mixins.runtime_parameters import (
+    ParameterPlace,
+    RuntimeParameter,
+    RuntimeParametersMixin,
+)
 from potstill.typing import ChatType
 from potstill.utils.fields import without_execution_fields
 from potstill.utils.imports import require
@@ -159,7 +163,9 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     @model_validator(mode="after")
     def _validate_generation_kwargs(self) -> LLM:
         self.generation_spec().validate(
-            self.generation_kwargs or {}, where=self._runtime_parameters_label()
+            self.generation_kwargs or {},
+            where=self._runtime_parameters_label(),
+            elsewhere=ParameterPlace(self, ("generation_kwargs",)).elsewhere,
         )
         return self
 
@@ -477,15 +483,17 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     def _runtime_parameters_label(self) -> str:
         return f"LLM {type(self).__name__}"
 
-    def _assign_runtime_parameter(self, name: str, value: Any, where: str) -> None:
+    def _assign_runtime_parameter(
+        self, name: str, value: Any, where: str, place: ParameterPlace
+    ) -> None:
         if name == "generation_kwargs":
-            coerced = self.generation_spec().validate(value, where=where)
+            coerced = self.generation_spec().validate(value, where=where, elsewhere=place.elsewhere)
             merged = {**self._constructor_generation_kwargs, **coerced}
             # Assign without re-running the model validator (it would reset the base).
             self.__dict__["generation_kwargs"] = merged
             self._runtime_parameters[name] = value
             return
-        super()._assign_runtime_parameter(name, value, where)
+        super()._assign_runtime_parameter(name, value, where, place)
 
     # -- serialization -------------------------------------------------------------------
 
