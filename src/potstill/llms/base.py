@@ -52,6 +52,7 @@ from potstill.mixins.runtime_parameters import (
     ParameterPlace,
     RuntimeParameter,
     RuntimeParametersMixin,
+    assigning_place,
 )
 from potstill.typing import ChatType
 from potstill.utils.fields import without_execution_fields
@@ -483,17 +484,18 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     def _runtime_parameters_label(self) -> str:
         return f"LLM {type(self).__name__}"
 
-    def _assign_runtime_parameter(
-        self, name: str, value: Any, where: str, place: ParameterPlace
-    ) -> None:
+    def _assign_runtime_parameter(self, name: str, value: Any, where: str) -> None:
         if name == "generation_kwargs":
-            coerced = self.generation_spec().validate(value, where=where, elsewhere=place.elsewhere)
+            place = assigning_place()
+            coerced = self.generation_spec().validate(
+                value, where=where, elsewhere=place.elsewhere if place is not None else None
+            )
             merged = {**self._constructor_generation_kwargs, **coerced}
             # Assign without re-running the model validator (it would reset the base).
             self.__dict__["generation_kwargs"] = merged
             self._runtime_parameters[name] = value
             return
-        super()._assign_runtime_parameter(name, value, where, place)
+        super()._assign_runtime_parameter(name, value, where)
 
     # -- serialization -------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import typing
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional, TypeVar, Union
 
@@ -34,6 +35,9 @@ class _RuntimeParameterMarker:
 
 
 RUNTIME_PARAMETER = _RuntimeParameterMarker()
+
+# The place of the parameter being assigned (see `assigning_place`).
+_ASSIGNING: ContextVar[Optional[ParameterPlace]] = ContextVar("_ASSIGNING", default=None)
 
 RuntimeParameter = Annotated[Union[_T, None], RUNTIME_PARAMETER]
 """A field that can be set at run time, e.g. `temperature: RuntimeParameter[float] = 0.7`.
@@ -155,8 +159,12 @@ class RuntimeParametersMixin(BaseModel):
         return type(self).__name__
 
     def _set_runtime_parameters(
-        self, runtime_parameters: dict[str, Any], where: str, place: ParameterPlace
+        self,
+        runtime_parameters: dict[str, Any],
+        where: str,
+        place: Optional[ParameterPlace] = None,
     ) -> None:
+        place = place if place is not None else ParameterPlace(self)
         if not isinstance(runtime_parameters, dict):
             raise PotstillUserError(
                 f"Runtime parameters for {where} must be a dict of name -> value, "
@@ -173,11 +181,13 @@ class RuntimeParametersMixin(BaseModel):
                     value, where=f"{where} -> {name}", place=place.child(name)
                 )
                 continue
-            self._assign_runtime_parameter(name, value, where, place.child(name))
+            token = _ASSIGNING.set(place.child(name))
+            try:
+                self._assign_runtime_parameter(name, value, where)
+            finally:
+                _ASSIGNING.reset(token)
 
-    def _assign_runtime_parameter(
-        self, name: str, value: Any, where: str, place: ParameterPlace
-    ) -> None:
+    def _assign_runtime_parameter(self, name: str, value: Any, where: str) -> None:
         field = type(self).model_fields[name]
         try:
             # Validate whatever the model's `validate_assignment` setting (a component
@@ -191,6 +201,13 @@ class RuntimeParametersMixin(BaseModel):
                 f"Expected {_describe_type(field.annotation)}."
             ) from None
         self._runtime_parameters[name] = value
+
+
+def assigning_place() -> Optional[ParameterPlace]:
+    """Where the runtime parameter that `_assign_runtime_parameter` is setting sits, for an
+    override that validates a nested value (an LLM's `generation_kwargs`) and wants to say
+    where a misplaced name belongs; None outside `set_runtime_parameters`."""
+    return _ASSIGNING.get()
 
 
 @dataclass(frozen=True)
