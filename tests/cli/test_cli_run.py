@@ -147,6 +147,10 @@ def test_missing_api_key_names_the_env_var(fake_server: Any, tmp_path: Path, inv
         (f"{STEP}.llm.generation_kwargs.temperature=hot", "temperature='hot'"),
         (f"{STEP}.input_batch_size=-1", "input_batch_size"),
         ("temperature=0.3", "expected STEP.PARAMETER=VALUE"),
+        # A name given at the wrong level: the message shows the option that works.
+        (f"{STEP}.llm.temperature=0.3", f"--param {STEP}.llm.generation_kwargs.temperature=0.3"),
+        (f"{STEP}.generation_kwargs.top_p=0.5", f"--param {STEP}.llm.generation_kwargs.top_p=0.5"),
+        (f"{STEP}.llm.input_batch_size=4", f"--param {STEP}.input_batch_size=4"),
     ],
 )
 def test_bad_params_fail_cleanly_with_suggestions(
@@ -156,7 +160,8 @@ def test_bad_params_fail_cleanly_with_suggestions(
         "pipeline", "run", "--config", str(config_file), "-o", str(tmp_path / "o"), "-p", param
     )
     assert result.exit_code == 1
-    assert expected in result.output
+    unwrapped = " ".join(result.output.replace("│", " ").split())  # the error box wraps lines
+    assert expected in unwrapped
     assert "Error" in result.output
     assert "Traceback" not in result.output
     assert len(result.output.splitlines()) < 25  # one screen

@@ -483,3 +483,30 @@ def test_mappings_on_a_task_with_an_async_llm(openai_env: FakeServer) -> None:
     assert train["answer"] == ANSWERS[:2]
     assert train["model"] == ["gpt-4", "gpt-4"]
     assert "instruction" not in train.column_names
+
+
+def test_an_input_mapping_reads_a_column_under_the_tasks_name_and_keeps_its_own_name() -> None:
+    # distilabel's rule: `input_mappings` renames for the task only; the column keeps its
+    # name downstream. `output_mappings` renames for good.
+    with Pipeline(name="mapping-names") as pipeline:
+        load = LoadDataFromDicts(data=[{"prompt": "first"}, {"prompt": "second"}])
+        generate = TextGeneration(
+            llm=EchoLLM(),
+            input_mappings={"instruction": "prompt"},
+            output_mappings={"generation": "answer"},
+        )
+        # Downstream, the prompt is still `prompt`: this step reads it as its `instruction`.
+        record = RecordingStep(input_mappings={"instruction": "prompt"})
+        load >> generate >> record
+
+    train = pipeline.run(use_cache=False)["default"]["train"]
+
+    assert "instruction" not in train.column_names
+    assert "generation" not in train.column_names
+    assert train["prompt"] == ["first", "second"]
+    # The task read `prompt` as its instruction (the echo LLM answers with it).
+    assert train["answer"] == ["first #0", "second #0"]
+    assert train["copy"] == ["first", "second"]
+    # The next step received `prompt` and `answer` (seen under its own input name).
+    received = record._batches[0][0]
+    assert (received["instruction"], received["answer"]) == ("first", "first #0")

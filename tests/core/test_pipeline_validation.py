@@ -256,6 +256,23 @@ def test_unknown_step_name_in_params_suggests() -> None:
     assert "Did you mean 'text_generation_0'?" in message
 
 
+def test_a_parameter_given_in_place_of_a_step_name_shows_the_nesting() -> None:
+    with Pipeline(name="params-keyed") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": "x"}])
+        load >> TextGeneration(llm=EchoLLM())
+
+    message = _validation_error(
+        pipeline, params={"llm": {"generation_kwargs": {"temperature": 0.3}}}
+    )
+
+    assert "Step 'llm' given in `run(params=...)` is not part of the pipeline" in message
+    assert "`params` is keyed by step name first" in message
+    assert (
+        "pass params={'text_generation_0': {'llm': {'generation_kwargs': {'temperature': 0.3}}}}"
+        in message
+    )
+
+
 def test_unknown_runtime_parameter_in_params_suggests() -> None:
     with Pipeline(name="params-2") as pipeline:
         load = LoadDataFromDicts(data=[{"instruction": "x"}])

@@ -353,3 +353,76 @@ def test_sync_llm_generation_kwargs_reach_generate() -> None:
 
     assert distiset["default"]["train"]["generation"] == ["x #0!"]
     assert generate.llm.generation_kwargs == {"suffix": "!", "temperature": 0.1}
+
+
+# A name given at the wrong level: the error says where it belongs and shows the nesting.
+
+
+def test_a_generation_kwarg_beside_the_llm_fields_is_pointed_to_generation_kwargs(
+    task: TextGeneration,
+) -> None:
+    with pytest.raises(PotstillUserError) as info:
+        task.set_runtime_parameters({"llm": {"temperature": 0.3}})
+
+    message = str(info.value)
+    assert "Unknown runtime parameter 'temperature'" in message
+    assert (
+        "'temperature' is a generation kwarg: pass it as "
+        "{'llm': {'generation_kwargs': {'temperature': 0.3}}}" in message
+    )
+    assert "--param gen.llm.generation_kwargs.temperature=0.3" in message
+
+
+def test_generation_kwargs_at_the_step_level_are_pointed_under_llm(task: TextGeneration) -> None:
+    with pytest.raises(PotstillUserError) as info:
+        task.set_runtime_parameters({"generation_kwargs": {"temperature": 0.3}})
+
+    message = str(info.value)
+    assert "'generation_kwargs' belongs under `llm`" in message
+    assert "{'llm': {'generation_kwargs': {'temperature': 0.3}}}" in message
+    assert "num_generations" not in message  # the old, misleading close match
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        # a step parameter given to the LLM
+        ({"llm": {"input_batch_size": 4}}, "pass it as {'input_batch_size': 4}"),
+        # an LLM field given to the step
+        ({"timeout": 5}, "'timeout' belongs under `llm`: pass it as {'llm': {'timeout': 5}}"),
+        # an LLM field given as a generation kwarg
+        (
+            {"llm": {"generation_kwargs": {"max_retries": 2}}},
+            "'max_retries' belongs under `llm`: pass it as {'llm': {'max_retries': 2}}",
+        ),
+        # a generation kwarg given to the step
+        ({"top_p": 0.5}, "{'llm': {'generation_kwargs': {'top_p': 0.5}}}"),
+    ],
+)
+def test_a_name_valid_at_another_level_says_where_it_lives(
+    task: TextGeneration, params: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(PotstillUserError, match="Unknown") as info:
+        task.set_runtime_parameters(params)
+    assert expected in str(info.value)
+
+
+def test_a_misplaced_secret_is_not_echoed(task: TextGeneration) -> None:
+    with pytest.raises(PotstillUserError) as info:
+        task.set_runtime_parameters({"api_key": "sk-very-secret"})
+    message = str(info.value)
+    assert "{'llm': {'api_key': '**********'}}" in message
+    assert "sk-very-secret" not in message
+
+
+def test_a_typo_still_gets_the_close_match(task: TextGeneration) -> None:
+    with pytest.raises(PotstillUserError) as info:
+        task.set_runtime_parameters({"llm": {"temprature": 0.3}})
+    assert "Did you mean" in str(info.value) or "Valid names" in str(info.value)
+    assert "generation kwarg" not in str(info.value)
+
+
+def test_a_runtime_field_in_the_constructors_generation_kwargs_is_pointed_out() -> None:
+    with pytest.raises(ValueError) as info:
+        OpenAILLM(model="m", api_key="k", generation_kwargs={"max_retries": 2})
+    assert "'max_retries' is a runtime parameter of LLM OpenAILLM itself" in str(info.value)

@@ -9,11 +9,13 @@ pointing at the loopback server, plus a temporary `POTSTILL_CACHE_DIR`, so the p
 examples run as written. A block that loads a Hub model with `transformers` gets a tiny
 random stand-in of it in a temporary Hugging Face cache, with the Hub off. A block fails when it raises, when a `potstill` command exits
 non-zero, when an LLM request fails (unless marked), or when its expected output is missing.
-See `tests/docs/codeblocks.py` for the markers.
+Blocks marked `local-model` run the embedded model on one CPU thread unless they set
+`n_threads` themselves. See `tests/docs/codeblocks.py` for the markers.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -168,6 +170,23 @@ def _local_model_available() -> bool:
     )
 
 
+def _one_llama_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs the embedded model on one CPU thread, as every test does, while the page shows
+    `LlamaCppLLM()` as a reader writes it: llama.cpp models created without `n_threads` get
+    1 (llama-cpp-python's own default takes several cores of a shared machine)."""
+    import llama_cpp
+
+    original = llama_cpp.Llama.__init__
+
+    @functools.wraps(original)
+    def one_thread(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("n_threads", 1)
+        kwargs.setdefault("n_threads_batch", 1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(llama_cpp.Llama, "__init__", one_thread)
+
+
 class _FailedRequests(logging.Handler):
     """Collects potstill's warnings about failed generations and failed batches."""
 
@@ -202,8 +221,10 @@ def test_code_block(
 ) -> None:
     if block.skipped:
         pytest.skip(f"marked skip-test in the page: {block.skip_reason or 'no reason given'}")
-    if "local-model" in block.markers and not _local_model_available():
-        pytest.skip("needs llama_cpp and potstill's LlamaCppLLM")
+    if "local-model" in block.markers:
+        if not _local_model_available():
+            pytest.skip("needs llama_cpp and potstill's LlamaCppLLM")
+        _one_llama_thread(monkeypatch)
     if block.hub_models and not _transformers_available():
         pytest.skip("needs torch and transformers")
     workdir = _WORKDIRS.get(block.page)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
+from typing import Any
 
 import pytest
 from tests.fake_server import FakeServer
@@ -138,3 +141,83 @@ def test_an_unreachable_endpoint_is_named_in_the_error() -> None:
     result = ask(llm, "anyone there?")
     assert list(result) == [None]
     assert "http://127.0.0.1:9/v1" in result.errors[0]
+
+
+def free_port() -> int:
+    """A port where nothing listens: bound by the OS, then released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def refused_llm(provider: str, url: str, **fields: Any) -> Any:
+    """An LLM of `provider` pointed at `url`, through that provider's own SDK."""
+    from potstill.llms import AnthropicLLM, CohereLLM, MistralLLM, OllamaLLM, OpenAILLM
+
+    fields.setdefault("api_key", "test-key")
+    builders = {
+        "openai": lambda: OpenAILLM(model="m", base_url=f"{url}/v1", **fields),
+        "anthropic": lambda: AnthropicLLM(model="m", base_url=url, **fields),
+        "cohere": lambda: CohereLLM(model="m", base_url=url, **fields),
+        "mistral": lambda: MistralLLM(model="m", endpoint=url, **fields),
+        "ollama": lambda: OllamaLLM(model="m", host=url, **fields),
+    }
+    return builders[provider]()
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "cohere", "mistral", "ollama"])
+def test_a_refused_connection_is_named_and_fails_fast(provider: str) -> None:
+    # The SDKs call this "Request timed out" (openai's aiohttp transport), "Connection error"
+    # or "All connection attempts failed"; with the default retries it took 10-25 s.
+    url = f"http://127.0.0.1:{free_port()}"
+    llm = refused_llm(provider, url)
+    started = time.monotonic()
+    result = ask(llm, "anyone there?")
+    elapsed = time.monotonic() - started
+    assert list(result) == [None]
+    assert "connection refused" in result.errors[0]
+    assert url in result.errors[0]
+    assert "timed out" not in result.errors[0].lower()
+    assert elapsed < 3, f"a refused connection took {elapsed:.1f} s to fail"
+
+
+def test_a_refused_connection_is_not_retried_when_its_budget_is_zero() -> None:
+    llm = refused_llm("openai", f"http://127.0.0.1:{free_port()}", refused_connection_retry_time=0)
+    result = ask(llm, "anyone there?")
+    assert "connection refused" in result.errors[0]
+    assert (llm.usage.retries, llm.usage.failed_requests) == (0, 1)
+
+
+def test_a_server_that_is_still_starting_is_waited_for_when_asked() -> None:
+    port = free_port()
+    server = FakeServer(port=port)
+    starter = threading.Timer(0.8, server.start)
+    starter.start()
+    try:
+        llm = refused_llm(
+            "openai",
+            f"http://127.0.0.1:{port}",
+            max_retries=100,
+            retry_backoff=0.05,
+            refused_connection_retry_time=30,
+        )
+        result = ask(llm, "q1")
+    finally:
+        starter.join()
+        server.stop()
+    assert list(result) == ["Echo: q1"]
+    assert llm.usage.retries >= 1
+
+
+def test_a_real_timeout_is_still_reported_as_a_timeout() -> None:
+    # A socket that accepts connections (the kernel completes the handshake) and never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        llm = refused_llm("openai", url, max_retries=0, timeout=0.3)
+        result = ask(llm, "anyone there?")
+    assert list(result) == [None]
+    assert "Timeout" in result.errors[0]
+    assert "refused" not in result.errors[0]
+    assert url in result.errors[0]

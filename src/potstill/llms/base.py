@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar, Optional
 from pydantic import (
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -47,7 +48,12 @@ from potstill.llms.retry import backoff_delay, classify
 from potstill.llms.retry import describe as describe_failure
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.llms.usage import UsageSummary, UsageTracker
-from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
+from potstill.mixins.runtime_parameters import (
+    ParameterPlace,
+    RuntimeParameter,
+    RuntimeParametersMixin,
+    assigning_place,
+)
 from potstill.typing import ChatType
 from potstill.utils.fields import without_execution_fields
 from potstill.utils.imports import require
@@ -158,7 +164,9 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     @model_validator(mode="after")
     def _validate_generation_kwargs(self) -> LLM:
         self.generation_spec().validate(
-            self.generation_kwargs or {}, where=self._runtime_parameters_label()
+            self.generation_kwargs or {},
+            where=self._runtime_parameters_label(),
+            elsewhere=ParameterPlace(self, ("generation_kwargs",)).elsewhere,
         )
         return self
 
@@ -406,7 +414,14 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         message = describe_error(error)
         decision = classify(error)
         endpoint = self._endpoint()
-        if decision.retry and decision.status is None and endpoint:
+        if decision.refused:
+            # SDKs word this as "Connection error" or even "Request timed out": say what it is.
+            where = f" (endpoint: {endpoint})" if endpoint else ""
+            message = (
+                f"ConnectionRefusedError: connection refused{where}: nothing accepts "
+                "connections there; check the URL and that the server is running."
+            )
+        elif decision.retry and decision.status is None and endpoint:
             # A timeout or connection error: say where the requests went, so a wrong or
             # unreachable endpoint is obvious from the message.
             message = f"{message} (endpoint: {endpoint})"
@@ -471,7 +486,10 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
 
     def _assign_runtime_parameter(self, name: str, value: Any, where: str) -> None:
         if name == "generation_kwargs":
-            coerced = self.generation_spec().validate(value, where=where)
+            place = assigning_place()
+            coerced = self.generation_spec().validate(
+                value, where=where, elsewhere=place.elsewhere if place is not None else None
+            )
             merged = {**self._constructor_generation_kwargs, **coerced}
             # Assign without re-running the model validator (it would reset the base).
             self.__dict__["generation_kwargs"] = merged
@@ -497,6 +515,8 @@ class AsyncLLM(LLM):
     flight, shared by every task that uses the instance). Transient failures (429, 5xx,
     timeouts, connection errors) are retried here, with exponential backoff and jitter that
     honours `Retry-After`, so SDK clients are created with their own retries turned off. A
+    refused connection (nothing listens at the endpoint) is retried only within
+    `refused_connection_retry_time`, so a wrong URL fails in about a second, not minutes. A
     request that still fails gives `None` for its generations only; the error is logged with
     the row index and kept.
 
@@ -507,6 +527,8 @@ class AsyncLLM(LLM):
         max_concurrent_requests: the most requests this LLM has in flight at once.
         max_retries: retries per request after the first attempt.
         max_retry_time: the most seconds a request may spend across attempts and waits.
+        refused_connection_retry_time: the most seconds a request keeps retrying while the
+            endpoint refuses connections (nothing listens there).
         retry_backoff: the backoff before the first retry (doubling, jittered).
         requests_per_minute: the most requests started per minute.
         tokens_per_minute: the most input + output tokens per minute.
@@ -527,6 +549,12 @@ class AsyncLLM(LLM):
         default=600.0,
         description="The most seconds one request may spend across all its attempts and "
         "waits before it is given up.",
+    )
+    refused_connection_retry_time: RuntimeParameter[NonNegativeFloat] = Field(
+        default=1.0,
+        description="The most seconds a request keeps retrying while the endpoint refuses "
+        "connections (nothing listens there: a wrong URL or a server that is not running); "
+        "0 gives up at once. Raise it when the server may still be starting.",
     )
     retry_backoff: RuntimeParameter[PositiveFloat] = Field(
         default=0.5,
@@ -668,7 +696,10 @@ class AsyncLLM(LLM):
         expected = num_generations or 1
         extra = {} if num_generations is None else {"num_generations": num_generations}
         limiter = batch.limiter
-        deadline = time.monotonic() + (self.max_retry_time or 0)
+        started = time.monotonic()
+        deadline = started + (self.max_retry_time or 0)
+        # A refused connection is usually a wrong URL or a stopped server: retried briefly.
+        refused_deadline = min(deadline, started + (self.refused_connection_retry_time or 0))
         attempt = 0
         while True:
             async with batch.semaphore:
@@ -690,7 +721,7 @@ class AsyncLLM(LLM):
                 if decision.wait is not None
                 else backoff_delay(attempt, base=self.retry_backoff or 0.5)
             )
-            if time.monotonic() + delay > deadline:
+            if time.monotonic() + delay > (refused_deadline if decision.refused else deadline):
                 return self._failed(expected, failure, row)
             batch.usage.record_retry()
             self.logger.debug(

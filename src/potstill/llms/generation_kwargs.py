@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import typing
 from functools import cache
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from pydantic import ConfigDict, ValidationError, create_model
 
@@ -64,12 +64,19 @@ class GenerationKwargsSpec:
             items.append(item)
         return items
 
-    def validate(self, kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+    def validate(
+        self,
+        kwargs: dict[str, Any],
+        where: str,
+        elsewhere: Optional[Callable[[str, Any], Optional[str]]] = None,
+    ) -> dict[str, Any]:
         """Checks names and types of generation kwargs and coerces their values.
 
         Args:
             kwargs: the generation kwargs to check.
             where: names the LLM (and step) in error messages.
+            elsewhere: for an unknown kwarg, says where else the name is valid (e.g.
+                `max_retries` is a field of the LLM, not a generation kwarg), or None.
 
         Returns:
             The kwargs with each known one coerced to its annotated type (e.g. the string
@@ -87,9 +94,10 @@ class GenerationKwargsSpec:
         if not self.accepts_any:
             for name in kwargs:
                 if name not in self.parameters:
+                    hint = elsewhere(name, kwargs[name]) if elsewhere is not None else None
                     raise PotstillUserError(
                         f"Unknown generation kwarg {name!r} for {where}. "
-                        f"{suggest(name, self.parameters)}"
+                        f"{hint or suggest(name, self.parameters)}"
                     )
         known = {name: value for name, value in kwargs.items() if name in self.parameters}
         try:

@@ -6,6 +6,12 @@ are transient; anything else (bad request, auth, not found, validation) is not. 
 `Retry-After` (or `retry-after-ms`) header sets the wait; otherwise it is exponential
 backoff with full jitter.
 
+A refused connection (nothing listens at the endpoint) is told apart from the rest: SDKs
+report it as a generic connection error or even as a timeout (the `openai` SDK's aiohttp
+transport says "Request timed out"), with the `ConnectionRefusedError` buried in the
+exception's cause chain. It is transient too (a server may be starting), but it usually
+means a wrong URL or a server that is not running, so the caller retries it only briefly.
+
 SDK exceptions are recognised by their shape, not their class, so one rule covers every SDK:
 a `status_code`/`status`/`code` attribute (or one on `.response`), response headers on
 `.response.headers` or `.headers`, and exception class names that say "Timeout" or
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import json
 import random
 import time
@@ -24,6 +31,8 @@ from typing import Any, Optional
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _TRANSIENT_NAMES = ("timeout", "connection", "connect", "disconnect", "protocol", "readerror")
+# How deep to look into an exception's causes (SDK error -> transport error -> OS error).
+_MAX_CHAIN = 12
 
 
 @dataclass(frozen=True)
@@ -34,11 +43,13 @@ class RetryDecision:
         retry: whether another attempt may succeed.
         wait: seconds the server asked us to wait (`Retry-After`), if it said.
         status: the HTTP status of the failure, when there was one.
+        refused: the endpoint refused the connection (nothing listens there).
     """
 
     retry: bool
     wait: Optional[float] = None
     status: Optional[int] = None
+    refused: bool = False
 
 
 def classify(error: BaseException) -> RetryDecision:
@@ -52,6 +63,9 @@ def classify(error: BaseException) -> RetryDecision:
     """
     status = status_code(error)
     wait = retry_after(error)
+    if connection_refused(error):
+        # Before the status: some SDKs (litellm) give a refused connection a made-up 500.
+        return RetryDecision(True, wait, None, refused=True)
     if status is not None and status < 300:
         # A successful status on an error: the SDK could not parse the body (truncated or
         # garbled), which is as transient as a `JSONDecodeError`.
@@ -59,6 +73,52 @@ def classify(error: BaseException) -> RetryDecision:
     if status is not None:
         return RetryDecision(status in _RETRYABLE_STATUS or status >= 500, wait, status)
     return RetryDecision(_is_transient(error), wait, None)
+
+
+def connection_refused(error: BaseException) -> bool:
+    """Whether a failure is a refused connection, however the SDK wrapped it.
+
+    Looks through the exception's causes (`__cause__`, `__context__`, exceptions among its
+    `args`, aiohttp's `os_error`) for a `ConnectionRefusedError` or an `ECONNREFUSED` errno,
+    and at their messages for "connection refused" (SDKs that flatten the cause into text).
+    The message of an error with an HTTP status does not count: a server answered (a
+    gateway's 502 may say that *its* upstream refused, which is worth the full retries).
+
+    Args:
+        error: what the SDK raised.
+
+    Returns:
+        True when the endpoint refused the connection.
+    """
+    for link in _causes(error):
+        if isinstance(link, ConnectionRefusedError):
+            return True
+        if getattr(link, "errno", None) == errno.ECONNREFUSED:
+            return True
+        if status_code(link) is None and "connection refused" in _text(link).lower():
+            return True
+    return False
+
+
+def _text(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # a broken `__str__` must not hide the original failure
+        return ""
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and the exceptions it wraps, nearest first, each once."""
+    found: list[BaseException] = []
+    pending: list[BaseException] = [error]
+    while pending and len(found) < _MAX_CHAIN:
+        current = pending.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        linked = (current.__cause__, current.__context__, getattr(current, "os_error", None))
+        pending.extend(item for item in (*linked, *current.args) if isinstance(item, BaseException))
+    return found
 
 
 def status_code(error: BaseException) -> Optional[int]:
@@ -125,6 +185,9 @@ def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
 
 
 def describe(error: Any) -> str:
-    """A short label of the failure for logs, e.g. `HTTP 429` or `ReadTimeout`."""
+    """A short label of the failure for logs, e.g. `HTTP 429`, `ReadTimeout` or
+    `connection refused`."""
     status = status_code(error)
-    return f"HTTP {status}" if status is not None else type(error).__name__
+    if status is not None:
+        return f"HTTP {status}"
+    return "connection refused" if connection_refused(error) else type(error).__name__

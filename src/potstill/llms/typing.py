@@ -1,6 +1,6 @@
 """Types of what LLMs return.
 
-`GenerateOutput` is what the seed specifies: one list per input, one entry per generation,
+`GenerateOutput` is distilabel's return type: one list per input, one entry per generation,
 `None` where a generation failed. potstill's LLMs return `Generations`, a `list` subclass
 that *is* a `GenerateOutput` and also carries what the provider reported beside the text
 (token usage, per-generation errors, logprobs) without changing the return type.

@@ -10,8 +10,11 @@ run without it) when its default is `None`, and optional otherwise; wrapping it 
 from __future__ import annotations
 
 import inspect
+import json
 import typing
-from typing import Annotated, Any, TypeVar, Union
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional, TypeVar, Union
 
 from pydantic import BaseModel, PrivateAttr, ValidationError
 from pydantic.fields import FieldInfo
@@ -19,7 +22,7 @@ from pydantic.fields import FieldInfo
 from potstill.errors import PotstillUserError
 from potstill.utils.docstring import parse_google_docstring
 from potstill.utils.fields import is_secret_field
-from potstill.utils.names import suggest
+from potstill.utils.names import locate, nest, suggest
 
 _T = TypeVar("_T")
 
@@ -32,6 +35,9 @@ class _RuntimeParameterMarker:
 
 
 RUNTIME_PARAMETER = _RuntimeParameterMarker()
+
+# The place of the parameter being assigned (see `assigning_place`).
+_ASSIGNING: ContextVar[Optional[ParameterPlace]] = ContextVar("_ASSIGNING", default=None)
 
 RuntimeParameter = Annotated[Union[_T, None], RUNTIME_PARAMETER]
 """A field that can be set at run time, e.g. `temperature: RuntimeParameter[float] = 0.7`.
@@ -145,12 +151,20 @@ class RuntimeParametersMixin(BaseModel):
             PotstillUserError: for an unknown name (with close matches) or a value of the
                 wrong type (naming the field and the expected type).
         """
-        self._set_runtime_parameters(runtime_parameters, where=self._runtime_parameters_label())
+        self._set_runtime_parameters(
+            runtime_parameters, where=self._runtime_parameters_label(), place=ParameterPlace(self)
+        )
 
     def _runtime_parameters_label(self) -> str:
         return type(self).__name__
 
-    def _set_runtime_parameters(self, runtime_parameters: dict[str, Any], where: str) -> None:
+    def _set_runtime_parameters(
+        self,
+        runtime_parameters: dict[str, Any],
+        where: str,
+        place: Optional[ParameterPlace] = None,
+    ) -> None:
+        place = place if place is not None else ParameterPlace(self)
         if not isinstance(runtime_parameters, dict):
             raise PotstillUserError(
                 f"Runtime parameters for {where} must be a dict of name -> value, "
@@ -159,14 +173,19 @@ class RuntimeParametersMixin(BaseModel):
         names = self.runtime_parameters_names
         for name, value in runtime_parameters.items():
             if name not in names:
-                raise PotstillUserError(
-                    f"Unknown runtime parameter {name!r} for {where}. {suggest(name, names)}"
-                )
+                hint = place.elsewhere(name, value) or suggest(name, names)
+                raise PotstillUserError(f"Unknown runtime parameter {name!r} for {where}. {hint}")
             current = getattr(self, name)
             if isinstance(current, RuntimeParametersMixin):
-                current._set_runtime_parameters(value, where=f"{where} -> {name}")
+                current._set_runtime_parameters(
+                    value, where=f"{where} -> {name}", place=place.child(name)
+                )
                 continue
-            self._assign_runtime_parameter(name, value, where)
+            token = _ASSIGNING.set(place.child(name))
+            try:
+                self._assign_runtime_parameter(name, value, where)
+            finally:
+                _ASSIGNING.reset(token)
 
     def _assign_runtime_parameter(self, name: str, value: Any, where: str) -> None:
         field = type(self).model_fields[name]
@@ -182,6 +201,108 @@ class RuntimeParametersMixin(BaseModel):
                 f"Expected {_describe_type(field.annotation)}."
             ) from None
         self._runtime_parameters[name] = value
+
+
+def assigning_place() -> Optional[ParameterPlace]:
+    """Where the runtime parameter that `_assign_runtime_parameter` is setting sits, for an
+    override that validates a nested value (an LLM's `generation_kwargs`) and wants to say
+    where a misplaced name belongs; None outside `set_runtime_parameters`."""
+    return _ASSIGNING.get()
+
+
+@dataclass(frozen=True)
+class ParameterPlace:
+    """Where runtime parameters are being set: the component whose `set_runtime_parameters`
+    was called (usually a step) and the keys from it to the current level.
+
+    It lets an error for a name given at the wrong level (`temperature` beside `llm`'s
+    fields instead of under its `generation_kwargs`) say where the name belongs.
+
+    Attributes:
+        root: the component the parameters were given to.
+        path: the keys from `root` to the current level, e.g. `("llm", "generation_kwargs")`.
+    """
+
+    root: RuntimeParametersMixin
+    path: tuple[str, ...] = ()
+
+    def child(self, key: str) -> ParameterPlace:
+        """The place one level down, under `key`."""
+        return ParameterPlace(self.root, (*self.path, key))
+
+    def elsewhere(self, name: str, value: Any) -> Optional[str]:
+        """Where an unknown name is valid instead, with the nesting to use.
+
+        Args:
+            name: a name that is not valid at this place.
+            value: the value it was given (shown in the example, unless it is a secret).
+
+        Returns:
+            A sentence such as "'temperature' is a generation kwarg: pass it as {'llm':
+            {'generation_kwargs': {'temperature': 0.3}}}.", or None when no other level of
+            the root knows the name.
+        """
+        found = self.find(name)
+        if found is None:
+            return None
+        example, command_line = self.example(found, value)
+        return f"{name!r} {self.describe(found)}: pass it as {example!r}{command_line}."
+
+    def find(self, name: str) -> Optional[tuple[str, ...]]:
+        """The shallowest path from the root to `name` at another level than this one."""
+        for found in locate(name, self.root.runtime_parameters_names):
+            if found[:-1] != self.path:
+                return found
+        return None
+
+    def describe(self, found: tuple[str, ...]) -> str:
+        """What the name at `found` is, e.g. "is a generation kwarg"."""
+        container = found[:-1]
+        if container and container[-1] == "generation_kwargs":
+            return "is a generation kwarg"
+        if container:
+            return f"belongs under `{'.'.join(container)}`"
+        return f"is a runtime parameter of {self.root._runtime_parameters_label()} itself"
+
+    def example(self, found: tuple[str, ...], value: Any) -> tuple[Any, str]:
+        """The nested dict that sets `value` at `found`, and the same as `--param` options
+        (when the root is a step), e.g. " (on the command line: --param ...)"."""
+        if self._is_secret(found):
+            value = "**********"
+        step_name = getattr(self.root, "name", None)
+        if not isinstance(step_name, str):
+            return nest(found, value), ""
+        options = " ".join(
+            f"--param {'.'.join((step_name, *path))}={_cli_value(leaf)}"
+            for path, leaf in _leaves(found, value)
+        )
+        return nest(found, value), f" (on the command line: {options})"
+
+    def _is_secret(self, path: tuple[str, ...]) -> bool:
+        component: Any = self.root
+        for key in path[:-1]:
+            component = getattr(component, key, None)
+        if not isinstance(component, BaseModel):
+            return False
+        field = type(component).model_fields.get(path[-1])
+        return field is not None and is_secret_field(field)
+
+
+def _leaves(path: tuple[str, ...], value: Any) -> list[tuple[tuple[str, ...], Any]]:
+    """The `(keys, value)` of every non-dict value in `value`, under `path`."""
+    if isinstance(value, dict) and value:
+        return [leaf for key, item in value.items() for leaf in _leaves((*path, str(key)), item)]
+    return [(path, value)]
+
+
+def _cli_value(value: Any) -> str:
+    """How a value is written after `--param NAME=` (a string as is, anything else as JSON)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return str(value)
 
 
 def _describe_type(annotation: Any) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 from potstill.errors import PipelineValidationError
 from potstill.llms.base import LLM
-from potstill.mixins.runtime_parameters import RuntimeParametersMixin
+from potstill.mixins.runtime_parameters import ParameterPlace, RuntimeParametersMixin
 from potstill.pipeline.dag import DAG
 from potstill.steps.base import GeneratorStep, _Step
 from potstill.steps.tasks.base import METADATA_COLUMN, _Task
@@ -31,11 +31,28 @@ def apply_params(dag: DAG, params: dict[str, Any]) -> None:
         )
     for name, values in params.items():
         if name not in dag.steps:
+            hint = _parameter_not_step(dag, str(name), values) or suggest(str(name), dag.steps)
             raise PipelineValidationError(
-                f"Step {name!r} given in `run(params=...)` is not part of the pipeline. "
-                f"{suggest(str(name), dag.steps)}"
+                f"Step {name!r} given in `run(params=...)` is not part of the pipeline. {hint}"
             )
         dag.steps[name].set_runtime_parameters(values)
+
+
+def _parameter_not_step(dag: DAG, name: str, value: Any) -> Optional[str]:
+    """When an unknown step name is a runtime parameter of a step (`params={"llm": ...}`),
+    says that `params` is keyed by step name first, with the nesting to use."""
+    for step_name, step in dag.steps.items():
+        place = ParameterPlace(step, ("",))  # look at every level of the step
+        found = place.find(name)
+        if found is not None:
+            example, command_line = place.example(found, value)
+            container = ".".join(found[:-1])
+            where = f"`{container}` in step {step_name!r}" if container else f"step {step_name!r}"
+            return (
+                f"{name!r} is not a step but a parameter of {where}, and `params` is keyed by "
+                f"step name first: pass params={ {step_name: example}!r}{command_line}."
+            )
+    return None
 
 
 def validate(dag: DAG) -> None:

@@ -35,6 +35,7 @@ EXECUTION_ONLY_FIELDS = frozenset(
         "timeout",
         "max_retries",
         "max_retry_time",
+        "refused_connection_retry_time",
         "retry_backoff",
         "requests_per_minute",
         "tokens_per_minute",
