@@ -26,10 +26,6 @@ JARGON = re.compile(
     re.IGNORECASE,
 )
 
-# Pages rewritten in parallel by other work; each must still contain jargon (the test below
-# fails once it no longer does, so the entry is removed rather than forgotten).
-PENDING: set[str] = set()
-
 
 def _hits(text: str) -> list[str]:
     lines = text.splitlines()
@@ -44,16 +40,9 @@ def _pages() -> list[str]:
     return sorted(path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md"))
 
 
-@pytest.mark.parametrize("page", [page for page in _pages() if page not in PENDING])
+@pytest.mark.parametrize("page", _pages())
 def test_documentation_pages_use_no_internal_jargon(page: str) -> None:
     assert _hits((DOCS / page).read_text(encoding="utf-8")) == []
-
-
-@pytest.mark.parametrize("page", sorted(PENDING))
-def test_pending_pages_still_need_their_exemption(page: str) -> None:
-    assert _hits((DOCS / page).read_text(encoding="utf-8")), (
-        f"docs/{page} has no jargon left: remove it from PENDING"
-    )
 
 
 def test_docstrings_use_no_internal_jargon() -> None:
