@@ -210,6 +210,14 @@ class Pipeline(_Serializable):
         finally:
             progress.stop()
 
+    def get_runtime_parameters_info(self) -> dict[str, list[dict[str, Any]]]:
+        """The runtime parameters of every step, as `run(params=...)` takes them.
+
+        Returns:
+            Step name -> that step's `get_runtime_parameters_info()`.
+        """
+        return {name: step.get_runtime_parameters_info() for name, step in self.dag.steps.items()}
+
     def dry_run(
         self,
         params: Optional[Params] = None,
@@ -310,6 +318,11 @@ class Pipeline(_Serializable):
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, steps={list(self.dag.steps)})"
+
+
+BasePipeline = Pipeline
+"""distilabel's name for the base of its pipelines, for type hints; potstill has one
+pipeline class."""
 
 
 def _params(params: Optional[Params], parameters: Optional[Params]) -> Params:

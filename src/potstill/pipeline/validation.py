@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from potstill.errors import PipelineValidationError
+from potstill.errors import PipelineValidationError, PotstillUserError
 from potstill.llms.base import LLM
 from potstill.mixins.runtime_parameters import RuntimeParametersMixin
 from potstill.pipeline.dag import DAG
@@ -55,6 +55,7 @@ def validate(dag: DAG) -> None:
     for name in dag.topological_order():
         step = dag.steps[name]
         problems.extend(_check_position(dag, step))
+        problems.extend(_check_mappings(step))
         problems.extend(_check_inputs(dag, step))
         problems.extend(_check_required_parameters(step))
     if problems:
@@ -83,6 +84,16 @@ def _check_position(dag: DAG, step: _Step) -> list[str]:
             "predecessor)."
         ]
     return []
+
+
+def _check_mappings(step: _Step) -> list[str]:
+    problems = []
+    for verify in (step.verify_inputs_mappings, step.verify_outputs_mappings):
+        try:
+            verify()
+        except PotstillUserError as error:
+            problems.append(str(error))
+    return problems
 
 
 def _check_inputs(dag: DAG, step: _Step) -> list[str]:

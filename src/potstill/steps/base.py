@@ -66,11 +66,18 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
         if self.name is None:
             taken = pipeline.dag.names if pipeline is not None else set()
             self.name = _infer_name(type(self).__name__, taken)
-        # Checked before registering: a rejected step must not stay in the pipeline.
-        self._check_mappings()
-        if pipeline is not None:
-            self.pipeline = pipeline
-            pipeline._add_step(self)
+        # Mappings are checked when the pipeline validates (`verify_*_mappings`), not here:
+        # `inputs`/`outputs` may depend on runtime parameters that are not set yet.
+        if pipeline is None:
+            self.logger.warning(
+                "Step %r is not part of a pipeline: it was created outside `with "
+                "Pipeline(...):` and without `pipeline=`. It works on its own (`load()`, then "
+                "`process(...)`), but cannot be connected to other steps or run by a pipeline.",
+                self.name,
+            )
+            return
+        self.pipeline = pipeline
+        pipeline._add_step(self)
 
     # -- columns -----------------------------------------------------------------------
 
@@ -100,17 +107,31 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
         """distilabel's name: the output columns after mappings."""
         return self.output_columns()
 
-    def _check_mappings(self) -> None:
-        for mapping, columns, label in (
-            (self.input_mappings, _columns(self.inputs), "inputs"),
-            (self.output_mappings, _columns(self.outputs), "outputs"),
-        ):
-            for key in mapping:
-                if key not in columns:
-                    raise PotstillUserError(
-                        f"Step {self.name!r}: `{label[:-1]}_mappings` key {key!r} is not one of "
-                        f"its {label} {sorted(columns)}. Map one of those instead."
-                    )
+    def verify_inputs_mappings(self) -> None:
+        """Checks that every `input_mappings` key is one of the step's `inputs`.
+
+        Raises:
+            PotstillUserError: (a `ValueError`) naming the key and the valid columns.
+        """
+        self._verify_mappings(self.input_mappings, _columns(self.inputs), "inputs")
+
+    def verify_outputs_mappings(self) -> None:
+        """Checks that every `output_mappings` key is one of the step's `outputs`.
+
+        Raises:
+            PotstillUserError: (a `ValueError`) naming the key and the valid columns.
+        """
+        self._verify_mappings(self.output_mappings, _columns(self.outputs), "outputs")
+
+    def _verify_mappings(
+        self, mapping: dict[str, str], columns: dict[str, bool], label: str
+    ) -> None:
+        for key in mapping:
+            if key not in columns:
+                raise PotstillUserError(
+                    f"Step {self.name!r}: `{label[:-1]}_mappings` key {key!r} is not one of "
+                    f"its {label} {sorted(columns)}. Map one of those instead."
+                )
 
     # -- kind ----------------------------------------------------------------------------
 
