@@ -18,6 +18,7 @@ from potstill.pipeline.context import enter_pipeline, exit_pipeline
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.progress import Progress
+from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.pipeline.signature import step_signatures
 from potstill.pipeline.store import RunStore, StepStore
 from potstill.pipeline.validation import apply_params, validate
@@ -265,7 +266,11 @@ class Pipeline(_Serializable):
             predecessors = self.dag.predecessors(name)
             if isinstance(step, GeneratorStep):
                 expected[name] = step.total_rows()
-            elif len(predecessors) == 1 and expected[predecessors[0]] is not None:
+            elif (
+                len(predecessors) == 1
+                and expected[predecessors[0]] is not None
+                and not self.dag.receives_routed_batches(name)
+            ):
                 factor = step.expected_expansion() if isinstance(step, _Task) else 1
                 expected[name] = expected[predecessors[0]] * factor  # type: ignore[operator]
             else:
@@ -286,6 +291,10 @@ class Pipeline(_Serializable):
                     for name, step in self.dag.steps.items()
                 ],
                 "connections": self.dag.connections(),
+                "routing_batch_functions": [
+                    {"step": name, "routing_batch_function": function.dump()}
+                    for name, function in self.dag.routing_batch_functions.items()
+                ],
                 TYPE_INFO_KEY: type(self).type_info(),
             },
         }
@@ -314,6 +323,11 @@ class Pipeline(_Serializable):
         for connection in body.get("connections", []):
             for destination in connection["to"]:
                 pipeline.dag.add_edge(connection["from"], destination)
+        for entry in body.get("routing_batch_functions") or []:
+            function = RoutingBatchFunction.from_dict(
+                entry["routing_batch_function"], allowed_modules=allowed_modules
+            )
+            pipeline.dag.steps[entry["step"]]._route_with(function)
         return pipeline
 
     def __repr__(self) -> str:

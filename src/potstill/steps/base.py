@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr
 from potstill.errors import PotstillUserError
 from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
 from potstill.pipeline.context import current_pipeline
+from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.steps.typing import (
     STEP_INPUT,
     GeneratorStepOutput,
@@ -152,11 +153,25 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
 
     # -- connections ---------------------------------------------------------------------
 
-    def connect(self, *steps: _Step) -> None:
-        """Sends this step's output to each of `steps` (same as `self >> [steps]`)."""
+    def connect(
+        self, *steps: _Step, routing_batch_function: Optional[RoutingBatchFunction] = None
+    ) -> None:
+        """Sends this step's output to each of `steps` (same as `self >> [steps]`).
+
+        Args:
+            *steps: the successors.
+            routing_batch_function: decides which successors get each batch (same as
+                `self >> routing_batch_function >> [steps]`).
+        """
         pipeline = self._require_pipeline()
+        if routing_batch_function is not None:
+            self._route_with(routing_batch_function)
         for step in steps:
             pipeline._add_edge(self, step)
+
+    def _route_with(self, function: RoutingBatchFunction) -> None:
+        self._require_pipeline().dag.set_routing_batch_function(self.name, function)  # type: ignore[arg-type]
+        function._step = self
 
     @overload
     def __rshift__(self, other: list[_Step]) -> list[_Step]: ...
@@ -164,8 +179,17 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
     @overload
     def __rshift__(self, other: _Step) -> _Step: ...
 
-    def __rshift__(self, other: Union[_Step, list[_Step]]) -> Union[_Step, list[_Step]]:
-        """`a >> b` connects a to b and returns b; `a >> [b, c]` returns the list."""
+    @overload
+    def __rshift__(self, other: RoutingBatchFunction) -> RoutingBatchFunction: ...
+
+    def __rshift__(
+        self, other: Union[_Step, list[_Step], RoutingBatchFunction]
+    ) -> Union[_Step, list[_Step], RoutingBatchFunction]:
+        """`a >> b` connects a to b and returns b; `a >> [b, c]` returns the list;
+        `a >> routing_function >> [b, c]` routes each batch of a to some of b and c."""
+        if isinstance(other, RoutingBatchFunction):
+            self._route_with(other)
+            return other
         if isinstance(other, list):
             self.connect(*other)
             return other
