@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any, List, Literal, Optional, Union
 
@@ -79,6 +80,7 @@ class CudaDevicePlacementMixin(BaseModel):
     _device_llm_placement_map: Optional[dict[str, Any]] = PrivateAttr(default=None)
     _device_llm_placement_lock: Any = PrivateAttr(default=None)
     _assigned_cuda_devices: list[int] = PrivateAttr(default_factory=list)
+    _placement_finalizer: Any = PrivateAttr(default=None)
 
     @property
     def _desired_num_gpus(self) -> int:
@@ -132,6 +134,9 @@ class CudaDevicePlacementMixin(BaseModel):
             devices = self._choose_devices(cuda_device_count(), held)
             registry[me] = (self._placement_label(), devices)
         self._assigned_cuda_devices = devices
+        if self._placement_finalizer is None:
+            # An LLM dropped without `unload()` must not hold its devices forever.
+            self._placement_finalizer = weakref.finalize(self, _forget, registry, lock, me)
         if devices:
             _logger.info("%s uses CUDA device(s) %s.", self._placement_label(), devices)
         return list(devices)
@@ -235,6 +240,11 @@ class CudaDevicePlacementMixin(BaseModel):
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = previous
+
+
+def _forget(registry: dict[str, Any], lock: Any, key: str) -> None:
+    with lock:
+        registry.pop(key, None)
 
 
 def _entries(registry: dict[str, Any]) -> Iterator[tuple[str, tuple[str, list[int]]]]:

@@ -460,6 +460,8 @@ class Engine:
                     seq += 1
                     if last:
                         break
+            except PipelineRunError:
+                raise
             except Exception as error:
                 raise PipelineRunError(
                     f"Generator step {node.name!r} failed: {describe_error(error)}"
