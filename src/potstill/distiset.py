@@ -135,7 +135,12 @@ class Distiset(dict):
         return self
 
     def push_to_hub(
-        self, repo_id: str, private: bool = False, token: Optional[str] = None, **kwargs: Any
+        self,
+        repo_id: str,
+        private: bool = False,
+        token: Optional[str] = None,
+        generate_card: bool = True,
+        **kwargs: Any,
     ) -> None:
         """Pushes each dataset to the Hugging Face Hub as a config of `repo_id`.
 
@@ -143,6 +148,8 @@ class Distiset(dict):
             repo_id: the dataset repository.
             private: create it private.
             token: the Hub token (defaults to the one `huggingface_hub` finds).
+            generate_card: accepted for distilabel's scripts; potstill writes no dataset
+                card of its own (the Hub's default card lists the configs).
             **kwargs: passed to `DatasetDict.push_to_hub`.
         """
         for name, dataset_dict in self.items():

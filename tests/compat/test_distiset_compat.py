@@ -61,3 +61,15 @@ def test_create_distiset_reads_one_config_per_folder(tmp_path: Path) -> None:
     (only / "leaf").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows(2)), only / "leaf" / "00001.parquet")
     assert list(create_distiset(only)) == ["default"]
+
+
+def test_push_to_hub_accepts_distilabels_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    pushed: list[tuple[str, dict]] = []
+    monkeypatch.setattr(
+        DatasetDict, "push_to_hub", lambda self, repo, **kwargs: pushed.append((repo, kwargs))
+    )
+    distiset = Distiset({"default": DatasetDict({"train": Dataset.from_list(rows(2))})})
+
+    distiset.push_to_hub("me/data", private=True, token="hf_x", generate_card=False)
+
+    assert pushed == [("me/data", {"config_name": "default", "private": True, "token": "hf_x"})]

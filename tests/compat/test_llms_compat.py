@@ -234,3 +234,17 @@ def test_litellm_agenerate_takes_an_api_key(fake_server: FakeServer) -> None:
 
     assert outputs == [["The capital of Spain is Madrid."]]
     assert received(fake_server, "openai")[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+# -- LLM introspection -------------------------------------------------------------------
+
+
+def test_generate_parameters_and_parsed_docstring(fake_server: FakeServer) -> None:
+    llm = LiteLLM(model="openai/gpt-fake")
+
+    names = [parameter.name for parameter in llm.generate_parameters]
+    assert names[:3] == ["input", "num_generations", "functions"]
+    assert "api_key" in names
+    parsed = llm.generate_parsed_docstring
+    assert parsed["args"]["temperature"] == "the sampling temperature."
+    assert parsed["short_description"].startswith("Generates")
