@@ -280,24 +280,23 @@ class Pipeline(_Serializable):
     # -- serialization -------------------------------------------------------------------
 
     def dump(self, **kwargs: Any) -> dict[str, Any]:
-        """The pipeline as a dict: its steps (with their LLMs) and connections."""
-        return {
-            "potstill": {"version": __version__},
-            "pipeline": {
-                "name": self.name,
-                "description": self.description,
-                "steps": [
-                    {"step": step.dump(**kwargs), "name": name}
-                    for name, step in self.dag.steps.items()
-                ],
-                "connections": self.dag.connections(),
-                "routing_batch_functions": [
-                    {"step": name, "routing_batch_function": function.dump()}
-                    for name, function in self.dag.routing_batch_functions.items()
-                ],
-                TYPE_INFO_KEY: type(self).type_info(),
-            },
+        """The pipeline as a dict: its steps (with their LLMs), connections and routing
+        batch functions (when there are any)."""
+        body: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "steps": [
+                {"step": step.dump(**kwargs), "name": name} for name, step in self.dag.steps.items()
+            ],
+            "connections": self.dag.connections(),
         }
+        if self.dag.routing_batch_functions:
+            body["routing_batch_functions"] = [
+                {"step": name, "routing_batch_function": function.dump()}
+                for name, function in self.dag.routing_batch_functions.items()
+            ]
+        body[TYPE_INFO_KEY] = type(self).type_info()
+        return {"potstill": {"version": __version__}, "pipeline": body}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, allowed_modules: Any = ()) -> Pipeline:
