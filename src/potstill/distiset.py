@@ -22,11 +22,20 @@ class Distiset(dict):
 
     Attributes:
         pipeline_path: the `pipeline.yaml` describing the run, when there is one.
+        log_filename_path: the run's log file, when there is one (potstill logs through
+            `logging`, so pipelines do not write one; `create_distiset` can record one).
     """
 
-    def __init__(self, *args: Any, pipeline_path: Optional[Path] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        pipeline_path: Optional[Path] = None,
+        log_filename_path: Optional[Path] = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline_path = pipeline_path
+        self.log_filename_path = log_filename_path
 
     @classmethod
     def from_stores(
@@ -107,7 +116,8 @@ class Distiset(dict):
     def train_test_split(
         self, train_size: float, shuffle: bool = True, seed: Optional[int] = None
     ) -> Distiset:
-        """Splits every `train` split into `train` and `test`.
+        """Splits every `train` split (or every plain `Dataset` value) into `train` and
+        `test`.
 
         Args:
             train_size: the share of rows that stay in `train`.
@@ -117,14 +127,20 @@ class Distiset(dict):
         Returns:
             The Distiset itself, modified.
         """
-        for name, dataset_dict in self.items():
-            self[name] = dataset_dict["train"].train_test_split(
-                train_size=train_size, shuffle=shuffle, seed=seed
-            )
+        from datasets import Dataset
+
+        for name, value in self.items():
+            dataset = value if isinstance(value, Dataset) else value["train"]
+            self[name] = dataset.train_test_split(train_size=train_size, shuffle=shuffle, seed=seed)
         return self
 
     def push_to_hub(
-        self, repo_id: str, private: bool = False, token: Optional[str] = None, **kwargs: Any
+        self,
+        repo_id: str,
+        private: bool = False,
+        token: Optional[str] = None,
+        generate_card: bool = True,
+        **kwargs: Any,
     ) -> None:
         """Pushes each dataset to the Hugging Face Hub as a config of `repo_id`.
 
@@ -132,6 +148,8 @@ class Distiset(dict):
             repo_id: the dataset repository.
             private: create it private.
             token: the Hub token (defaults to the one `huggingface_hub` finds).
+            generate_card: accepted for distilabel's scripts; potstill writes no dataset
+                card of its own (the Hub's default card lists the configs).
             **kwargs: passed to `DatasetDict.push_to_hub`.
         """
         for name, dataset_dict in self.items():
@@ -147,3 +165,70 @@ class Distiset(dict):
     def __repr__(self) -> str:
         inner = ",\n".join(f"  {name}: {value!r}" for name, value in self.items())
         return f"Distiset({{\n{inner}\n}})"
+
+
+def create_distiset(
+    data_dir: Union[str, Path],
+    pipeline_path: Optional[Union[str, Path]] = None,
+    log_filename_path: Optional[Union[str, Path]] = None,
+    enable_metadata: bool = False,
+) -> Distiset:
+    """Builds a `Distiset` from a folder of data files, one sub-folder per config.
+
+    Each sub-folder of `data_dir` holding `.parquet`, `.arrow` (Arrow IPC file) or `.jsonl`
+    files becomes a config (its name) with a `train` split; with a single sub-folder the
+    config is `"default"`. This is how distilabel turned its cache's `data/` folder into the result of
+    a run; a potstill run returns its `Distiset` directly.
+
+    Args:
+        data_dir: the folder with one sub-folder of data files per config.
+        pipeline_path: the pipeline's config file, kept as `pipeline_path`.
+        log_filename_path: the run's log file, kept as `log_filename_path`.
+        enable_metadata: keep the `potstill_metadata` (or `distilabel_metadata`) column.
+
+    Returns:
+        The Distiset (empty when `data_dir` holds no data).
+    """
+    import pyarrow as pa
+    from datasets import Dataset, DatasetDict
+
+    root = Path(data_dir)
+    folders: dict[str, list[Path]] = {}
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        files = sorted(f for f in folder.rglob("*") if f.suffix in _DATA_READERS)
+        if folder.is_dir() and files:
+            folders[folder.name] = files
+    distiset = Distiset(
+        pipeline_path=Path(pipeline_path) if pipeline_path else None,
+        log_filename_path=Path(log_filename_path) if log_filename_path else None,
+    )
+    for name, files in folders.items():
+        tables = [_DATA_READERS[f.suffix](f) for f in files]
+        table = pa.concat_tables(tables, promote_options="permissive")
+        if not enable_metadata:
+            table = table.drop_columns(
+                [c for c in (METADATA_COLUMN, "distilabel_metadata") if c in table.column_names]
+            )
+        distiset["default" if len(folders) == 1 else name] = DatasetDict({"train": Dataset(table)})
+    return distiset
+
+
+def _read_parquet(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def _read_arrow(path: Path) -> Any:
+    import pyarrow.feather as feather
+
+    return feather.read_table(path, memory_map=False)
+
+
+def _read_json(path: Path) -> Any:
+    import pyarrow.json as pj
+
+    return pj.read_json(path)
+
+
+_DATA_READERS = {".parquet": _read_parquet, ".arrow": _read_arrow, ".jsonl": _read_json}

@@ -445,7 +445,7 @@ def test_cuda_devices_without_cuda_is_a_clear_error(model_dir: Path) -> None:
 
 
 def test_auto_placement_spreads_models_over_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The placement decision only (no GPU here): each model goes to the least used GPU."""
+    """The placement decision only (no GPU here): each model goes to a GPU no other holds."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     first, second, third = (TransformersLLM(model="m") for _ in range(3))

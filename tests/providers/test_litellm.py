@@ -82,8 +82,14 @@ def test_defaults_mirror_distilabel() -> None:
         "mock_response",
         "force_timeout",
         "custom_llm_provider",
+        "api_key",
     } <= set(spec.names())
-    assert "api_key" not in spec.names(), "a key in generation_kwargs would be dumped"
+    # distilabel's generation kwarg; given in `generation_kwargs` it moves to the secret field
+    with_key = LiteLLM(model=MODEL, generation_kwargs={"api_key": "sk-in-kwargs"})
+    assert with_key.generation_kwargs == {}
+    assert with_key.api_key is not None
+    assert with_key.api_key.get_secret_value() == "sk-in-kwargs"
+    assert "sk-in-kwargs" not in repr(with_key.dump())
 
 
 def test_request_maps_messages_and_kwargs(fake_server: FakeServer) -> None:

@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from potstill.llms.base import LLM, AsyncLLM
+from potstill.llms.mixins import CudaDevicePlacementMixin
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState, TokenUsage
 
 # Class name -> module (relative to this package) that defines it.
@@ -35,6 +36,7 @@ _PROVIDERS: dict[str, str] = {
 __all__ = [
     "LLM",
     "AsyncLLM",
+    "CudaDevicePlacementMixin",
     "GenerateOutput",
     "Generations",
     "HiddenState",

@@ -55,6 +55,7 @@ from potstill.mixins.runtime_parameters import (
     assigning_place,
 )
 from potstill.typing import ChatType
+from potstill.utils.docstring import parse_google_docstring
 from potstill.utils.fields import without_execution_fields
 from potstill.utils.imports import require
 from potstill.utils.portal import portal, run_sync
@@ -467,6 +468,20 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     def get_generation_kwargs(self) -> dict[str, Any]:
         """The generation kwargs tasks pass to `generate`/`agenerate`."""
         return dict(self.generation_kwargs or {})
+
+    @property
+    def generate_parameters(self) -> list[inspect.Parameter]:
+        """The parameters of `generate` (`agenerate` for an `AsyncLLM`), as distilabel
+        exposes them."""
+        method = getattr(self, type(self).generation_method().__name__)
+        return list(inspect.signature(method).parameters.values())
+
+    @property
+    def generate_parsed_docstring(self) -> dict[str, Any]:
+        """The parsed docstring of `generate`/`agenerate`: `short_description`, `args`
+        (argument -> description) and `returns`."""
+        parsed = parse_google_docstring(type(self).generation_method())
+        return {"short_description": parsed.summary, "args": parsed.args, "returns": parsed.returns}
 
     @property
     def runtime_parameters_names(self) -> dict[str, Any]:

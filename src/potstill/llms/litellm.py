@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Dict, List, Optional, Union
 
-from pydantic import Field, PositiveFloat, PositiveInt, PrivateAttr, SecretStr, validate_call
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    SecretStr,
+    model_validator,
+    validate_call,
+)
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
@@ -30,7 +38,9 @@ class LiteLLM(AsyncLLM):
             OpenAI-compatible server.
         verbose: let LiteLLM print its debug information and log at DEBUG level.
         api_key: the provider's API key; when unset, LiteLLM reads the provider's env var
-            (e.g. `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`).
+            (e.g. `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`). distilabel took it as a generation
+            kwarg: an `api_key` in `generation_kwargs` (constructor or `run(params=...)`) is
+            moved here, so it stays a secret (never dumped, logged or shown).
         api_base: the provider's base URL, for self-hosted or OpenAI-compatible servers.
         timeout: seconds to wait for a response before giving up on a request.
 
@@ -66,6 +76,25 @@ class LiteLLM(AsyncLLM):
     sdk_module: ClassVar[Optional[str]] = "litellm"
 
     _drop_params: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_out_of_generation_kwargs(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            kwargs = data.get("generation_kwargs")
+            if isinstance(kwargs, dict) and "api_key" in kwargs:
+                rest, key = _split_key(kwargs)
+                data = {**data, "generation_kwargs": rest}
+                if key is not None:
+                    data["api_key"] = key
+        return data
+
+    def _assign_runtime_parameter(self, name: str, value: Any, where: str) -> None:
+        if name == "generation_kwargs" and isinstance(value, dict) and "api_key" in value:
+            value, key = _split_key(value)
+            if key is not None:
+                super()._assign_runtime_parameter("api_key", key, where)
+        super()._assign_runtime_parameter(name, value, where)
 
     @property
     def model_name(self) -> str:
@@ -138,6 +167,7 @@ class LiteLLM(AsyncLLM):
         mock_response: Optional[str] = None,
         force_timeout: Optional[PositiveFloat] = None,
         custom_llm_provider: Optional[str] = None,
+        api_key: Optional[SecretStr] = None,
         seed: Optional[int] = None,
         response_format: Optional[Dict[str, Any]] = None,
     ) -> GenerateOutput:
@@ -164,6 +194,9 @@ class LiteLLM(AsyncLLM):
             mock_response: a canned answer LiteLLM returns without calling the provider.
             force_timeout: seconds before a call times out (overrides the `timeout` field).
             custom_llm_provider: the provider, when the model string does not say it.
+            api_key: the provider's API key for this call (overrides the `api_key` field).
+                Best given as the `api_key` field or the provider's env var; in
+                `generation_kwargs` it is moved to the field, so it is never dumped.
             seed: a seed for best-effort deterministic sampling.
             response_format: e.g. `{"type": "json_object"}` for JSON mode.
 
@@ -186,7 +219,7 @@ class LiteLLM(AsyncLLM):
             "metadata": metadata,
             "api_base": api_base or self.api_base,
             "api_version": api_version,
-            "api_key": self._secret(),
+            "api_key": api_key.get_secret_value() if api_key is not None else self._secret(),
             "model_list": model_list,
             "mock_response": mock_response,
             "custom_llm_provider": custom_llm_provider,
@@ -247,3 +280,9 @@ class LiteLLM(AsyncLLM):
             self._drop_params = True
             kwargs["drop_params"] = True
             return await litellm.acompletion(model=self.model, messages=input, **kwargs)
+
+
+def _split_key(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """`generation_kwargs` without `api_key`, and the key (distilabel passed it there)."""
+    rest = {name: value for name, value in kwargs.items() if name != "api_key"}
+    return rest, kwargs["api_key"]

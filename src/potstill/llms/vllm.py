@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import threading
-from collections.abc import Iterator
-from typing import Any, Callable, ClassVar, Dict, List, Literal, Optional, Union
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Union
 
 from pydantic import (
     Field,
@@ -22,14 +20,13 @@ from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
 from potstill.llms.chat_templates import render_prompt, resolve_chat_template
 from potstill.llms.local import load_or_release
+from potstill.llms.mixins import CudaDevicePlacementMixin
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 
-CudaDevices = Union[List[int], Literal["auto"]]
 
-
-class vLLM(LLM):
+class vLLM(LLM, CudaDevicePlacementMixin):
     """A model run by vLLM's offline engine (`vllm.LLM`) in this process.
 
     Each call hands the whole batch to the engine, which schedules it with continuous
@@ -57,9 +54,10 @@ class vLLM(LLM):
         seed: the seed of the engine's random number generator.
         extra_kwargs: any other `vllm.LLM` argument, e.g. `{"max_model_len": 4096,
             "gpu_memory_utilization": 0.8, "tensor_parallel_size": 2}`.
-        cuda_devices: the GPUs vLLM may use: a list of indices (made visible to the engine
-            through `CUDA_VISIBLE_DEVICES` while it starts), or `"auto"` (leave the
-            environment as it is).
+        cuda_devices: the GPUs vLLM may use: a list of indices, or `"auto"` (as many GPUs as
+            `tensor_parallel_size` x `pipeline_parallel_size` that no other LLM of this
+            process uses; nothing without CUDA). They are made visible to the engine through
+            `CUDA_VISIBLE_DEVICES` while it starts. See `CudaDevicePlacementMixin`.
 
     Examples:
         ```python
@@ -88,11 +86,6 @@ class vLLM(LLM):
         "`vLLM` class of `vllm` library. See all the supported arguments at: "
         "https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/llm.py",
     )
-    cuda_devices: CudaDevices = Field(
-        default="auto",
-        description="The GPUs vLLM may use; 'auto' leaves `CUDA_VISIBLE_DEVICES` as it is.",
-    )
-
     sdk_module: ClassVar[Optional[str]] = "vllm"
 
     _model: Any = PrivateAttr(default=None)
@@ -128,7 +121,8 @@ class vLLM(LLM):
     def _start_engine(self) -> None:
         from vllm import LLM as Engine  # type: ignore[import-not-found]
 
-        with _visible_devices(self.cuda_devices):
+        self._assign_cuda_devices()
+        with self.cuda_visible_devices_env():
             self._model = Engine(
                 model=self.model,
                 dtype=self.dtype,
@@ -155,8 +149,16 @@ class vLLM(LLM):
         self._release()
         super().unload()
 
+    @property
+    def _desired_num_gpus(self) -> int:
+        extra = self.extra_kwargs or {}
+        return int(extra.get("tensor_parallel_size") or 1) * int(
+            extra.get("pipeline_parallel_size") or 1
+        )
+
     def _release(self) -> None:
         model, self._model, self._tokenizer = self._model, None, None
+        self._release_cuda_devices()
         if model is not None:
             engine_core = getattr(getattr(model, "llm_engine", None), "engine_core", None)
             shutdown = getattr(engine_core, "shutdown", None)
@@ -370,20 +372,3 @@ def _logprobs(completion: Any) -> Optional[list[dict[str, Any]]]:
             }
         )
     return result
-
-
-@contextlib.contextmanager
-def _visible_devices(cuda_devices: CudaDevices) -> Iterator[None]:
-    """Exposes only the listed GPUs to the engine while it starts ("auto": no change)."""
-    if cuda_devices == "auto":
-        yield
-        return
-    previous = os.environ.get("CUDA_VISIBLE_DEVICES")
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in cuda_devices)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = previous

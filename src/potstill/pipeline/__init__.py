@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Pipeline"]
+from potstill.pipeline.routing_batch_function import routing_batch_function, sample_n_steps
+
+__all__ = ["Pipeline", "routing_batch_function", "sample_n_steps"]
 
 if TYPE_CHECKING:
     from potstill.pipeline.base import Pipeline

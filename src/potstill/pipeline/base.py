@@ -18,6 +18,7 @@ from potstill.pipeline.context import enter_pipeline, exit_pipeline
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.progress import Progress
+from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.pipeline.signature import step_signatures
 from potstill.pipeline.store import RunStore, StepStore
 from potstill.pipeline.validation import apply_params, validate
@@ -210,6 +211,14 @@ class Pipeline(_Serializable):
         finally:
             progress.stop()
 
+    def get_runtime_parameters_info(self) -> dict[str, list[dict[str, Any]]]:
+        """The runtime parameters of every step, as `run(params=...)` takes them.
+
+        Returns:
+            Step name -> that step's `get_runtime_parameters_info()`.
+        """
+        return {name: step.get_runtime_parameters_info() for name, step in self.dag.steps.items()}
+
     def dry_run(
         self,
         params: Optional[Params] = None,
@@ -257,7 +266,11 @@ class Pipeline(_Serializable):
             predecessors = self.dag.predecessors(name)
             if isinstance(step, GeneratorStep):
                 expected[name] = step.total_rows()
-            elif len(predecessors) == 1 and expected[predecessors[0]] is not None:
+            elif (
+                len(predecessors) == 1
+                and expected[predecessors[0]] is not None
+                and not self.dag.receives_routed_batches(name)
+            ):
                 factor = step.expected_expansion() if isinstance(step, _Task) else 1
                 expected[name] = expected[predecessors[0]] * factor  # type: ignore[operator]
             else:
@@ -267,20 +280,23 @@ class Pipeline(_Serializable):
     # -- serialization -------------------------------------------------------------------
 
     def dump(self, **kwargs: Any) -> dict[str, Any]:
-        """The pipeline as a dict: its steps (with their LLMs) and connections."""
-        return {
-            "potstill": {"version": __version__},
-            "pipeline": {
-                "name": self.name,
-                "description": self.description,
-                "steps": [
-                    {"step": step.dump(**kwargs), "name": name}
-                    for name, step in self.dag.steps.items()
-                ],
-                "connections": self.dag.connections(),
-                TYPE_INFO_KEY: type(self).type_info(),
-            },
+        """The pipeline as a dict: its steps (with their LLMs), connections and routing
+        batch functions (when there are any)."""
+        body: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "steps": [
+                {"step": step.dump(**kwargs), "name": name} for name, step in self.dag.steps.items()
+            ],
+            "connections": self.dag.connections(),
         }
+        if self.dag.routing_batch_functions:
+            body["routing_batch_functions"] = [
+                {"step": name, "routing_batch_function": function.dump()}
+                for name, function in self.dag.routing_batch_functions.items()
+            ]
+        body[TYPE_INFO_KEY] = type(self).type_info()
+        return {"potstill": {"version": __version__}, "pipeline": body}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, allowed_modules: Any = ()) -> Pipeline:
@@ -306,10 +322,20 @@ class Pipeline(_Serializable):
         for connection in body.get("connections", []):
             for destination in connection["to"]:
                 pipeline.dag.add_edge(connection["from"], destination)
+        for entry in body.get("routing_batch_functions") or []:
+            function = RoutingBatchFunction.from_dict(
+                entry["routing_batch_function"], allowed_modules=allowed_modules
+            )
+            pipeline.dag.steps[entry["step"]]._route_with(function)
         return pipeline
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, steps={list(self.dag.steps)})"
+
+
+BasePipeline = Pipeline
+"""distilabel's name for the base of its pipelines, for type hints; potstill has one
+pipeline class."""
 
 
 def _params(params: Optional[Params], parameters: Optional[Params]) -> Params:

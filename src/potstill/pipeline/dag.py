@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from potstill.errors import PipelineValidationError
 
 if TYPE_CHECKING:
+    from potstill.pipeline.routing_batch_function import RoutingBatchFunction
     from potstill.steps.base import _Step
 
 
@@ -18,6 +19,7 @@ class DAG:
         self.steps: dict[str, _Step] = {}
         self._successors: dict[str, list[str]] = {}
         self._predecessors: dict[str, list[str]] = {}
+        self._routing: dict[str, RoutingBatchFunction] = {}
 
     @property
     def names(self) -> set[str]:
@@ -115,6 +117,34 @@ class DAG:
                 found.add(node)
                 stack.extend(self._successors[node])
         return found
+
+    def set_routing_batch_function(self, name: str, function: RoutingBatchFunction) -> None:
+        """Makes `function` decide which successors of step `name` get each of its batches."""
+        current = self._routing.get(name)
+        if current is not None and current is not function:
+            raise PipelineValidationError(
+                f"Step {name!r} already has a routing batch function; a step routes its "
+                "batches with one function."
+            )
+        self._routing[name] = function
+
+    def routing_batch_function(self, name: str) -> RoutingBatchFunction | None:
+        """The routing batch function of step `name`, if it has one."""
+        return self._routing.get(name)
+
+    @property
+    def routing_batch_functions(self) -> dict[str, RoutingBatchFunction]:
+        """Step name -> its routing batch function."""
+        return dict(self._routing)
+
+    def receives_routed_batches(self, name: str) -> bool:
+        """Whether a predecessor of `name` routes its batches."""
+        return any(p in self._routing for p in self._predecessors[name])
+
+    def is_convergence_step(self, name: str) -> bool:
+        """Whether `name` joins several steps that receive routed batches."""
+        predecessors = self._predecessors[name]
+        return len(predecessors) > 1 and all(self.receives_routed_batches(p) for p in predecessors)
 
     def connections(self) -> list[dict[str, Any]]:
         """The edges as `[{"from": name, "to": [names]}]`, for dumps."""

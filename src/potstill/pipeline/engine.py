@@ -7,6 +7,11 @@ downstream work starts before upstream ends. Tasks on an async LLM process many 
 once on the loop (the LLM's limiter bounds the requests); any other step processes one batch
 at a time in a worker thread. A step's outputs are passed on in input order, and every
 finished batch goes to the durable store before it is passed on, so a later run can skip it.
+
+A step with a routing batch function passes each batch it emits only to the successors the
+function picks (the decision is recorded, so a resumed run repeats it). A step fed by routed
+batches cuts its batches within each routed batch, and a *convergence step* (fed by several
+routed steps) gets, for each routed batch, the outputs of the steps that received it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from potstill.llms.cache import ResponseStore, use_stores
 from potstill.llms.loading import loading_scope
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.progress import Progress
+from potstill.pipeline.routing_batch_function import RoutedBatch, RouteLog
 from potstill.pipeline.store import RunStore, StepStore
 from potstill.pipeline.worker import StepWorker
 from potstill.steps.base import GeneratorStep, GlobalStep, _Step
@@ -50,6 +56,9 @@ class _Batch:
     seq: int
     data: list[list[Row]]
     offset: int
+    # For a step fed by routed batches: which routed batch the rows come from, and whether
+    # this batch holds its last rows.
+    origin: Optional[tuple[int, bool]] = None
 
 
 class _Node:
@@ -83,6 +92,18 @@ class _Node:
         batch_size = getattr(step, "input_batch_size", None) or 1
         self.batch_size = batch_size
         self.high_water = 2 * batch_size
+        # Routing (see the module docstring).
+        self.router = engine.dag.routing_batch_function(self.name)
+        self.route_log = RouteLog(store.path / "routes.jsonl") if self.router else None
+        self.emitted = 0
+        self.routed = len(self.predecessors) == 1 and engine.dag.receives_routed_batches(self.name)
+        self.segments: deque[tuple[int, list[Row]]] = deque()
+        self.origins: dict[int, tuple[int, bool]] = {}
+        self.converges = engine.dag.is_convergence_step(self.name)
+        self.units: dict[int, dict[str, list[Row]]] = {}
+        self.closed: dict[int, set[str]] = {}
+        self.next_unit = 0
+        self.unit: list[list[Row]] = []
 
     def _max_in_flight(self) -> int:
         step = self.step
@@ -100,15 +121,32 @@ class _Node:
         self.buffers[source].extend(rows)
         self.pump()
 
+    def receive_routed(self, origin: int, rows: list[Row]) -> None:
+        """Takes routed batch `origin` of the (routing) predecessor."""
+        self.segments.append((origin, rows))
+        self.pump()
+
+    def receive_unit_part(self, source: str, origin: int, rows: list[Row], last: bool) -> None:
+        """Takes rows a routed predecessor produced from routed batch `origin`."""
+        self.units.setdefault(origin, {}).setdefault(source, []).extend(rows)
+        if last:
+            self.closed.setdefault(origin, set()).add(source)
+        self.pump()
+
     def upstream_finished(self, source: str) -> None:
         self.finished_predecessors.add(source)
         self.pump()
 
     def ready_rows(self) -> int:
         """Rows this step could take right now (aligned across predecessors)."""
+        if self.routed:
+            return sum(len(rows) for _, rows in self.segments)
         if not self.buffers:
             return 0
         return min(len(buffer) for buffer in self.buffers.values())
+
+    def _has_input(self) -> bool:
+        return bool(any(self.buffers.values()) or self.segments or self.units or any(self.unit))
 
     def pump(self) -> None:
         """Starts as many batches as the buffers and the in-flight limit allow."""
@@ -125,6 +163,10 @@ class _Node:
         self._maybe_finish()
 
     def _take_batch(self) -> Optional[_Batch]:
+        if self.routed:
+            return self._take_routed_batch()
+        if self.converges:
+            return self._take_converging_batch()
         all_in = len(self.finished_predecessors) == len(self.predecessors)
         if isinstance(self.step, GlobalStep):
             if not all_in or self.next_seq > 0:
@@ -146,10 +188,51 @@ class _Node:
                 buffer = self.buffers[name]
                 data.append(buffer[:count])
                 self.buffers[name] = buffer[count:]
-        batch = _Batch(seq=self.next_seq, data=data, offset=self.rows_taken)
+        return self._new_batch(data)
+
+    def _new_batch(
+        self, data: list[list[Row]], origin: Optional[tuple[int, bool]] = None
+    ) -> _Batch:
+        batch = _Batch(seq=self.next_seq, data=data, offset=self.rows_taken, origin=origin)
         self.next_seq += 1
         self.rows_taken += len(data[0]) if data else 0
         return batch
+
+    def _take_routed_batch(self) -> Optional[_Batch]:
+        """The next batch from the oldest routed batch (batches never mix two of them)."""
+        if not self.segments:
+            return None
+        origin, rows = self.segments[0]
+        taken, rest = rows[: self.batch_size], rows[self.batch_size :]
+        if rest:
+            self.segments[0] = (origin, rest)
+        else:
+            self.segments.popleft()
+        return self._new_batch([taken], origin=(origin, not rest))
+
+    def _take_converging_batch(self) -> Optional[_Batch]:
+        """The next aligned batch of the outputs that the routed steps produced from one
+        routed batch, routed batches in order."""
+        while not any(self.unit):
+            decisions = self.engine.routes.get(self.routing_source, {})
+            chosen = decisions.get(self.next_unit)
+            if chosen is None:
+                return None
+            branches = [name for name in self.predecessors if name in chosen]
+            if not all(name in self.closed.get(self.next_unit, ()) for name in branches):
+                return None
+            parts = self.units.pop(self.next_unit, {})
+            self.closed.pop(self.next_unit, None)
+            self.unit = [parts.get(name, []) for name in branches]
+            self.next_unit += 1
+        data = [rows[: self.batch_size] for rows in self.unit]
+        self.unit = [rows[self.batch_size :] for rows in self.unit]
+        return self._new_batch(data)
+
+    @property
+    def routing_source(self) -> str:
+        """The step routing the batches that a convergence step joins."""
+        return self.engine.dag.predecessors(self.predecessors[0])[0]
 
     # -- processing ----------------------------------------------------------------------
 
@@ -157,6 +240,8 @@ class _Node:
         try:
             if self.store.has(batch.seq):
                 rows = await asyncio.to_thread(self.store.read, batch.seq)
+            elif batch.origin is not None and not batch.data[0]:
+                rows = []  # an empty routed batch: nothing to process, only to pass on
             else:
                 rows = await self._run_step(batch)
                 self.engine.store.submit(self.store, batch.seq, rows)
@@ -167,8 +252,10 @@ class _Node:
             return
         self.in_flight -= 1
         self.completed[batch.seq] = rows
+        if batch.origin is not None:
+            self.origins[batch.seq] = batch.origin
         while self.next_emit in self.completed:
-            self.emit(self.completed.pop(self.next_emit))
+            self.emit(self.completed.pop(self.next_emit), self.origins.pop(self.next_emit, None))
             self.next_emit += 1
         self.pump()
 
@@ -200,23 +287,55 @@ class _Node:
             )
             return _rows_on_failure(step, batch.data[0], describe_error(error))
 
-    def emit(self, rows: list[Row]) -> None:
+    def emit(self, rows: list[Row], origin: Optional[tuple[int, bool]] = None) -> None:
         self.rows_out += len(rows)
         self.engine.progress.advance(self.name, len(rows))
+        if self.router is not None:
+            chosen = self._route()
+            for successor in self.successors:
+                if successor.name in chosen:
+                    successor.receive_routed(self.emitted - 1, rows)
+            return
         for successor in self.successors:
-            successor.receive(self.name, rows)
+            if successor.converges and origin is not None:
+                successor.receive_unit_part(self.name, origin[0], rows, origin[1])
+            else:
+                successor.receive(self.name, rows)
+
+    def _route(self) -> list[str]:
+        """Which successors get the next emitted batch (the recorded decision on resume)."""
+        assert self.router is not None and self.route_log is not None
+        seq = self.emitted
+        self.emitted += 1
+        chosen = self.route_log.get(seq)
+        names = [successor.name for successor in self.successors]
+        if chosen is None:
+            try:
+                chosen = self.router.route_batch(RoutedBatch(self.name, seq), names)
+            except Exception as error:
+                raise PipelineRunError(
+                    f"The routing batch function of step {self.name!r} failed on batch {seq}: "
+                    f"{describe_error(error)}"
+                ) from error
+            self.route_log.record(seq, chosen)
+        else:
+            self.router._register(RoutedBatch(self.name, seq), chosen)
+        self.engine.routes.setdefault(self.name, {})[seq] = chosen
+        return chosen
 
     def _maybe_finish(self) -> None:
         if self.finished or isinstance(self.step, GeneratorStep):
             return
         if len(self.finished_predecessors) < len(self.predecessors):
             return
-        if self.in_flight or self.completed or any(self.buffers.values()):
+        if self.in_flight or self.completed or self._has_input():
             return
         self.finish()
 
     def finish(self) -> None:
         self.finished = True
+        if self.route_log is not None:
+            self.route_log.close()
         self.engine.store.submit_completion(self.store, self.next_seq, self.rows_out)
         self.engine.progress.finish(self.name)
         for successor in self.successors:
@@ -249,6 +368,8 @@ class Engine:
         self._done: Optional[asyncio.Event] = None
         self._capacity_events: list[asyncio.Event] = []
         self._failure: Optional[BaseException] = None
+        # Routing step -> its emitted batch number -> the successors that received it.
+        self.routes: dict[str, dict[int, list[str]]] = {}
 
     async def run(self) -> None:
         """Loads every step, runs the pipeline, unloads every step."""
@@ -267,6 +388,9 @@ class Engine:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await asyncio.to_thread(self.store.flush)
+            for node in self.nodes.values():
+                if node.route_log is not None:
+                    node.route_log.close()
             await self._unload_all()
 
     def response_stores(self, node: _Node) -> tuple[ResponseStore, ...]:
@@ -336,6 +460,8 @@ class Engine:
                     seq += 1
                     if last:
                         break
+            except PipelineRunError:
+                raise
             except Exception as error:
                 raise PipelineRunError(
                     f"Generator step {node.name!r} failed: {describe_error(error)}"

@@ -27,6 +27,9 @@ def step_signatures(dag: DAG) -> dict[str, str]:
             "step": without_execution_fields(dag.steps[name].dump()),
             "inputs": [signatures[p] for p in dag.predecessors(name)],
         }
+        routing = dag.routing_batch_function(name)
+        if routing is not None:  # where its batches went is part of what it produced
+            payload["routing"] = routing.dump()
         text = json.dumps(payload, sort_keys=True, default=str)
         signatures[name] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return signatures

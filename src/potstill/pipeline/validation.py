@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from potstill.errors import PipelineValidationError
+from potstill.errors import PipelineValidationError, PotstillUserError
 from potstill.llms.base import LLM
 from potstill.mixins.runtime_parameters import ParameterPlace, RuntimeParametersMixin
 from potstill.pipeline.dag import DAG
-from potstill.steps.base import GeneratorStep, _Step
+from potstill.steps.base import GeneratorStep, GlobalStep, _Step
 from potstill.steps.tasks.base import METADATA_COLUMN, _Task
 from potstill.utils.names import suggest
 
@@ -72,6 +72,8 @@ def validate(dag: DAG) -> None:
     for name in dag.topological_order():
         step = dag.steps[name]
         problems.extend(_check_position(dag, step))
+        problems.extend(_check_routing(dag, step))
+        problems.extend(_check_mappings(step))
         problems.extend(_check_inputs(dag, step))
         problems.extend(_check_required_parameters(step))
     if problems:
@@ -100,6 +102,58 @@ def _check_position(dag: DAG, step: _Step) -> list[str]:
             "predecessor)."
         ]
     return []
+
+
+def _check_routing(dag: DAG, step: _Step) -> list[str]:
+    name: str = step.name  # type: ignore[assignment]
+    problems = []
+    routing = dag.routing_batch_function(name)
+    successors = dag.successors(name)
+    if routing is not None:
+        wanted = routing._max_steps
+        if not successors:
+            problems.append(
+                f"Step {name!r} has a routing batch function but no successors: write "
+                f"`{name} >> routing_function >> [step_a, step_b, ...]`."
+            )
+        elif wanted is not None and wanted > len(successors):
+            problems.append(
+                f"Step {name!r} routes each batch to {wanted} successors, but it has only "
+                f"{len(successors)} ({successors})."
+            )
+    predecessors = dag.predecessors(name)
+    routed = [p for p in predecessors if dag.routing_batch_function(p) is not None]
+    if routed and len(predecessors) > 1:
+        problems.append(
+            f"Step {name!r} receives routed batches from {routed[0]!r}, so it cannot have "
+            f"other predecessors ({[p for p in predecessors if p != routed[0]]}); join the "
+            "routed steps in a step after them instead."
+        )
+    branches = [p for p in predecessors if dag.receives_routed_batches(p)]
+    if branches and len(predecessors) > 1:
+        sources = {p: dag.predecessors(p)[0] for p in branches if dag.predecessors(p)}
+        if len(branches) != len(predecessors) or len(set(sources.values())) > 1:
+            problems.append(
+                f"Step {name!r} joins steps that receive routed batches ({branches}): all its "
+                "predecessors must receive them from the same routing step "
+                f"(found {sorted(set(predecessors) - set(branches)) or sources})."
+            )
+    if isinstance(step, GlobalStep) and (routed or (branches and len(predecessors) > 1)):
+        problems.append(
+            f"Step {name!r} is a global step, which cannot receive routed batches or join "
+            "routed steps; put a normal step before it."
+        )
+    return problems
+
+
+def _check_mappings(step: _Step) -> list[str]:
+    problems = []
+    for verify in (step.verify_inputs_mappings, step.verify_outputs_mappings):
+        try:
+            verify()
+        except PotstillUserError as error:
+            problems.append(str(error))
+    return problems
 
 
 def _check_inputs(dag: DAG, step: _Step) -> list[str]:

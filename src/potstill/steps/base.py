@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr
 from potstill.errors import PotstillUserError
 from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
 from potstill.pipeline.context import current_pipeline
+from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.steps.typing import (
     STEP_INPUT,
     GeneratorStepOutput,
@@ -66,11 +67,18 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
         if self.name is None:
             taken = pipeline.dag.names if pipeline is not None else set()
             self.name = _infer_name(type(self).__name__, taken)
-        # Checked before registering: a rejected step must not stay in the pipeline.
-        self._check_mappings()
-        if pipeline is not None:
-            self.pipeline = pipeline
-            pipeline._add_step(self)
+        # Mappings are checked when the pipeline validates (`verify_*_mappings`), not here:
+        # `inputs`/`outputs` may depend on runtime parameters that are not set yet.
+        if pipeline is None:
+            self.logger.warning(
+                "Step %r is not part of a pipeline: it was created outside `with "
+                "Pipeline(...):` and without `pipeline=`. It works on its own (`load()`, then "
+                "`process(...)`), but cannot be connected to other steps or run by a pipeline.",
+                self.name,
+            )
+            return
+        self.pipeline = pipeline
+        pipeline._add_step(self)
 
     # -- columns -----------------------------------------------------------------------
 
@@ -100,17 +108,31 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
         """distilabel's name: the output columns after mappings."""
         return self.output_columns()
 
-    def _check_mappings(self) -> None:
-        for mapping, columns, label in (
-            (self.input_mappings, _columns(self.inputs), "inputs"),
-            (self.output_mappings, _columns(self.outputs), "outputs"),
-        ):
-            for key in mapping:
-                if key not in columns:
-                    raise PotstillUserError(
-                        f"Step {self.name!r}: `{label[:-1]}_mappings` key {key!r} is not one of "
-                        f"its {label} {sorted(columns)}. Map one of those instead."
-                    )
+    def verify_inputs_mappings(self) -> None:
+        """Checks that every `input_mappings` key is one of the step's `inputs`.
+
+        Raises:
+            PotstillUserError: (a `ValueError`) naming the key and the valid columns.
+        """
+        self._verify_mappings(self.input_mappings, _columns(self.inputs), "inputs")
+
+    def verify_outputs_mappings(self) -> None:
+        """Checks that every `output_mappings` key is one of the step's `outputs`.
+
+        Raises:
+            PotstillUserError: (a `ValueError`) naming the key and the valid columns.
+        """
+        self._verify_mappings(self.output_mappings, _columns(self.outputs), "outputs")
+
+    def _verify_mappings(
+        self, mapping: dict[str, str], columns: dict[str, bool], label: str
+    ) -> None:
+        for key in mapping:
+            if key not in columns:
+                raise PotstillUserError(
+                    f"Step {self.name!r}: `{label[:-1]}_mappings` key {key!r} is not one of "
+                    f"its {label} {sorted(columns)}. Map one of those instead."
+                )
 
     # -- kind ----------------------------------------------------------------------------
 
@@ -131,11 +153,25 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
 
     # -- connections ---------------------------------------------------------------------
 
-    def connect(self, *steps: _Step) -> None:
-        """Sends this step's output to each of `steps` (same as `self >> [steps]`)."""
+    def connect(
+        self, *steps: _Step, routing_batch_function: Optional[RoutingBatchFunction] = None
+    ) -> None:
+        """Sends this step's output to each of `steps` (same as `self >> [steps]`).
+
+        Args:
+            *steps: the successors.
+            routing_batch_function: decides which successors get each batch (same as
+                `self >> routing_batch_function >> [steps]`).
+        """
         pipeline = self._require_pipeline()
+        if routing_batch_function is not None:
+            self._route_with(routing_batch_function)
         for step in steps:
             pipeline._add_edge(self, step)
+
+    def _route_with(self, function: RoutingBatchFunction) -> None:
+        self._require_pipeline().dag.set_routing_batch_function(self.name, function)  # type: ignore[arg-type]
+        function._step = self
 
     @overload
     def __rshift__(self, other: list[_Step]) -> list[_Step]: ...
@@ -143,8 +179,17 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
     @overload
     def __rshift__(self, other: _Step) -> _Step: ...
 
-    def __rshift__(self, other: Union[_Step, list[_Step]]) -> Union[_Step, list[_Step]]:
-        """`a >> b` connects a to b and returns b; `a >> [b, c]` returns the list."""
+    @overload
+    def __rshift__(self, other: RoutingBatchFunction) -> RoutingBatchFunction: ...
+
+    def __rshift__(
+        self, other: Union[_Step, list[_Step], RoutingBatchFunction]
+    ) -> Union[_Step, list[_Step], RoutingBatchFunction]:
+        """`a >> b` connects a to b and returns b; `a >> [b, c]` returns the list;
+        `a >> routing_function >> [b, c]` routes each batch of a to some of b and c."""
+        if isinstance(other, RoutingBatchFunction):
+            self._route_with(other)
+            return other
         if isinstance(other, list):
             self.connect(*other)
             return other

@@ -21,7 +21,7 @@ from typing import Any, Literal, Optional, get_type_hints
 
 from potstill.mixins.runtime_parameters import RUNTIME_PARAMETER
 from potstill.steps.base import GeneratorStep, GlobalStep, Step, _Step
-from potstill.steps.typing import StepColumns, StepInput
+from potstill.steps.typing import STEP_INPUT, StepColumns, StepInput
 
 StepType = Literal["normal", "global", "generator"]
 
@@ -45,13 +45,24 @@ def step(
     """
     if step_type not in _BASES:
         raise ValueError(
-            f"Invalid step_type {step_type!r} for @step: use 'normal', 'global' or 'generator'."
+            f"Invalid step type {step_type!r} for @step: use 'normal', 'global' or 'generator'."
         )
     base = _BASES[step_type]
 
     def decorator(func: Callable[..., Any]) -> type[_Step]:
         hints = get_type_hints(func, include_extras=True)
         signature = inspect.signature(func)
+        step_inputs = [
+            name
+            for name in signature.parameters
+            if STEP_INPUT in getattr(hints.get(name), "__metadata__", ())
+        ]
+        if len(step_inputs) > 1:
+            raise ValueError(
+                f"Function {func.__name__!r} decorated with @step has more than one parameter "
+                f"annotated with `StepInput` ({', '.join(step_inputs)}): keep one, or take "
+                "`*inputs: StepInput` for one list per predecessor."
+            )
         runtime_names = [
             name
             for name in signature.parameters

@@ -162,13 +162,16 @@ def resolve_class(
                 f"`allowed_modules=[{module!r}]` to allow it."
             )
         try:
-            importlib.import_module(module)
+            imported = importlib.import_module(module)
         except ImportError as error:
             raise UnsafeConfigError(
                 f"The config names class {name!r} from module {module!r}, which cannot be "
                 f"imported: {error}."
             ) from error
         found = _REGISTRY.get((module, name))
+        if found is None and _is_potstill_module(module):
+            # A potstill module that re-exports the class (`potstill.pipeline.local`).
+            found = getattr(imported, name, None)
     if found is None or not issubclass(found, expected):
         raise UnsafeConfigError(
             f"The config names {module}.{name}, which is not a potstill "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import warnings
 from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
 
 from pydantic import Field, PositiveInt, PrivateAttr, SecretStr, model_validator, validate_call
@@ -110,6 +111,22 @@ class InferenceEndpointsLLM(AsyncLLM):
     _model_name: Optional[str] = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
     _warned: set = PrivateAttr(default_factory=set)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_use_openai_client(cls, data: Any) -> Any:
+        # distilabel 1.0/1.1 could send chats through the OpenAI client; every route here
+        # already speaks the chat-completion API, so the switch has nothing left to do.
+        if isinstance(data, dict) and "use_openai_client" in data:
+            data = {key: value for key, value in data.items() if key != "use_openai_client"}
+            warnings.warn(
+                "`use_openai_client` is no longer needed and is ignored: InferenceEndpointsLLM "
+                "sends conversations to the chat-completion route (OpenAI-compatible) unless "
+                "`tokenizer_id` is set. Remove the argument.",
+                DeprecationWarning,
+                stacklevel=3,  # the caller that built the LLM
+            )
+        return data
 
     @model_validator(mode="after")
     def _one_target(self) -> InferenceEndpointsLLM:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
-from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
+from typing import Any, ClassVar, Dict, List, Optional, Union
 
 from pydantic import Field, PositiveInt, PrivateAttr, SecretStr, validate_call
 
@@ -13,19 +13,13 @@ from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
 from potstill.llms.chat_templates import render_prompt, resolve_chat_template
 from potstill.llms.local import load_or_release
+from potstill.llms.mixins import CudaDevicePlacementMixin
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.typing import ChatType
 from potstill.utils.imports import require
 
-CudaDevices = Union[List[int], Literal["auto"]]
 
-# GPU index -> how many TransformersLLMs of this process placed themselves there with
-# `cuda_devices="auto"`, so that several models spread over the GPUs.
-_AUTO_PLACEMENTS: dict[int, int] = {}
-_AUTO_PLACEMENTS_LOCK = threading.Lock()
-
-
-class TransformersLLM(LLM):
+class TransformersLLM(LLM, CudaDevicePlacementMixin):
     """A causal language model from the Hugging Face Hub (or a local folder), run with
     `transformers` in this process.
 
@@ -45,12 +39,14 @@ class TransformersLLM(LLM):
         tokenizer: the tokenizer id or path, when it differs from `model`.
         use_fast: use the fast (Rust) tokenizer.
         chat_template: a Jinja chat template that replaces the tokenizer's.
-        device: where to run (`"cpu"`, `"cuda:0"`, `"mps"`, or a CUDA index; `-1` is CPU).
+        device: where to run (`"cpu"`, `"cuda:0"`, `"mps"`, or a CUDA index; `-1` is CPU);
+            `"cuda"` means the GPU(s) `cuda_devices` assigns.
         device_map: an accelerate device map (e.g. `"auto"`) to spread a large model over
             devices; it wins over `device`.
         token: the Hugging Face token for gated or private models; defaults to `$HF_TOKEN`.
-        cuda_devices: the GPUs the model may use when neither `device` nor `device_map` is
-            set: a list of indices, or `"auto"` (a free GPU if there is one, else the CPU).
+        cuda_devices: the GPUs the model may use when `device` is unset or `"cuda"` and
+            `device_map` is unset: a list of indices, or `"auto"` (a GPU that no other LLM of
+            this process uses; the CPU without CUDA). See `CudaDevicePlacementMixin`.
 
     Examples:
         ```python
@@ -76,11 +72,6 @@ class TransformersLLM(LLM):
         default_factory=lambda: os.getenv("HF_TOKEN"),
         description="The Hugging Face token for gated or private models.",
     )
-    cuda_devices: CudaDevices = Field(
-        default="auto",
-        description="The GPUs to use when neither `device` nor `device_map` is set.",
-    )
-
     sdk_module: ClassVar[Optional[str]] = "transformers"
     sdk_extra: ClassVar[Optional[str]] = "transformers"
 
@@ -88,7 +79,6 @@ class TransformersLLM(LLM):
     _tokenizer: Any = PrivateAttr(default=None)
     _chat_template: Optional[str] = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default=None)
-    _auto_gpu: Optional[int] = PrivateAttr(default=None)
 
     @property
     def model_name(self) -> str:
@@ -145,31 +135,25 @@ class TransformersLLM(LLM):
         (`device_map`, `max_memory`) that place it, from the fields and the GPUs there."""
         if self.device_map is not None:
             return None, {"device_map": self.device_map}
-        if self.device is not None:
+        if self.device is not None and self.device != "cuda":
             if isinstance(self.device, int):
                 return ("cpu" if self.device < 0 else f"cuda:{self.device}"), {}
             return self.device, {}
-        import torch
-
-        if not torch.cuda.is_available():
-            if isinstance(self.cuda_devices, list) and self.cuda_devices:
+        devices = self._assign_cuda_devices()
+        if not devices:
+            if self.device == "cuda":
                 raise PotstillUserError(
-                    f"TransformersLLM {self.model!r}: `cuda_devices={self.cuda_devices}` but "
-                    "no CUDA device is available. Remove `cuda_devices` to run on the CPU."
+                    f"TransformersLLM {self.model!r}: `device='cuda'` but no CUDA device is "
+                    "available. Leave `device` unset to run on the CPU."
                 )
             return None, {}
-        if isinstance(self.cuda_devices, list):
-            if len(self.cuda_devices) == 1:
-                return f"cuda:{self.cuda_devices[0]}", {}
-            # Spread over the listed GPUs only: accelerate uses the devices in `max_memory`.
-            free = {index: torch.cuda.mem_get_info(index)[0] for index in self.cuda_devices}
-            return None, {"device_map": "auto", "max_memory": free}
-        with _AUTO_PLACEMENTS_LOCK:
-            count = torch.cuda.device_count()
-            gpu = min(range(count), key=lambda index: _AUTO_PLACEMENTS.get(index, 0))
-            _AUTO_PLACEMENTS[gpu] = _AUTO_PLACEMENTS.get(gpu, 0) + 1
-        self._auto_gpu = gpu
-        return f"cuda:{gpu}", {}
+        if len(devices) == 1:
+            return f"cuda:{devices[0]}", {}
+        import torch
+
+        # Spread over the assigned GPUs only: accelerate uses the devices in `max_memory`.
+        free = {index: torch.cuda.mem_get_info(index)[0] for index in devices}
+        return None, {"device_map": "auto", "max_memory": free}
 
     def unload(self) -> None:
         """Frees the model and the tokenizer (and the GPU memory they held)."""
@@ -179,10 +163,7 @@ class TransformersLLM(LLM):
     def _release(self) -> None:
         self._model = None
         self._tokenizer = None
-        if self._auto_gpu is not None:
-            with _AUTO_PLACEMENTS_LOCK:
-                _AUTO_PLACEMENTS[self._auto_gpu] = max(0, _AUTO_PLACEMENTS[self._auto_gpu] - 1)
-            self._auto_gpu = None
+        self._release_cuda_devices()
         gc.collect()
         try:
             import torch
