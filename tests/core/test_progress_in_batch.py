@@ -1,8 +1,9 @@
 """Progress inside a batch: the display moves as inputs finish and ends at the exact row
-count."""
+count; `datasets`' own progress bars stay quiet during a run and a save."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar, List
 
 import pytest
@@ -11,6 +12,7 @@ from tests.core.fakes import EchoLLM, RecordingProgress, last_user_text
 from tests.fake_server import FakeServer
 
 import potstill.pipeline.base as pipeline_base
+from potstill.distiset import Distiset
 from potstill.llms import LLM, AsyncLLM, OpenAILLM
 from potstill.llms.typing import GenerateOutput
 from potstill.pipeline import Pipeline
@@ -222,3 +224,70 @@ def test_the_display_has_an_eta_column() -> None:
         assert "ETA" in console.export_text()
     finally:
         progress.stop()
+
+
+# -- datasets' progress bars --------------------------------------------------------------------
+
+
+class BarsState(Step):
+    """Notes whether `datasets`' progress bars are off while it runs."""
+
+    seen: ClassVar[list[bool]] = []
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["instruction"]
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        from datasets.utils.tqdm import are_progress_bars_disabled
+
+        BarsState.seen.append(are_progress_bars_disabled())
+        yield inputs
+
+
+@pytest.fixture
+def bars_setting() -> Any:
+    """Restores `datasets`' progress-bar setting after the test."""
+    from datasets.utils.tqdm import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    before = are_progress_bars_disabled()
+    yield enable_progress_bars, disable_progress_bars, are_progress_bars_disabled
+    (disable_progress_bars if before else enable_progress_bars)()
+
+
+@pytest.mark.parametrize("user_disabled", [False, True])
+def test_datasets_bars_are_off_during_a_run_and_the_users_setting_comes_back(
+    user_disabled: bool, bars_setting: Any
+) -> None:
+    enable, disable, disabled = bars_setting
+    (disable if user_disabled else enable)()
+    BarsState.seen = []
+    with Pipeline(name="quiet-bars") as pipeline:
+        LoadDataFromDicts(data=[{"instruction": "x"}]) >> BarsState()
+
+    pipeline.run()
+
+    assert BarsState.seen == [True]
+    assert disabled() is user_disabled
+
+
+def test_saving_a_distiset_prints_no_datasets_bar(
+    bars_setting: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    enable, _, disabled = bars_setting
+    enable()
+    with Pipeline(name="quiet-save") as pipeline:
+        LoadDataFromDicts(data=[{"instruction": "x"}, {"instruction": "y"}]) >> BarsState()
+    distiset = pipeline.run()
+    capfd.readouterr()
+
+    distiset.save_to_disk(tmp_path / "saved")
+
+    captured = capfd.readouterr()
+    assert "Saving the dataset" not in captured.err + captured.out
+    assert disabled() is False
+    assert Distiset.load_from_disk(tmp_path / "saved")["default"]["train"].num_rows == 2

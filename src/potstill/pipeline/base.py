@@ -11,18 +11,20 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from potstill import __version__
-from potstill.distiset import Distiset
+from potstill.distiset import Distiset, stored_table
 from potstill.errors import PotstillUserError
 from potstill.llms.cache import default_response_cache_dir, open_store
 from potstill.pipeline.context import enter_pipeline, exit_pipeline
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
+from potstill.pipeline.failures import FailedRows, count_failed_rows
 from potstill.pipeline.progress import Progress
 from potstill.pipeline.signature import step_signatures
 from potstill.pipeline.store import RunStore, StepStore
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
 from potstill.steps.tasks.base import _Task
+from potstill.utils.datasets_progress import quiet_datasets_progress
 from potstill.utils.logging import setup_logging
 from potstill.utils.portal import run_sync
 from potstill.utils.serialization import TYPE_INFO_KEY, _Serializable, resolve_class
@@ -131,6 +133,8 @@ class Pipeline(_Serializable):
 
         Returns:
             The `Distiset`: leaf step name (or `"default"`) -> `DatasetDict({"train": ...})`.
+            Its `failed_rows` counts the rows that failed, per step and in total; when some
+            did, one warning at the end of the run says so.
         """
         try:
             return run_sync(
@@ -172,21 +176,40 @@ class Pipeline(_Serializable):
             for store in stores.values():
                 store.clear()
         leaves = {name: stores[name] for name in self.dag.leaves}
-        try:
-            pipeline_path = run_store.submit_config(self.dump())
-            if (
-                use_cache
-                and _max_generator_batches is None
-                and all(store.completion() is not None for store in leaves.values())
-            ):
-                logger.info("Every step of %r is cached; returning the stored data.", self.name)
-            else:
-                await self._execute(run_store, stores, show_progress, _max_generator_batches)
-        finally:
-            await asyncio.to_thread(run_store.close)
-        return Distiset.from_stores(
-            leaves, enable_metadata=self.enable_metadata, pipeline_path=pipeline_path
-        )
+        # `datasets`' own tqdm bars would print across the progress display.
+        with quiet_datasets_progress():
+            try:
+                pipeline_path = run_store.submit_config(self.dump())
+                if (
+                    use_cache
+                    and _max_generator_batches is None
+                    and all(store.completion() is not None for store in leaves.values())
+                ):
+                    logger.info("Every step of %r is cached; returning the stored data.", self.name)
+                else:
+                    await self._execute(run_store, stores, show_progress, _max_generator_batches)
+            finally:
+                await asyncio.to_thread(run_store.close)
+            tables = {name: stored_table(store) for name, store in leaves.items()}
+            failed = count_failed_rows(self._stores_that_can_fail(stores), tables)
+            distiset = Distiset.from_tables(
+                tables,
+                enable_metadata=self.enable_metadata,
+                pipeline_path=pipeline_path,
+                failed_rows=failed,
+            )
+        _log_failures(self.name, failed)
+        return distiset
+
+    def _stores_that_can_fail(self, stores: dict[str, StepStore]) -> dict[str, StepStore]:
+        """The stores of the steps that record failed rows (all but plain generators, which
+        stop the run when they fail), in pipeline order."""
+        return {
+            name: stores[name]
+            for name in self.dag.topological_order()
+            if isinstance(self.dag.steps[name], _Task)
+            or not isinstance(self.dag.steps[name], GeneratorStep)
+        }
 
     async def _execute(
         self,
@@ -310,6 +333,20 @@ class Pipeline(_Serializable):
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, steps={list(self.dag.steps)})"
+
+
+def _log_failures(name: str, failed: FailedRows) -> None:
+    """One warning at the end of a run that failed on some rows."""
+    if not failed:
+        return
+    logger.warning(
+        "Pipeline %r: %s of %s output rows failed; each keeps its error in the "
+        "`potstill_metadata` column, and `distiset.failed_rows` has the counts. %s",
+        name,
+        f"{failed.total:,}",
+        f"{failed.total_rows:,}",
+        "; ".join(failed.describe()),
+    )
 
 
 def _params(params: Optional[Params], parameters: Optional[Params]) -> Params:
