@@ -7,6 +7,7 @@ import contextvars
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -27,7 +28,14 @@ from potstill.steps.tasks.base import _Task
 from potstill.utils.datasets_progress import quiet_datasets_progress
 from potstill.utils.logging import setup_logging
 from potstill.utils.portal import run_sync
-from potstill.utils.serialization import TYPE_INFO_KEY, _Serializable, resolve_class
+from potstill.utils.serialization import (
+    TYPE_INFO_KEY,
+    SaveFormats,
+    _Serializable,
+    defined_where,
+    importable_module_advice,
+    resolve_class,
+)
 
 logger = logging.getLogger("potstill.pipeline")
 
@@ -289,6 +297,39 @@ class Pipeline(_Serializable):
 
     # -- serialization -------------------------------------------------------------------
 
+    def save(
+        self,
+        path: Union[str, os.PathLike[str], None] = None,
+        format: SaveFormats = "json",
+        dump: Optional[dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> Path:
+        """Writes the pipeline to a JSON or YAML file (for `from_file` or the CLI).
+
+        Warns when a step (or its LLM) is a class defined in the running script or inside a
+        function: the file names it, but no other program can load it from there.
+
+        Args:
+            path: the file to write; a path without a suffix is treated as a directory and
+                gets `potstill-file.<format>` inside it. Defaults to the current directory.
+            format: `"json"` or `"yaml"`.
+            dump: a dump to write instead of `self.dump()`.
+            **kwargs: passed to `dump()`.
+
+        Returns:
+            The path written.
+        """
+        data = dump if dump is not None else self.dump(**kwargs)
+        for step, class_name, where in _unloadable_classes(data):
+            warnings.warn(
+                f"Step {step!r} uses class {class_name}, defined {where}: the saved file "
+                "names it, but `potstill pipeline run` and other programs cannot load it "
+                f"from there. {importable_module_advice(class_name)}",
+                UserWarning,
+                stacklevel=2,
+            )
+        return super().save(path, format, dump=data)
+
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """The pipeline as a dict: its steps (with their LLMs) and connections."""
         return {
@@ -333,6 +374,28 @@ class Pipeline(_Serializable):
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, steps={list(self.dag.steps)})"
+
+
+def _unloadable_classes(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(step name, class name, where it was defined) for each class in a pipeline dump that
+    only the program that defined it can load."""
+    found = []
+    for entry in data.get("pipeline", {}).get("steps", []):
+        for info in _type_infos(entry.get("step")):
+            where = defined_where(str(info.get("module")), str(info.get("name")))
+            if where is not None:
+                found.append((str(entry.get("name")), str(info["name"]).split(".")[-1], where))
+    return found
+
+
+def _type_infos(value: Any) -> list[dict[str, str]]:
+    """Every `type_info` in a (nested) dump."""
+    if isinstance(value, list):
+        return [info for item in value for info in _type_infos(item)]
+    if not isinstance(value, dict):
+        return []
+    infos = [value[TYPE_INFO_KEY]] if isinstance(value.get(TYPE_INFO_KEY), dict) else []
+    return infos + [info for item in value.values() for info in _type_infos(item)]
 
 
 def _log_failures(name: str, failed: FailedRows) -> None:
