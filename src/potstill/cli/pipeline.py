@@ -204,7 +204,7 @@ def run(
             for line in failed.describe():
                 stdout.print(line, markup=False)
         if too_many:
-            _report_failed_rows(failed, limit, target, pushed=repo_id)
+            _report_failed_rows(failed, limit, target, repo_id)
             raise typer.Exit(code=EXIT_FAILED_ROWS)
         if repo_id:
             distiset.push_to_hub(repo_id, private=private, token=token)
@@ -259,7 +259,9 @@ def parse_failed_rows_limit(text: str) -> FailedRowsLimit:
     )
 
 
-def _report_failed_rows(failed: Any, limit: FailedRowsLimit, target: Path, pushed: Any) -> None:
+def _report_failed_rows(
+    failed: Any, limit: FailedRowsLimit, target: Path, repo_id: Optional[str]
+) -> None:
     """The red panel of a run that failed on more rows than the limit accepts."""
     allowed = limit.allowed(failed.total_rows)
     message = (
@@ -267,8 +269,8 @@ def _report_failed_rows(failed: Any, limit: FailedRowsLimit, target: Path, pushe
         f"--max-failed-rows {limit.text} accepts {allowed:,}. The datasets were saved to "
         f"{target}, each failed row with its error in the potstill_metadata column."
     )
-    if pushed:
-        message += " Nothing was pushed to the Hub."
+    if repo_id:
+        message += f" Nothing was pushed to {repo_id}."
     print_error(
         _stderr(),
         message,
