@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from potstill.pipeline.failures import FailedRows
 from potstill.pipeline.store import StepStore
 from potstill.steps.tasks.base import METADATA_COLUMN
+from potstill.utils.datasets_progress import quiet_datasets_progress
 
 _PIPELINE_FILE = "pipeline.yaml"
 
@@ -24,6 +26,8 @@ class Distiset(dict):
         pipeline_path: the `pipeline.yaml` describing the run, when there is one.
         log_filename_path: the run's log file, when there is one (potstill logs through
             `logging`, so pipelines do not write one; `create_distiset` can record one).
+        failed_rows: the rows the run failed on, per step and in total (`None` for a
+            Distiset that no run returned, e.g. one loaded from disk).
     """
 
     def __init__(
@@ -31,11 +35,13 @@ class Distiset(dict):
         *args: Any,
         pipeline_path: Optional[Path] = None,
         log_filename_path: Optional[Path] = None,
+        failed_rows: Optional[FailedRows] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline_path = pipeline_path
         self.log_filename_path = log_filename_path
+        self.failed_rows = failed_rows
 
     @classmethod
     def from_stores(
@@ -54,25 +60,43 @@ class Distiset(dict):
         Returns:
             The Distiset.
         """
-        import pyarrow as pa
+        tables = {name: stored_table(store) for name, store in stores.items()}
+        return cls.from_tables(tables, enable_metadata, pipeline_path)
+
+    @classmethod
+    def from_tables(
+        cls,
+        tables: dict[str, Any],
+        enable_metadata: bool = True,
+        pipeline_path: Optional[Path] = None,
+        failed_rows: Optional[FailedRows] = None,
+    ) -> Distiset:
+        """Builds the datasets from the leaf steps' output tables.
+
+        Args:
+            tables: leaf step name -> its output as a `pyarrow.Table`.
+            enable_metadata: keep the `potstill_metadata` column.
+            pipeline_path: the run's `pipeline.yaml`.
+            failed_rows: the run's failed rows.
+
+        Returns:
+            The Distiset.
+        """
         from datasets import Dataset, DatasetDict
 
-        distiset = cls(pipeline_path=pipeline_path)
-        for name, store in stores.items():
-            tables = [t for t in store.read_all_tables() if t.num_columns]
-            table = (
-                pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
-            )
+        distiset = cls(pipeline_path=pipeline_path, failed_rows=failed_rows)
+        for name, table in tables.items():
             if not enable_metadata and METADATA_COLUMN in table.column_names:
                 table = table.drop_columns([METADATA_COLUMN])
-            key = "default" if len(stores) == 1 else name
+            key = "default" if len(tables) == 1 else name
             distiset[key] = DatasetDict({"train": Dataset(table)})
         return distiset
 
     def save_to_disk(
         self, distiset_path: Union[str, Path], save_pipeline_config: bool = True, **kwargs: Any
     ) -> Path:
-        """Saves every dataset (and the pipeline config) under a directory.
+        """Saves every dataset (and the pipeline config) under a directory, without
+        `datasets`' progress bars.
 
         Args:
             distiset_path: the directory to write; each config goes in a sub-directory.
@@ -84,8 +108,9 @@ class Distiset(dict):
         """
         root = Path(distiset_path)
         root.mkdir(parents=True, exist_ok=True)
-        for name, dataset_dict in self.items():
-            dataset_dict.save_to_disk(str(root / name), **kwargs)
+        with quiet_datasets_progress():
+            for name, dataset_dict in self.items():
+                dataset_dict.save_to_disk(str(root / name), **kwargs)
         if save_pipeline_config and self.pipeline_path and Path(self.pipeline_path).exists():
             shutil.copyfile(self.pipeline_path, root / _PIPELINE_FILE)
         return root
@@ -232,3 +257,11 @@ def _read_json(path: Path) -> Any:
 
 
 _DATA_READERS = {".parquet": _read_parquet, ".arrow": _read_arrow, ".jsonl": _read_json}
+
+
+def stored_table(store: StepStore) -> Any:
+    """Every batch a step stored, as one `pyarrow.Table` (columns unified across batches)."""
+    import pyarrow as pa
+
+    tables = [t for t in store.read_all_tables() if t.num_columns]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})

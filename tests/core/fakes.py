@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from collections import defaultdict
 from typing import Any, ClassVar, List, Optional
 
 import numpy as np
@@ -270,3 +271,40 @@ class RecordingStep(Step):
         self._pids.add(os.getpid())
         self._batches.append([dict(row) for row in inputs])
         yield [{**row, "copy": row["instruction"]} for row in inputs]
+
+
+class RecordingProgress:
+    """Stands in for the rich display (always on): keeps every change per step, in order."""
+
+    instances: ClassVar[list[RecordingProgress]] = []
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = True
+        self.totals: dict[str, Optional[int]] = {}
+        self.changes: dict[str, list[int]] = defaultdict(list)
+        self._lock = threading.Lock()
+        RecordingProgress.instances.append(self)
+
+    def start(self, steps: dict[str, Optional[int]]) -> None:
+        self.totals = dict(steps)
+
+    def advance(self, step: str, rows: int) -> None:
+        with self._lock:
+            self.changes[step].append(rows)
+
+    def shown(self, step: str) -> int:
+        with self._lock:
+            return sum(self.changes[step])
+
+    def running_totals(self, step: str) -> list[int]:
+        totals, shown = [], 0
+        for change in self.changes[step]:
+            shown += change
+            totals.append(shown)
+        return totals
+
+    def finish(self, step: str) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass

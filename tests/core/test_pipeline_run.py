@@ -293,7 +293,7 @@ def test_failed_generations_are_logged_with_their_dataset_row(
     assert train["generation"][5] is None
     assert train["generation"][4] == "Echo: row 4"
     assert "500" in train[5][METADATA_COLUMN][f"error_{generate.name}"]
-    [failure] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    [failure] = [r.getMessage() for r in caplog.records if r.name.startswith("potstill.llm")]
     assert "row 5" in failure
 
 
@@ -309,8 +309,66 @@ def test_sync_llm_failures_are_logged_with_their_dataset_row(
         train = pipeline.run()["default"]["train"]
 
     assert train["generation"] == ["a #0", "b #0", "c #0", None, "e #0"]
-    [failure] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    [failure] = [r.getMessage() for r in caplog.records if r.name.startswith("potstill.llm")]
     assert "row 3" in failure
+
+
+# -- failed rows ------------------------------------------------------------------------------------
+
+
+def test_failed_rows_counts_every_row_a_rejected_key_failed(
+    openai_env: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline, generate = openai_pipeline(name="wrong-key")
+    generate.llm.api_key = "sk-not-the-right-one"  # type: ignore[assignment]
+
+    with caplog.at_level(logging.WARNING, logger="potstill"):
+        distiset = pipeline.run()
+
+    failed = distiset.failed_rows
+    assert failed == {generate.name: 4}
+    assert (failed.total, failed.total_rows) == (4, 4)
+    assert failed.rows == {generate.name: 4}
+    assert "401" in failed.examples[generate.name]
+    assert failed.describe()[0].startswith(f"{generate.name}: 4 of 4 rows failed (first error:")
+    [summary] = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "potstill.pipeline" and "output rows failed" in r.getMessage()
+    ]
+    assert "4 of 4 output rows failed" in summary and generate.name in summary
+    assert "sk-not-the-right-one" not in caplog.text
+
+    # A fully cached re-run reports the same counts (read from the stored batches).
+    assert pipeline.run().failed_rows == {generate.name: 4}
+
+
+def test_failed_rows_counts_rows_of_a_batch_a_step_raised_on() -> None:
+    with Pipeline(name="fragile-count", enable_metadata=False) as pipeline:
+        load = LoadDataFromDicts(
+            data=[{"instruction": t} for t in ("a", "b", "crash", "d")], batch_size=2
+        )
+        load >> Fragile(name="fragile", input_batch_size=2)
+
+    distiset = pipeline.run()
+
+    assert METADATA_COLUMN not in distiset["default"]["train"].column_names
+    assert distiset.failed_rows == {"fragile": 2}
+    assert (distiset.failed_rows.total, distiset.failed_rows.total_rows) == (2, 4)
+
+
+def test_a_run_without_failures_has_empty_failed_rows(
+    openai_env: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline, generate = openai_pipeline(name="no-failures")
+
+    with caplog.at_level(logging.WARNING, logger="potstill"):
+        distiset = pipeline.run()
+
+    assert distiset.failed_rows == {} and not distiset.failed_rows
+    assert (distiset.failed_rows.total, distiset.failed_rows.total_rows) == (0, 4)
+    assert distiset.failed_rows.rows[generate.name] == 4
+    assert not [r for r in caplog.records if r.name == "potstill.pipeline"]
 
 
 class BrokenGenerator(GeneratorStep):

@@ -343,3 +343,56 @@ def test_yaml_is_read_with_the_safe_loader(tmp_path: Path) -> None:
 
     with pytest.raises(yaml.YAMLError):
         LLM.from_yaml(path)
+
+
+# -- classes only their own program can load ------------------------------------------------------
+
+
+def test_refusals_never_name_private_classes() -> None:
+    openai = {"module": "potstill.llms.openai", "name": "OpenAILLM"}
+    with pytest.raises(UnsafeConfigError) as info:
+        _Step.from_dict({"type_info": openai})
+
+    assert "which is not a potstill step" in str(info.value)
+    assert "_Step" not in str(info.value)
+
+
+def test_a_class_missing_from_its_module_is_named_without_private_names() -> None:
+    missing = {"module": "potstill.steps", "name": "NoSuchStep"}
+    with pytest.raises(UnsafeConfigError) as info:
+        _Step.from_dict({"type_info": missing})
+
+    assert "'NoSuchStep'" in str(info.value) and "'potstill.steps'" in str(info.value)
+    assert "_Step" not in str(info.value)
+
+
+def test_saving_warns_about_a_class_defined_inside_a_function(tmp_path: Path) -> None:
+    class LocalLLM(EchoLLM):
+        pass
+
+    with Pipeline(name="local-class") as pipeline:
+        LoadDataFromDicts(data=[{"instruction": "hi"}]) >> TextGeneration(
+            name="gen", llm=LocalLLM()
+        )
+
+    with pytest.warns(UserWarning) as caught:
+        pipeline.save(tmp_path / "p.yaml", format="yaml")
+
+    [warning] = [str(w.message) for w in caught]
+    assert "Step 'gen' uses class LocalLLM, defined inside a function" in warning
+    assert "test_saving_warns_about_a_class_defined_inside_a_function" in warning
+    assert "--allow-module my_steps" in warning
+    # Another program, which has no such class, is told the same.
+    gone = {"module": __name__, "name": "make_steps.<locals>.Gone"}
+    with pytest.raises(UnsafeConfigError) as info:
+        LLM.from_dict({"type_info": gone}, allowed_modules=[__name__])
+    assert f"defined inside a function (`{__name__}.make_steps`)" in str(info.value)
+    assert "--allow-module my_steps" in str(info.value)
+
+
+def test_saving_a_pipeline_of_importable_classes_does_not_warn(tmp_path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pipeline().save(tmp_path / "p.json")

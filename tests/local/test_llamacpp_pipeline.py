@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from tests.core.fakes import RecordingProgress
 
 from potstill.llms import AsyncLLM, LlamaCppLLM
 from potstill.llms.llamacpp import EMBEDDED_MODEL_FILENAME
@@ -120,3 +121,26 @@ def test_generation_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> 
     assert probe.answered_at and max(probe.answered_at) < calls[0]["end"]
     assert distiset[hosted.name]["train"]["generation"] == ["ok", "ok"]
     assert all(distiset[local.name]["train"]["generation"])
+
+
+def test_the_display_moves_with_each_input_llamacpp_finishes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import potstill.pipeline.base as pipeline_base
+    from potstill.utils import batch_progress
+
+    monkeypatch.setattr(pipeline_base, "Progress", RecordingProgress)
+    monkeypatch.setattr(batch_progress, "_MIN_INTERVAL_S", 0.0)
+    RecordingProgress.instances.clear()
+    with Pipeline(name="llamacpp-progress") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": f"Say {n}."} for n in range(3)])
+        generate = TextGeneration(llm=LlamaCppLLM(n_threads=1), input_batch_size=3)
+        load >> generate
+
+    pipeline.run(params={generate.name: {"llm": {"generation_kwargs": TINY}}})
+
+    [progress] = RecordingProgress.instances
+    # One row per finished input while the batch of three runs ([3] if it only counted
+    # when the batch was done), and exactly three in the end.
+    assert [change for change in progress.changes[generate.name] if change] == [1, 1, 1]
+    assert progress.shown(generate.name) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,9 @@ app = typer.Typer(
 )
 
 DEFAULT_OUTPUT_ROOT = Path("potstill-data")
+# The exit code of a run that failed on more rows than --max-failed-rows accepts (1 is for
+# mistakes in the command or the config, 130 for Ctrl+C).
+EXIT_FAILED_ROWS = 2
 
 ConfigOption = Annotated[
     str,
@@ -159,6 +163,17 @@ def run(
             show_default=False,
         ),
     ] = None,
+    max_failed_rows: Annotated[
+        str,
+        typer.Option(
+            "--max-failed-rows",
+            metavar="N|N%",
+            help="How many output rows may fail (rows whose potstill_metadata holds an "
+            "error), as a count or a share of the rows, e.g. 10 or 5%. With more, the "
+            "datasets are still saved but the command exits with code 2 (and pushes "
+            "nothing).",
+        ),
+    ] = "0",
 ) -> None:
     """Run a pipeline from a config file and save the datasets it produces.
 
@@ -169,6 +184,7 @@ def run(
 
     stdout = _stdout()
     with _user_errors():
+        limit = parse_failed_rows_limit(max_failed_rows)
         params = parse_runtime_parameters(param or [])
         pipeline = load_pipeline(config, allowed_modules=allow_module or [])
         if param:
@@ -182,9 +198,86 @@ def run(
         )
         _save(distiset, target)
         stdout.print(run_summary(distiset, target))
+        failed = distiset.failed_rows
+        too_many = failed is not None and failed.total > limit.allowed(failed.total_rows)
+        if failed:
+            for line in failed.describe():
+                stdout.print(line, markup=False)
+        if too_many:
+            _report_failed_rows(failed, limit, target, repo_id)
+            raise typer.Exit(code=EXIT_FAILED_ROWS)
         if repo_id:
             distiset.push_to_hub(repo_id, private=private, token=token)
             stdout.print(f"Pushed to https://huggingface.co/datasets/{repo_id}", markup=False)
+
+
+class FailedRowsLimit:
+    """What `--max-failed-rows` accepts: a number of rows, or a share of them.
+
+    Args:
+        text: the option as given.
+        count: the most rows, when given as a number.
+        share: the largest share of rows (0-1), when given as a percentage.
+    """
+
+    def __init__(self, text: str, count: Optional[int] = None, share: Optional[float] = None):
+        self.text = text
+        self.count = count
+        self.share = share
+
+    def allowed(self, rows: int) -> int:
+        """The most failed rows accepted out of `rows`."""
+        if self.share is not None:
+            return math.floor(self.share * rows + 1e-9)
+        return self.count or 0
+
+
+def parse_failed_rows_limit(text: str) -> FailedRowsLimit:
+    """Reads `--max-failed-rows`: `N` (rows) or `N%` (a share of the output rows).
+
+    Args:
+        text: the option's value.
+
+    Returns:
+        The limit.
+    """
+    value = text.strip()
+    try:
+        if value.endswith("%"):
+            share = float(value[:-1]) / 100
+            if 0 <= share <= 1:
+                return FailedRowsLimit(value, share=share)
+        else:
+            count = int(value)
+            if count >= 0:
+                return FailedRowsLimit(value, count=count)
+    except ValueError:
+        pass
+    raise PotstillUserError(
+        f"--max-failed-rows {text!r} is not a number of rows or a percentage: give e.g. "
+        "--max-failed-rows 10 (rows) or --max-failed-rows 5% (of the output rows)."
+    )
+
+
+def _report_failed_rows(
+    failed: Any, limit: FailedRowsLimit, target: Path, repo_id: Optional[str]
+) -> None:
+    """The red panel of a run that failed on more rows than the limit accepts."""
+    allowed = limit.allowed(failed.total_rows)
+    message = (
+        f"{failed.total:,} of {failed.total_rows:,} output rows failed; "
+        f"--max-failed-rows {limit.text} accepts {allowed:,}. The datasets were saved to "
+        f"{target}, each failed row with its error in the potstill_metadata column."
+    )
+    if repo_id:
+        message += f" Nothing was pushed to {repo_id}."
+    print_error(
+        _stderr(),
+        message,
+        "Fix the cause and run again with --ignore-cache (a plain re-run reuses the stored "
+        "batches, failed rows included). To accept some failures, pass --max-failed-rows N "
+        "or N%.",
+    )
 
 
 def _check_output(target: Path, names: list[str]) -> None:
@@ -207,19 +300,7 @@ def _save(distiset: Any, target: Path) -> None:
         stale = target / str(name)
         if stale.is_dir():  # a dataset an earlier run saved (checked above)
             shutil.rmtree(stale)
-    from datasets.utils.tqdm import (
-        are_progress_bars_disabled,
-        disable_progress_bars,
-        enable_progress_bars,
-    )
-
-    was_disabled = are_progress_bars_disabled()
-    disable_progress_bars()  # the summary table says what was saved
-    try:
-        distiset.save_to_disk(target)
-    finally:
-        if not was_disabled:
-            enable_progress_bars()
+    distiset.save_to_disk(target)  # quietly: the summary table says what was saved
 
 
 @app.command("info")

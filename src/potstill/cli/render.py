@@ -18,6 +18,7 @@ from potstill.cli.params import is_secret_name
 from potstill.llms.base import LLM
 from potstill.mixins.runtime_parameters import RuntimeParametersMixin
 from potstill.pipeline import Pipeline
+from potstill.pipeline.failures import errors_in
 from potstill.steps.tasks.base import METADATA_COLUMN
 from potstill.utils.fields import is_secret_field
 
@@ -192,22 +193,10 @@ def run_summary(distiset: Any, output: Optional[Path]) -> Table:
 
 
 def _failed_rows(dataset: Any) -> int:
-    """Rows whose `potstill_metadata` records an error for any task."""
+    """Rows whose `potstill_metadata` records an error for any step."""
     if METADATA_COLUMN not in dataset.column_names:
         return 0
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    column = dataset.data.column(METADATA_COLUMN).combine_chunks()
-    if not pa.types.is_struct(column.type):
-        return 0
-    failed = None
-    for index in range(column.type.num_fields):
-        if not column.type.field(index).name.startswith("error_"):
-            continue
-        has_error = pc.is_valid(column.field(index))
-        failed = has_error if failed is None else pc.or_(failed, has_error)
-    return 0 if failed is None else int(pc.sum(failed).as_py() or 0)
+    return errors_in(dataset.data.column(METADATA_COLUMN))[0]
 
 
 def print_error(console: Console, message: str, hint: Optional[str] = None) -> None:

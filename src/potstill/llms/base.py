@@ -55,6 +55,7 @@ from potstill.mixins.runtime_parameters import (
     assigning_place,
 )
 from potstill.typing import ChatType
+from potstill.utils.batch_progress import current_batch_progress
 from potstill.utils.docstring import parse_google_docstring
 from potstill.utils.fields import without_execution_fields
 from potstill.utils.imports import require
@@ -309,6 +310,9 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         missing = [index for index, result in enumerate(results) if result is None]
         for _ in range(len(inputs) - len(missing)):
             self._usage.record_cached()
+        progress = current_batch_progress()
+        if progress is not None and len(missing) < len(inputs):
+            progress.add(len(inputs) - len(missing))
         if missing:
             fresh = self._generate_isolated(
                 [inputs[i] for i in missing], num_generations, row_offset, kwargs, missing
@@ -326,8 +330,14 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         kwargs: dict[str, Any],
         rows: Optional[list[int]] = None,
     ) -> list[Generations]:
-        """Calls `generate`; a batch that fails is retried input by input."""
+        """Calls `generate`; a batch that fails is retried input by input.
+
+        Each call ends with exactly its inputs counted in the batch's progress, whatever
+        `generate` reported itself; a call that fails takes its reports back before its
+        inputs are retried."""
         rows = rows if rows is not None else list(range(len(inputs)))
+        progress = current_batch_progress()
+        start = progress.done if progress is not None else 0.0
         try:
             # One call at a time per instance: local models are not thread-safe, and one
             # instance may serve several tasks, each in its own worker thread.
@@ -339,6 +349,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
                     f"`generate` returned {len(results)} outputs for {len(inputs)} inputs."
                 )
         except Exception as error:
+            if progress is not None:
+                progress.settle(start if len(inputs) > 1 else start + len(inputs))
             if len(inputs) <= 1:
                 return [self._failed(num_generations, error, row_offset + rows[0])] * len(inputs)
             return [
@@ -357,6 +369,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
                 self._usage.record_failure(result.errors[0] or "")
             else:
                 self._usage.record_success(result)
+        if progress is not None:
+            progress.settle(start + len(inputs))
         return results
 
     def cache_identity(self) -> dict[str, Any]:
@@ -655,8 +669,10 @@ class AsyncLLM(LLM):
     ) -> list[Generations]:
         self._ensure_loaded("generate")
         num_generations = _positive_int("num_generations", num_generations)
-        batch = _RequestContext(self)
-        if self.generation_spec().native_num_generations:
+        native = self.generation_spec().native_num_generations
+        # Each request reports its share of an input to the batch's progress.
+        batch = _RequestContext(self, 1.0 if native else 1.0 / num_generations)
+        if native:
             calls = [
                 self._request(batch, single, num_generations, kwargs, row_offset + index)
                 for index, single in enumerate(inputs)
@@ -693,10 +709,14 @@ class AsyncLLM(LLM):
             cached = _lookup(stores, key, row)
             if cached is not None:
                 batch.usage.record_cached()
+                if batch.progress is not None:
+                    batch.progress.add(batch.share)
                 return cached
         generations = await self._send(batch, input, num_generations, kwargs, row)
         if key is not None:
             _remember(stores, key, row, generations)
+        if batch.progress is not None:
+            batch.progress.add(batch.share)
         return generations
 
     async def _send(
@@ -889,9 +909,20 @@ class _RequestContext:
     """What every request of one `agenerate_outputs` call needs, looked up once per batch
     (pydantic private attributes are slow to read on a hot path)."""
 
-    __slots__ = ("agenerate", "identity", "limiter", "semaphore", "stores", "usage")
+    __slots__ = (
+        "agenerate",
+        "identity",
+        "limiter",
+        "progress",
+        "semaphore",
+        "share",
+        "stores",
+        "usage",
+    )
 
-    def __init__(self, llm: AsyncLLM) -> None:
+    def __init__(self, llm: AsyncLLM, share: float = 1.0) -> None:
+        self.progress = current_batch_progress()
+        self.share = share  # of an input, that one request is
         self.stores = llm._response_stores()
         self.identity = llm.cache_identity() if self.stores else None
         self.limiter = llm._rate_limiter()

