@@ -568,3 +568,45 @@ def test_an_input_mapping_reads_a_column_under_the_tasks_name_and_keeps_its_own_
     # The next step received `prompt` and `answer` (seen under its own input name).
     received = record._batches[0][0]
     assert (received["instruction"], received["answer"]) == ("first", "first #0")
+
+
+class SecondGenerationFails(EchoLLM):
+    """Answers every first generation; the second fails for inputs that say "flaky"."""
+
+    def generate(self, inputs: list[Any], num_generations: int = 1, **kwargs: Any) -> Any:
+        from potstill.llms.typing import Generations
+
+        outputs = []
+        for messages in inputs:
+            text = messages[-1]["content"]
+            parts = [Generations.from_request([f"echo: {text}"])]
+            if num_generations > 1:
+                parts.append(
+                    Generations.failed(1, "boom")
+                    if "flaky" in text
+                    else Generations.from_request([f"again: {text}"])
+                )
+            outputs.append(Generations.concat(parts))
+        return outputs
+
+
+@pytest.mark.parametrize("group_generations", [True, False])
+def test_failed_rows_count_a_row_only_when_one_of_its_generations_failed(
+    group_generations: bool,
+) -> None:
+    with Pipeline(name=f"grouped-failures-{group_generations}") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": t} for t in ("fine", "flaky", "ok")])
+        generate = TextGeneration(
+            llm=SecondGenerationFails(),
+            num_generations=2,
+            group_generations=group_generations,
+        )
+        load >> generate
+
+    failed = pipeline.run().failed_rows
+
+    # Grouped: one row per input, failed when either generation failed. Ungrouped: one row
+    # per generation.
+    assert failed == {generate.name: 1}
+    assert failed.examples[generate.name] == "boom"
+    assert failed.total_rows == (3 if group_generations else 6)

@@ -128,15 +128,32 @@ def errors_in(metadata: Any, step: Optional[str] = None) -> tuple[int, Optional[
         if field not in names or not field.startswith(_ERROR_PREFIX):
             continue
         values = pc.struct_field(metadata, field)
-        present = pc.is_valid(values)
+        present = _holds_error(values)
         flags = present if flags is None else pc.or_(flags, present)
     if flags is None:
         return 0, None
     count = int(pc.sum(flags).as_py() or 0)
     example = None
     if step is not None and count and values is not None:
-        example = str(pc.filter(values, flags)[0].as_py())
+        first = pc.filter(values, flags)[0].as_py()
+        if isinstance(first, list):  # grouped generations: one error (or None) each
+            first = next(error for error in first if error is not None)
+        example = str(first)
     return count, example
+
+
+def _holds_error(values: Any) -> Any:
+    """Per row, whether an error column holds an error: a message, or (for grouped
+    generations) a list with at least one message among its `None`s."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_list(values.type) or pa.types.is_large_list(values.type)):
+        return pc.is_valid(values)
+    return pa.array(
+        [bool(row) and any(error is not None for error in row) for row in values.to_pylist()],
+        type=pa.bool_(),
+    )
 
 
 def _shorten(text: str) -> str:
