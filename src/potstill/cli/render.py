@@ -60,7 +60,7 @@ def _steps_table(pipeline: Pipeline) -> Table:
         llm = getattr(step, "llm", None)
         llm_text = f"{type(llm).__name__} ({_model_name(llm)})" if isinstance(llm, LLM) else "-"
         inputs = ", ".join(step.input_columns()) or "-"
-        outputs = ", ".join(step.output_columns()) or "-"
+        outputs = ", ".join(step.get_outputs()) or "-"
         table.add_row(
             escape(name), type(step).__name__, escape(llm_text), escape(f"{inputs} -> {outputs}")
         )
