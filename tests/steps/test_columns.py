@@ -172,7 +172,11 @@ def test_expand_columns_gives_each_element_a_row() -> None:
 
 def test_expand_columns_edge_rows() -> None:
     step = ExpandColumns(columns=["generation"])
-    rows = [{"id": 0, "generation": []}, {"id": 1, "generation": None}, {"id": 2, "generation": ["x"]}]
+    rows = [
+        {"id": 0, "generation": []},
+        {"id": 1, "generation": None},
+        {"id": 2, "generation": ["x"]},
+    ]
 
     assert first(step, rows) == [{"id": 1, "generation": None}, {"id": 2, "generation": "x"}]
     assert first(step, []) == []

@@ -66,7 +66,12 @@ def test_text_generation_sft_builds_the_conversation() -> None:
 
 
 def test_chat_generation_sft_appends_the_generation() -> None:
-    conversation = [{"role": "system", "content": "S"}, user("Hi"), assistant("Hello"), user("2+2?")]
+    conversation = [
+        {"role": "system", "content": "S"},
+        user("Hi"),
+        assistant("Hello"),
+        user("2+2?"),
+    ]
 
     out = first(FormatChatGenerationSFT(), [{"messages": conversation, "generation": "4"}])[0]
 
