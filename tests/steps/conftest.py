@@ -11,12 +11,17 @@ from tests.fake_hub import FakeHub
 
 @pytest.fixture(autouse=True)
 def datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """`datasets` writes what it loads under a temporary directory, not the user's cache."""
+    """`datasets` writes what it loads under a temporary directory, not the user's cache,
+    and the Hub is off (`HF_HUB_OFFLINE` is read once, when `huggingface_hub` is imported,
+    which may be before the suite's environment sets it): only `fake_hub` turns it on."""
     from datasets import config
+    from huggingface_hub import constants
 
     cache = tmp_path / "hf-datasets"
     monkeypatch.setattr(config, "HF_DATASETS_CACHE", cache)
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    monkeypatch.setattr(config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     return cache
 
 

@@ -47,6 +47,7 @@ class _DatasetLoader(GeneratorStep, ABC):
     _dataset: Any = PrivateAttr(default=None)
     _opened_for: Optional[tuple[tuple[str, str], ...]] = PrivateAttr(default=None)
     _columns: list[str] = PrivateAttr(default_factory=list)
+    _columns_for: Optional[tuple[tuple[str, str], ...]] = PrivateAttr(default=None)
     _total: Optional[int] = PrivateAttr(default=None)
 
     @abstractmethod
@@ -54,8 +55,9 @@ class _DatasetLoader(GeneratorStep, ABC):
         """Whether the settings say where the data is (else the step cannot open it yet)."""
 
     @abstractmethod
-    def _open(self) -> Any:
-        """Opens the dataset: a `Dataset` or an `IterableDataset`, not yet limited."""
+    def _open(self, streaming: bool) -> Any:
+        """Opens the dataset, not yet limited: a `Dataset`, or an `IterableDataset` when
+        `streaming` (a loader that cannot stream may ignore it)."""
 
     # -- opening -------------------------------------------------------------------------
 
@@ -66,34 +68,56 @@ class _DatasetLoader(GeneratorStep, ABC):
             if name not in _NOT_SOURCE
         )
 
-    def _ensure_open(self) -> Any:
-        settings = self._settings()
-        if self._dataset is not None and self._opened_for == settings:
-            return self._dataset
+    def _require_source(self) -> None:
         if not self._source_given():
             raise PotstillUserError(
                 f"Step {self.name!r} does not know what to load yet: set "
                 f"{' / '.join(repr(f) for f in self._source_fields())} (or pass it in "
                 f"`run(params={{{self.name!r}: {{...}}}})`)."
             )
+
+    def _ensure_open(self) -> Any:
+        settings = self._settings()
+        if self._dataset is not None and self._opened_for == settings:
+            return self._dataset
+        self._require_source()
         from datasets import Dataset
 
-        dataset = self._open()
+        dataset = self._open(streaming=bool(getattr(self, "streaming", False)))
         if isinstance(dataset, Dataset):
             if self.num_examples is not None:
                 dataset = dataset.select(range(min(self.num_examples, len(dataset))))
             total: Optional[int] = len(dataset)
-            columns = list(dataset.column_names)
         else:
             total = self._streaming_size(dataset)
             if self.num_examples is not None:
                 dataset = dataset.take(self.num_examples)
                 total = self.num_examples if total is None else min(total, self.num_examples)
-            columns = list(dataset.column_names or next(iter(dataset.take(1)), {}))
-        self._dataset, self._opened_for = dataset, settings
-        self._columns, self._total = columns, total
-        self._check_output_mappings()
+        self._dataset, self._opened_for, self._total = dataset, settings, total
+        self._set_columns(_column_names(dataset), settings)
         return dataset
+
+    def _peek_columns(self) -> list[str]:
+        """The dataset's columns, read from a streamed view (the first rows at most) unless
+        the dataset is open already: the pipeline asks for them before it runs."""
+        settings = self._settings()
+        if self._columns_for != settings:
+            self._require_source()
+            try:
+                columns = _column_names(self._open(streaming=True))
+            except UnicodeDecodeError as error:
+                raise self._undecodable(error) from None
+            self._set_columns(columns, settings)
+        return self._columns
+
+    def _set_columns(self, columns: list[str], settings: tuple[tuple[str, str], ...]) -> None:
+        self._columns, self._columns_for = columns, settings
+        for key in self.output_mappings:
+            if key not in columns:
+                raise PotstillUserError(
+                    f"Step {self.name!r}: `output_mappings` key {key!r} is not a column of the "
+                    f"dataset {columns}. Map one of those instead."
+                )
 
     def _source_fields(self) -> list[str]:
         return []
@@ -105,15 +129,12 @@ class _DatasetLoader(GeneratorStep, ABC):
 
     def _check_mappings(self) -> None:
         # The output columns are the dataset's: `output_mappings` is checked once it is open.
-        return None
-
-    def _check_output_mappings(self) -> None:
-        for key in self.output_mappings:
-            if key not in self._columns:
-                raise PotstillUserError(
-                    f"Step {self.name!r}: `output_mappings` key {key!r} is not a column of the "
-                    f"dataset {self._columns}. Map one of those instead."
-                )
+        if self.input_mappings:
+            raise PotstillUserError(
+                f"Step {self.name!r} reads no columns (it loads them), so it takes no "
+                f"`input_mappings`; got {self.input_mappings}. Use `output_mappings` to rename "
+                "the dataset's columns."
+            )
 
     def _failed(self, what: str, error: BaseException) -> PotstillUserError:
         return PotstillUserError(
@@ -124,11 +145,11 @@ class _DatasetLoader(GeneratorStep, ABC):
 
     @property
     def outputs(self) -> StepColumns:
-        """The dataset's columns (the dataset is opened to read them)."""
+        """The dataset's columns (read from its first rows; [] until the step knows what to
+        load)."""
         if not self._source_given():
             return []
-        self._ensure_open()
-        return self._columns
+        return self._peek_columns()
 
     def load(self) -> None:
         """Opens the dataset (unless validation already did, with the same settings)."""
@@ -191,6 +212,13 @@ def _batches_of_stream(dataset: Any, size: int) -> GeneratorStepOutput:
     yield batch, True
 
 
+def _column_names(dataset: Any) -> list[str]:
+    names = dataset.column_names
+    if names is None:  # a stream whose features are only known once it is read
+        names = next(iter(dataset.take(1)), {})
+    return list(names)
+
+
 def _rows(columns: dict[str, list[Any]]) -> list[Row]:
     names = list(columns)
     return [dict(zip(names, values)) for values in zip(*columns.values())]
@@ -246,7 +274,7 @@ class LoadDataFromHub(_DatasetLoader):
     def _source_fields(self) -> list[str]:
         return ["repo_id"]
 
-    def _open(self) -> Any:
+    def _open(self, streaming: bool) -> Any:
         from datasets import load_dataset
 
         try:
@@ -255,7 +283,7 @@ class LoadDataFromHub(_DatasetLoader):
                 self.config,
                 split=self.split,
                 revision=self.revision,
-                streaming=self.streaming,
+                streaming=streaming,
                 storage_options=self.storage_options,
             )
         except Exception as error:
@@ -335,7 +363,7 @@ class LoadDataFromFileSystem(_DatasetLoader):
     def _source_fields(self) -> list[str]:
         return ["data_files"]
 
-    def _open(self) -> Any:
+    def _open(self, streaming: bool) -> Any:
         from datasets import load_dataset
 
         location = str(self.data_files)
@@ -352,7 +380,7 @@ class LoadDataFromFileSystem(_DatasetLoader):
                 filetype,
                 data_files={self.split: files},
                 split=self.split,
-                streaming=self.streaming,
+                streaming=streaming,
                 storage_options=self.storage_options,
                 **options,
             )
@@ -360,7 +388,7 @@ class LoadDataFromFileSystem(_DatasetLoader):
             if _caused_by(error, UnicodeDecodeError) and text:
                 raise self._undecodable(None) from None
             raise self._failed(f"{location!r} as {filetype}", error) from error
-        if text and not self.streaming and not _valid_utf8(dataset):
+        if text and not streaming and not _valid_utf8(dataset):
             # pyarrow's JSON reader keeps undecodable bytes; they would fail on first access.
             raise self._undecodable(None)
         return dataset
@@ -429,7 +457,7 @@ class LoadDataFromDisk(_DatasetLoader):
     def _source_fields(self) -> list[str]:
         return ["dataset_path"]
 
-    def _open(self) -> Any:
+    def _open(self, streaming: bool) -> Any:
         from datasets import DatasetDict, load_from_disk
 
         from potstill.distiset import Distiset
