@@ -11,9 +11,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import yaml
+
 from potstill.pipeline.failures import FailedRows
 from potstill.pipeline.store import StepStore
 from potstill.steps.tasks.base import METADATA_COLUMN
+from potstill.utils.card import card_text, size_category
 from potstill.utils.datasets_progress import quiet_datasets_progress
 
 _PIPELINE_FILE = "pipeline.yaml"
@@ -167,20 +170,69 @@ class Distiset(dict):
         generate_card: bool = True,
         **kwargs: Any,
     ) -> None:
-        """Pushes each dataset to the Hugging Face Hub as a config of `repo_id`.
+        """Pushes each dataset to the Hugging Face Hub as a config of `repo_id`, then a
+        dataset card and the run's `pipeline.yaml` beside the data.
+
+        The card (`README.md`) keeps the metadata `datasets` wrote (configs, features, sizes)
+        and says what the pipeline does, how to run it again from its `pipeline.yaml` with
+        `potstill pipeline run --config <url>`, and what a row of each config looks like.
 
         Args:
-            repo_id: the dataset repository.
-            private: create it private.
-            token: the Hub token (defaults to the one `huggingface_hub` finds).
-            generate_card: accepted for distilabel's scripts; potstill writes no dataset
-                card of its own (the Hub's default card lists the configs).
+            repo_id: the dataset repository (created when missing).
+            private: create it private (an existing repository keeps its visibility).
+            token: the Hub token (defaults to the one `huggingface_hub` finds, e.g. `HF_TOKEN`).
+            generate_card: also write the dataset card and `pipeline.yaml`.
             **kwargs: passed to `DatasetDict.push_to_hub`.
         """
         for name, dataset_dict in self.items():
             dataset_dict.push_to_hub(
                 repo_id, config_name=name, private=private, token=token, **kwargs
             )
+        if generate_card:
+            self._push_card(repo_id, token)
+
+    def _push_card(self, repo_id: str, token: Optional[str]) -> None:
+        """Commits the dataset card and `pipeline.yaml` in one commit."""
+        from huggingface_hub import CommitOperationAdd, DatasetCard, DatasetCardData, HfApi
+        from huggingface_hub import constants as hub_constants
+
+        card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+        metadata = card.data.to_dict()
+        rows = max((len(split) for d in self.values() for split in d.values()), default=0)
+        metadata["size_categories"] = size_category(rows)
+        metadata["tags"] = sorted({*(metadata.get("tags") or []), "synthetic", "potstill"})
+        pipeline = None
+        operations = []
+        if self.pipeline_path is not None and Path(self.pipeline_path).exists():
+            config = Path(self.pipeline_path).read_bytes()
+            pipeline = yaml.safe_load(config)
+            operations.append(
+                CommitOperationAdd(path_in_repo=_PIPELINE_FILE, path_or_fileobj=config)
+            )
+        card.data = DatasetCardData(**metadata)
+        card.text = card_text(repo_id, hub_constants.ENDPOINT, pipeline, self._examples())
+        operations.append(
+            CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode())
+        )
+        HfApi(token=token).create_commit(
+            repo_id,
+            operations=operations,
+            commit_message="Add the dataset card and pipeline.yaml",
+            repo_type="dataset",
+        )
+
+    def _examples(self) -> dict[str, dict[str, Any]]:
+        """Config name -> its first row (from `train`, or the first split)."""
+        examples = {}
+        for name, dataset_dict in self.items():
+            split = (
+                dataset_dict["train"]
+                if "train" in dataset_dict
+                else next(iter(dataset_dict.values()), None)
+            )
+            if split is not None and len(split):
+                examples[name] = split[0]
+        return examples
 
     @property
     def configs(self) -> Iterable[str]:

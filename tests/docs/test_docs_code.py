@@ -15,6 +15,7 @@ Blocks marked `local-model` run the embedded model on one CPU thread unless they
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import json
@@ -29,6 +30,7 @@ from typing import Any
 
 import pytest
 from tests.docs.codeblocks import PYTHON, CodeBlock, all_blocks, potstill_commands
+from tests.fake_hub import FakeHub, parquet_bytes
 from tests.fake_server.vertex_generate import service_account_info
 from typer.testing import CliRunner
 
@@ -101,10 +103,35 @@ def _hub_client_reaches_the_loopback_server(
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
 
+_DOCS_HUB: list[FakeHub] = []  # started by the first page that needs it
+
+
+def _fake_hub(workdir: Path, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page reads and pushes Hub datasets: `huggingface_hub` and `datasets` talk to the
+    loopback Hub (`tests/fake_hub`, shared by the page's blocks, so a dataset a block pushes
+    is there for the next), which holds a stand-in of the public dataset the page loads
+    (its columns and split, other rows), with their caches in the page's directory."""
+    if not _DOCS_HUB:
+        hub = FakeHub().start()
+        atexit.register(hub.stop)
+        rows = [
+            {"prompt": f"Question {i}?", "completion": f"Answer {i}.", "meta": {"id": i}}
+            for i in range(10)
+        ]
+        hub.state.add_files(
+            "dataset",
+            "distilabel-internal-testing/instruction-dataset-mini",
+            {"data/test-00000-of-00001.parquet": parquet_bytes(rows)},
+        )
+        _DOCS_HUB.append(hub)
+    _DOCS_HUB[0].point_clients(monkeypatch, workdir / ".hf")
+
+
 # What a page's blocks need besides the environment: page -> setup(workdir, files, monkeypatch).
 PAGE_SETUP: dict[str, Any] = {
     "llms/vertexai.md": _service_account_key_file,
     "llms/inference_endpoints.md": _hub_client_reaches_the_loopback_server,
+    "gallery/steps.md": _fake_hub,
 }
 
 

@@ -85,7 +85,7 @@ def _read_url(url: str) -> dict[str, Any]:
     request = urllib.request.Request(url, headers={"Accept": "application/json, */*"})
     host = urllib.parse.urlparse(url).hostname or ""
     token = os.environ.get("HF_TOKEN")
-    if token and (host == "huggingface.co" or host.endswith(".huggingface.co")):
+    if token and _is_hub_host(host):
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response:
@@ -109,6 +109,13 @@ def _read_url(url: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PotstillUserError(f"Config {url!r} does not hold a pipeline (expected a mapping).")
     return data
+
+
+def _is_hub_host(host: str) -> bool:
+    """Whether `host` is the Hugging Face Hub's (or the `HF_ENDPOINT` the user set), the
+    only hosts `HF_TOKEN` is sent to (for configs in private dataset repositories)."""
+    endpoint = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "")).hostname
+    return host == "huggingface.co" or host.endswith(".huggingface.co") or host == endpoint
 
 
 def _short(error: BaseException) -> str:

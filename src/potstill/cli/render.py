@@ -15,6 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from potstill.cli.params import is_secret_name
+from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
 from potstill.mixins.runtime_parameters import RuntimeParametersMixin
 from potstill.pipeline import Pipeline
@@ -61,11 +62,18 @@ def _steps_table(pipeline: Pipeline) -> Table:
         llm = getattr(step, "llm", None)
         llm_text = f"{type(llm).__name__} ({_model_name(llm)})" if isinstance(llm, LLM) else "-"
         inputs = ", ".join(step.input_columns()) or "-"
-        outputs = ", ".join(step.output_columns()) or "-"
+        outputs = _outputs(step)
         table.add_row(
             escape(name), type(step).__name__, escape(llm_text), escape(f"{inputs} -> {outputs}")
         )
     return table
+
+
+def _outputs(step: Any) -> str:
+    try:
+        return ", ".join(step.get_outputs()) or "-"
+    except PotstillUserError as error:  # a loader whose dataset cannot be read from here
+        return f"? ({error})"
 
 
 def _connections_table(pipeline: Pipeline) -> Table:

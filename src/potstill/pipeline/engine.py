@@ -565,7 +565,7 @@ def _process_sync(step: _Step, data: list[list[Row]], offset: int) -> list[Row]:
 
 
 def _rows_on_failure(step: _Step, rows: list[Row], error: str) -> list[Row]:
-    empty = dict.fromkeys(step.output_columns())
+    empty = dict.fromkeys(step.get_outputs())
     if isinstance(step, _Task):
         empty["model_name"] = None
     failed = []

@@ -162,7 +162,7 @@ def _check_inputs(dag: DAG, step: _Step) -> list[str]:
     available: set[str] = set()
     for ancestor in dag.ancestors(step.name):  # type: ignore[arg-type]
         upstream = dag.steps[ancestor]
-        available.update(upstream.output_columns())
+        available.update(upstream.get_outputs())
         if isinstance(upstream, _Task):
             available.add(METADATA_COLUMN)
     problems = []

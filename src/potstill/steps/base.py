@@ -97,16 +97,17 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
         return {self.input_mappings.get(c, c): req for c, req in _columns(self.inputs).items()}
 
     def output_columns(self) -> list[str]:
-        """Output columns after `output_mappings`."""
-        return [self.output_mappings.get(c, c) for c in _columns(self.outputs)]
+        """Output columns after `output_mappings` (same as `get_outputs`)."""
+        return self.get_outputs()
 
     def get_inputs(self) -> list[str]:
         """distilabel's name: the required and optional input columns after mappings."""
         return list(self.input_columns())
 
     def get_outputs(self) -> list[str]:
-        """distilabel's name: the output columns after mappings."""
-        return self.output_columns()
+        """Output columns after `output_mappings`. (The pipeline calls this one: steps such as
+        `GroupColumns` have a field named `output_columns`.)"""
+        return [self.output_mappings.get(c, c) for c in _columns(self.outputs)]
 
     def verify_inputs_mappings(self) -> None:
         """Checks that every `input_mappings` key is one of the step's `inputs`.
