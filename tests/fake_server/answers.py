@@ -14,6 +14,7 @@ from typing import Any
 
 from .markers import strip_markers
 from .schema_fill import fill_schema
+from .scripted import scripted_answer
 
 CANNED_ANSWERS: dict[str, str] = {
     "what's the capital of spain?": "The capital of Spain is Madrid.",
@@ -142,9 +143,11 @@ def answer_for(
             to match it (implies ``json_mode``).
 
     Returns:
-        The answer text.
+        The answer text: a built-in task's prompt gets its scripted answer (see
+        :mod:`tests.fake_server.scripted`), other prompts :func:`plain_answer`'s.
     """
-    answer = plain_answer(strip_markers(last_user_text(messages)))
+    question = last_user_text(messages)
+    answer = scripted_answer(question) or plain_answer(strip_markers(question))
     if choice_index > 0:
         answer = f"{answer} (sample {choice_index})"
     if json_schema is not None:
