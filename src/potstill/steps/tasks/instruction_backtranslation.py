@@ -31,14 +31,15 @@ _PROMPT = (
     'Explain your rating briefly, then give it on the last line as "Score: <1-5>".'
 )
 
-_SCORE = re.compile(r"\bscore\b\W{0,4}([1-5])\b(?:\s*(?:/|out of)\s*5)?", re.IGNORECASE)
+# "Score: 4", "**Score:** 4/5", "a score of 4 out of 5"; not "Score: 4.5" nor "Score: 45".
+_SCORE = re.compile(r"\bscore\b(?:\s+of)?\W{0,4}([1-5])(?![.,]?\d)", re.IGNORECASE)
 
 
 def parse_rating(output: str) -> tuple[int, Optional[str]]:
     """The score (1-5) and the reason in a rating answer.
 
-    The score is the last "Score: N" (any case, "N/5" allowed); the reason is the text before
-    it, when there is any.
+    The score is the last "Score: N" (any case; "N/5" and "a score of N" too); the reason is
+    the text before it, when there is any.
 
     Args:
         output: the generated text.

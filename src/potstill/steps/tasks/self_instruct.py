@@ -35,7 +35,8 @@ _BULLETED = re.compile(r"^\s*[-*•]\s+(?P<text>.*)$")
 
 
 def parse_queries(output: str) -> list[str]:
-    """The queries in an answer: its numbered items, else its bullet items, else its lines.
+    """The queries in an answer: its numbered items, else its bullet items, else its lines
+    (when there are several).
 
     A preamble or closing line around a numbered or bulleted list is dropped, as are quotes
     and bold markers around an item.
@@ -55,7 +56,9 @@ def parse_queries(output: str) -> list[str]:
         if items:
             break
     else:
-        items = lines
+        # Unlisted lines count only as several: one line alone is not the list asked for
+        # (it is typically a refusal or a remark).
+        items = lines if len(lines) > 1 else []
     queries = [item.strip().strip("\"'`*").strip() for item in items]
     queries = [query for query in queries if query]
     if not queries:
