@@ -74,20 +74,14 @@ class MagpieBase(BaseModel):
     def _check_system_prompts(cls, value: Optional[SystemPrompts]) -> Optional[SystemPrompts]:
         if isinstance(value, (list, dict)) and not value:
             raise ValueError("system_prompt is an empty list or dict: give at least one prompt")
-        if isinstance(value, dict):
-            weighted = [isinstance(item, tuple) for item in value.values()]
-            if any(weighted) and not all(weighted):
+        # (The type allows no dict mixing plain prompts with (prompt, probability) pairs.)
+        if isinstance(value, dict) and all(isinstance(item, tuple) for item in value.values()):
+            total = sum(weight for _, weight in value.values())  # type: ignore[misc]
+            if abs(total - 1.0) > 1e-6:
                 raise ValueError(
-                    "system_prompt mixes plain prompts and (prompt, probability) pairs: give "
-                    "a probability to every prompt or to none"
+                    f"the probabilities of the system_prompt dict add up to {total}, not 1.0: "
+                    "adjust them so that they sum to 1"
                 )
-            if all(weighted):
-                total = sum(weight for _, weight in value.values())  # type: ignore[misc]
-                if abs(total - 1.0) > 1e-6:
-                    raise ValueError(
-                        f"the probabilities of the system_prompt dict add up to {total}, not "
-                        "1.0: adjust them so that they sum to 1"
-                    )
         return value
 
     # -- shared by both tasks -----------------------------------------------------------
