@@ -67,6 +67,14 @@ def test_too_long_evolutions_start_over() -> None:
     assert not any("x" * 100 in last_text(c) for c in llm.conversations)
 
 
+def test_bounds_that_nothing_fits_are_refused_before_any_request() -> None:
+    llm = scripted(ScriptedLLM, grow)
+    generator = EvolInstructGenerator(llm=llm, num_instructions=1, min_length=100, max_length=50)
+    with pytest.raises(ValueError, match="min_length=100 is more than max_length=50"):
+        run(generator)
+    assert llm.calls == []
+
+
 def test_same_seed_same_instructions_and_an_offset_skips_the_emitted_ones() -> None:
     def make() -> EvolInstructGenerator:
         return EvolInstructGenerator(

@@ -115,6 +115,12 @@ class EvolInstructGenerator(GeneratorTask):
         Yields:
             Each round's new instructions, and whether they are the last.
         """
+        if (self.min_length or 0) > (self.max_length or 0):
+            raise PotstillUserError(
+                f"{type(self).__name__} {self.name!r}: min_length={self.min_length} is more than "
+                f"max_length={self.max_length}, so no instruction can fit; lower min_length or "
+                "raise max_length."
+            )
         rng = random.Random(self.seed)
         total = self.num_instructions
         slots: list[Optional[str]] = [None] * total  # None: start the slot afresh
