@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from tests.providers.contract import unload_all
 
-from potstill.llms import mixins
+from potstill.llms.mixins import cuda_device_placement as mixins
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,9 @@ from potstill.llms import (
     InferenceEndpointsLLM,
     LiteLLM,
     TransformersLLM,
-    mixins,
     vLLM,
 )
+from potstill.llms.mixins import cuda_device_placement as mixins
 from potstill.llms.typing import GenerateOutput
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts

@@ -2,7 +2,7 @@
 
 The lists are distilabel 1.1.1's exports (its `__init__` modules, and the modules its docs
 and scripts import from), with `distilabel` replaced by `potstill`. The built-in steps and
-tasks of distilabel's gallery arrive with issue 13 and are listed apart.
+tasks of distilabel's gallery are listed apart, with the three left out on purpose.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ SURFACE: dict[str, list[str]] = {
     "potstill.distiset": ["Distiset", "create_distiset"],
 }
 
-# distilabel 1.1.1's built-in steps and tasks: the gallery that issue 13 builds.
+# distilabel 1.1.1's built-in steps and tasks (its gallery).
 GALLERY: dict[str, list[str]] = {
     "potstill.steps": [
         "CombineColumns",
@@ -97,8 +97,6 @@ GALLERY: dict[str, list[str]] = {
         "KeepColumns",
         "LoadHubDataset",
         "PushToHub",
-        "PreferenceToArgilla",
-        "TextGenerationToArgilla",
     ],
     "potstill.steps.tasks": [
         "ComplexityScorer",
@@ -109,7 +107,6 @@ GALLERY: dict[str, list[str]] = {
         "EvolQuality",
         "Genstruct",
         "InstructionBacktranslation",
-        "PairRM",
         "PrometheusEval",
         "QualityScorer",
         "SelfInstruct",
@@ -133,12 +130,24 @@ def test_name_is_importable(module: str, name: str) -> None:
     assert namespace[name] is getattr(importlib.import_module(module), name)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 13: distilabel's gallery of steps and tasks")
+# Gallery components left out on purpose: PairRM needs `llm-blender` (not on PyPI), and the
+# Argilla steps need an Argilla server. docs/migrating.md says so.
+LEFT_OUT = ["PairRM", "PreferenceToArgilla", "TextGenerationToArgilla"]
+
+
 @pytest.mark.parametrize(("module", "name"), _pairs(GALLERY), ids=_ids(GALLERY))
 def test_gallery_name_is_importable(module: str, name: str) -> None:
     namespace: dict[str, object] = {}
     exec(f"from {module} import {name}", namespace)
-    assert namespace[name] is not None
+    assert namespace[name] is getattr(importlib.import_module(module), name)
+
+
+def test_gallery_components_left_out_are_listed_in_the_migration_guide() -> None:
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "migrating.md").read_text()
+    for name in LEFT_OUT:
+        assert f"`{name}`" in guide, name
 
 
 def test_the_same_objects_behind_every_path() -> None:

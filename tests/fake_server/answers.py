@@ -14,6 +14,7 @@ from typing import Any
 
 from .markers import strip_markers
 from .schema_fill import fill_schema
+from .scripted import scripted_answer
 
 CANNED_ANSWERS: dict[str, str] = {
     "what's the capital of spain?": "The capital of Spain is Madrid.",
@@ -143,12 +144,15 @@ def answer_for(
 
     Returns:
         The answer text: a scripted verdict for a judge task's prompt (see
-        :mod:`tests.fake_server.judges`), else the plain answer.
+        :mod:`tests.fake_server.judges`), a built-in task's prompt gets its scripted answer
+        (see :mod:`tests.fake_server.scripted`), other prompts :func:`plain_answer`'s.
     """
     from .judges import judge_answer  # judges reads CANNED_ANSWERS from this module
 
-    text = last_user_text(messages)
-    answer = judge_answer(text) or plain_answer(strip_markers(text))
+    question = last_user_text(messages)
+    answer = (
+        judge_answer(question) or scripted_answer(question) or plain_answer(strip_markers(question))
+    )
     if choice_index > 0:
         answer = f"{answer} (sample {choice_index})"
     if json_schema is not None:

@@ -17,6 +17,7 @@ from .state import ServerState
 
 PROVIDER_MODULES: list[str] = [
     "openai_chat",
+    "openai_completions",
     "anthropic_messages",
     "cohere_chat",
     "tgi",

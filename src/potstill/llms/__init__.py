@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from potstill.llms.base import LLM, AsyncLLM
-from potstill.llms.mixins import CudaDevicePlacementMixin
+from potstill.llms.mixins.cuda_device_placement import CudaDevicePlacementMixin
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState, TokenUsage
 
 # Class name -> module (relative to this package) that defines it.

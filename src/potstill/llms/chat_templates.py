@@ -9,7 +9,7 @@ applied here explicitly.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from potstill.typing import ChatType
 
@@ -39,7 +39,9 @@ def resolve_chat_template(tokenizer: Any, chat_template: Optional[str]) -> str:
     return getattr(tokenizer, "chat_template", None) or CHATML_TEMPLATE
 
 
-def render_prompt(tokenizer: Any, conversation: ChatType, chat_template: str) -> str:
+def render_prompt(
+    tokenizer: Any, conversation: ChatType, chat_template: str, add_generation_prompt: bool = True
+) -> str:
     """Renders a conversation with a chat template, ready for the assistant's turn.
 
     The template is passed explicitly rather than set on the tokenizer, because some
@@ -50,16 +52,28 @@ def render_prompt(tokenizer: Any, conversation: ChatType, chat_template: str) ->
         tokenizer: a `transformers` tokenizer (it renders the Jinja template).
         conversation: the messages.
         chat_template: the template, from `resolve_chat_template`.
+        add_generation_prompt: end with the template's generation prompt (the opening of
+            the assistant's turn); Magpie prompts end with a user turn instead.
 
     Returns:
-        The prompt text, ending with the template's generation prompt.
+        The prompt text.
     """
     prompt = tokenizer.apply_chat_template(
         [dict(message) for message in conversation],
         chat_template=chat_template,
         tokenize=False,
-        add_generation_prompt=True,
+        add_generation_prompt=add_generation_prompt,
     )
     if not isinstance(prompt, str):  # some versions return a one-item list for one chat
         prompt = prompt[0]
     return prompt
+
+
+def renderer(tokenizer: Any, chat_template: str) -> Callable[[ChatType, bool], str]:
+    """`render_prompt` bound to a tokenizer and template: `(conversation,
+    add_generation_prompt) -> prompt`, as `MagpieChatTemplateMixin.magpie_prompt` takes it."""
+
+    def render(conversation: ChatType, add_generation_prompt: bool) -> str:
+        return render_prompt(tokenizer, conversation, chat_template, add_generation_prompt)
+
+    return render

@@ -27,6 +27,7 @@ from pydantic import (
 from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM, describe_error
 from potstill.llms.llamacpp_check import ensure_llama_cpp_runs
+from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -90,7 +91,7 @@ def default_thread_count() -> int:
     return max(1, available // 2)
 
 
-class LlamaCppLLM(LLM):
+class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
     """A GGUF model run in-process by llama.cpp (`llama-cpp-python`).
 
     Chat inputs go through `Llama.create_chat_completion`, formatted with the GGUF's own chat
@@ -118,6 +119,10 @@ class LlamaCppLLM(LLM):
             constrain every generation to JSON matching the schema (a per-call
             `response_format` takes precedence).
         extra_kwargs: more keyword arguments for `llama_cpp.Llama(...)`.
+        use_magpie_template: end the prompt of a conversation that does not end with a user
+            message with `magpie_pre_query_template`, so the model writes the user's turn
+            (the prompt is rendered with the GGUF's chat template and completed as raw text).
+        magpie_pre_query_template: `"llama3"`, `"qwen2"` or the text that opens a user turn.
 
     Examples:
         ```python
@@ -314,16 +319,34 @@ class LlamaCppLLM(LLM):
         if "seed" not in call_kwargs:
             kwargs = {**call_kwargs, "seed": self._seeds.randint(0, _MAX_SEED)}
         try:
-            completion = self._model.create_chat_completion(messages=messages, **kwargs)
+            if self.uses_magpie_prompt(messages):
+                completion = self._complete_raw(messages, kwargs)
+                text = completion["choices"][0]["text"]
+            else:
+                completion = self._model.create_chat_completion(messages=messages, **kwargs)
+                text = completion["choices"][0]["message"].get("content")
         except Exception as error:
             return Generations.failed(1, describe_error(error))
-        choice = completion["choices"][0]
         usage = completion.get("usage") or {}
         return Generations.from_request(
-            [choice["message"].get("content")],
+            [text],
             input_tokens=usage.get("prompt_tokens"),
             output_tokens=usage.get("completion_tokens"),
         )
+
+    def _complete_raw(self, messages: ChatType, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Completes the Magpie prompt of `messages` as raw text (no JSON constraint)."""
+        add_bos = False  # a chat template writes its own special tokens
+
+        def render(conversation: ChatType, add_generation_prompt: bool) -> str:
+            nonlocal add_bos
+            prompt, add_bos = self._format_prompt(conversation, add_generation_prompt)
+            return prompt
+
+        prompt = self.magpie_prompt(messages, render)
+        tokens = self._model.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        options = {key: value for key, value in kwargs.items() if key != "response_format"}
+        return self._model.create_completion(prompt=tokens, **options)
 
     def _structured_response_format(self) -> Optional[dict[str, Any]]:
         if self.structured_output is None:
@@ -389,15 +412,17 @@ class LlamaCppLLM(LLM):
         assert self._embedding_tokenizer is not None
         return self._embedder, self._embedding_tokenizer
 
-    def _format_prompt(self, messages: ChatType) -> tuple[str, bool]:
+    def _format_prompt(
+        self, messages: ChatType, add_generation_prompt: bool = True
+    ) -> tuple[str, bool]:
         """The prompt text generation would use for `messages`, and whether to add a BOS."""
         from llama_cpp import llama_chat_format
 
         model = self._model
         if model.chat_handler is not None:
             raise NotImplementedError(
-                "LlamaCppLLM cannot render the prompt of a custom `chat_handler` for hidden "
-                "states; use a `chat_format` or the GGUF's chat template."
+                "LlamaCppLLM cannot render the prompt of a custom `chat_handler` (for hidden "
+                "states or Magpie); use a `chat_format` or the GGUF's chat template."
             )
         formatter: Any = None
         template = model.metadata.get(f"tokenizer.{model.chat_format}")
@@ -409,6 +434,12 @@ class LlamaCppLLM(LLM):
                 template=template,
                 eos_token=_token_text(model, eos),
                 bos_token=_token_text(model, bos),
+                add_generation_prompt=add_generation_prompt,
+            )
+        elif not add_generation_prompt:
+            raise NotImplementedError(
+                f"LlamaCppLLM cannot render chat format {model.chat_format!r} without the "
+                "assistant's turn, which Magpie needs; use a GGUF with a chat template."
             )
         else:
             formatter = _named_formatter(model.chat_format)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
 from pydantic import Field, NonNegativeInt, PositiveInt, SecretStr, validate_call
 
 from potstill.llms.base import AsyncLLM
+from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -16,7 +17,7 @@ from potstill.typing import ChatType
 ResponseFormat = Union[Literal["text", "json", "json_object"], Dict[str, Any]]
 
 
-class OpenAILLM(AsyncLLM):
+class OpenAILLM(AsyncLLM, MagpieChatTemplateMixin):
     """An LLM served by OpenAI, or by any server that speaks its chat completions API.
 
     `num_generations` uses the API's native `n`. Token usage comes from the response's
@@ -28,6 +29,11 @@ class OpenAILLM(AsyncLLM):
         api_key: the API key; defaults to `$OPENAI_API_KEY`.
         timeout: seconds to wait for a response before giving up on a request.
         default_headers: extra HTTP headers sent with every request (secret: never dumped).
+        use_magpie_template: send a conversation that does not end with a user message to
+            the completions endpoint as raw text, ending with `magpie_pre_query_template`, so
+            the model writes the user's turn (for servers that take raw prompts, e.g. vLLM).
+        magpie_pre_query_template: `"llama3"` or `"qwen2"` (or the text that opens a user
+            turn in one of those two formats).
 
     Examples:
         ```python
@@ -144,6 +150,8 @@ class OpenAILLM(AsyncLLM):
             kwargs["logprobs"] = True
         # The SDK merges `extra_body` into the JSON body; `client.post` takes the body as is.
         kwargs.update(extra_body or {})
+        if self.uses_magpie_prompt(input):
+            return _raw_completion(await post_json(self.client, "/completions", _raw(kwargs, self)))
         return _generations(await post_json(self.client, "/chat/completions", kwargs), logprobs)
 
 
@@ -206,6 +214,27 @@ def _generations(completion: dict[str, Any], logprobs: bool) -> Generations:
                 else f"no content (finish_reason={choice.get('finish_reason')})"
             )
     return generations
+
+
+def _raw(body: dict[str, Any], llm: MagpieChatTemplateMixin) -> dict[str, Any]:
+    """The completions-endpoint body of a Magpie request: the rendered prompt instead of
+    the messages, without the chat-only fields."""
+    raw = {k: v for k, v in body.items() if k not in _CHAT_ONLY}
+    raw["prompt"] = llm.render_raw_prompt(body["messages"])
+    return raw
+
+
+_CHAT_ONLY = frozenset({"messages", "response_format", "logprobs", "top_logprobs"})
+
+
+def _raw_completion(completion: dict[str, Any]) -> Generations:
+    choices = sorted(completion.get("choices") or [], key=lambda choice: choice.get("index", 0))
+    usage = completion.get("usage") or {}
+    return Generations.from_request(
+        [choice.get("text") for choice in choices],
+        input_tokens=usage.get("prompt_tokens"),
+        output_tokens=usage.get("completion_tokens"),
+    )
 
 
 def _choice_logprobs(choice: dict[str, Any]) -> Optional[list[dict[str, Any]]]:

@@ -18,15 +18,16 @@ from pydantic import (
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
-from potstill.llms.chat_templates import render_prompt, resolve_chat_template
+from potstill.llms.chat_templates import renderer, resolve_chat_template
 from potstill.llms.local import load_or_release
-from potstill.llms.mixins import CudaDevicePlacementMixin
+from potstill.llms.mixins.cuda_device_placement import CudaDevicePlacementMixin
+from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 
 
-class vLLM(LLM, CudaDevicePlacementMixin):
+class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
     """A model run by vLLM's offline engine (`vllm.LLM`) in this process.
 
     Each call hands the whole batch to the engine, which schedules it with continuous
@@ -51,6 +52,10 @@ class vLLM(LLM, CudaDevicePlacementMixin):
         skip_tokenizer_init: must stay `False` here: prompts are rendered and completions
             decoded with the tokenizer.
         chat_template: a Jinja chat template that replaces the tokenizer's.
+        use_magpie_template: end the prompt of a conversation that does not end with a user
+            message with `magpie_pre_query_template` (after the chat template is rendered),
+            so the model writes the user's turn.
+        magpie_pre_query_template: `"llama3"`, `"qwen2"` or the text that opens a user turn.
         seed: the seed of the engine's random number generator.
         extra_kwargs: any other `vllm.LLM` argument, e.g. `{"max_model_len": 4096,
             "gpu_memory_utilization": 0.8, "tensor_parallel_size": 2}`.
@@ -181,11 +186,12 @@ class vLLM(LLM, CudaDevicePlacementMixin):
             input: the conversation.
 
         Returns:
-            The prompt, rendered with the chat template and its generation prompt.
+            The prompt, rendered with the chat template and its generation prompt (or, with
+            `use_magpie_template`, followed by the pre-query template).
         """
         if self._tokenizer is None:
             self._ensure_loaded("prepare_input")
-        return render_prompt(self._tokenizer, input, self._chat_template or "")
+        return self.magpie_prompt(input, renderer(self._tokenizer, self._chat_template or ""))
 
     def prompt_token_ids(self, prompt: str) -> List[int]:
         """Tokenizes a rendered prompt without adding special tokens (the template has

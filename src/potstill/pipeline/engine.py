@@ -461,6 +461,8 @@ class Engine:
     async def _run_generator(self, node: _Node) -> None:
         step = node.step
         assert isinstance(step, GeneratorStep)
+        # A generator task's requests go through its journal too (its worker inherits this).
+        use_stores(*self.response_stores(node))
         completion = node.store.completion()
         stored = set(node.store.stored_batches())
         seq = 0

@@ -11,15 +11,16 @@ from pydantic import Field, PositiveInt, PrivateAttr, SecretStr, validate_call
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
-from potstill.llms.chat_templates import render_prompt, resolve_chat_template
+from potstill.llms.chat_templates import renderer, resolve_chat_template
 from potstill.llms.local import load_or_release
-from potstill.llms.mixins import CudaDevicePlacementMixin
+from potstill.llms.mixins.cuda_device_placement import CudaDevicePlacementMixin
+from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.typing import ChatType
 from potstill.utils.imports import require
 
 
-class TransformersLLM(LLM, CudaDevicePlacementMixin):
+class TransformersLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
     """A causal language model from the Hugging Face Hub (or a local folder), run with
     `transformers` in this process.
 
@@ -39,6 +40,10 @@ class TransformersLLM(LLM, CudaDevicePlacementMixin):
         tokenizer: the tokenizer id or path, when it differs from `model`.
         use_fast: use the fast (Rust) tokenizer.
         chat_template: a Jinja chat template that replaces the tokenizer's.
+        use_magpie_template: end the prompt of a conversation that does not end with a user
+            message with `magpie_pre_query_template` (after the chat template is rendered),
+            so the model writes the user's turn.
+        magpie_pre_query_template: `"llama3"`, `"qwen2"` or the text that opens a user turn.
         device: where to run (`"cpu"`, `"cuda:0"`, `"mps"`, or a CUDA index; `-1` is CPU);
             `"cuda"` means the GPU(s) `cuda_devices` assigns.
         device_map: an accelerate device map (e.g. `"auto"`) to spread a large model over
@@ -180,10 +185,11 @@ class TransformersLLM(LLM, CudaDevicePlacementMixin):
             input: the conversation.
 
         Returns:
-            The prompt, rendered with the chat template and its generation prompt.
+            The prompt, rendered with the chat template and its generation prompt (or, with
+            `use_magpie_template`, followed by the pre-query template).
         """
         self._ensure_loaded("prepare_input")
-        return render_prompt(self._tokenizer, input, self._chat_template or "")
+        return self.magpie_prompt(input, renderer(self._tokenizer, self._chat_template or ""))
 
     @validate_call
     def generate(  # type: ignore[override]
