@@ -20,7 +20,8 @@ SOURCE = ROOT / "src" / "potstill"
 
 JARGON = re.compile(
     r"\bmain job\b"
-    r"|\bthe seed\b(?! of\b)"  # "the seed of the random generator" is a real seed
+    # "the seed of the random generator" and Self-Instruct's "seed text/words" are real seeds
+    r"|\bthe seed\b(?! (?:of|text|words?|instructions?|tasks?)\b)"
     r"|\bseed(?:'s| document)"
     r"|\bloopback\b",
     re.IGNORECASE,

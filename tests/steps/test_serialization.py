@@ -71,5 +71,7 @@ def test_a_dump_rebuilds_the_same_steps(tmp_path: Path) -> None:
 
 
 def test_a_loader_takes_no_input_mappings() -> None:
+    # Mappings are checked when the pipeline validates (not in the constructor).
+    loader = LoadDataFromFileSystem(data_files="x.jsonl", input_mappings={"a": "b"})
     with pytest.raises(ValueError, match="takes no `input_mappings`"):
-        LoadDataFromFileSystem(data_files="x.jsonl", input_mappings={"a": "b"})
+        loader.verify_inputs_mappings()

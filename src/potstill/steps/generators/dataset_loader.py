@@ -118,8 +118,13 @@ class DatasetLoader(GeneratorStep, ABC):
         split = splits.get(getattr(self, "split", None) or "train")
         return getattr(split, "num_examples", None) or None
 
-    def _check_mappings(self) -> None:
-        # The output columns are the dataset's: `output_mappings` is checked once it is open.
+    def verify_inputs_mappings(self) -> None:
+        """A loader reads no columns, so any `input_mappings` is a mistake.
+
+        Raises:
+            PotstillUserError: naming the mappings and what to use instead.
+        """
+        # (`output_mappings` are checked against the dataset's columns once it is open.)
         if self.input_mappings:
             raise PotstillUserError(
                 f"Step {self.name!r} reads no columns (it loads them), so it takes no "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import ClassVar, Dict, Optional
 
 from pydantic import Field
 
@@ -57,7 +57,7 @@ class EvolInstruct(EvolutionTask):
         ```
     """
 
-    evolved = "instruction"
+    evolved: ClassVar[str] = "instruction"
 
     generate_answers: bool = False
     include_original_instruction: bool = False

@@ -43,7 +43,7 @@ class EvolInstructGenerator(GeneratorTask):
         num_instructions: how many instructions to generate.
         generate_answers: also answer each instruction.
         mutation_templates: name -> mutation prompt (with `<PROMPT>`); `FRESH_START` is
-            required (its `<PROMPT>` gets the seed words).
+            required (its `<PROMPT>` gets the starting words).
         min_length: the fewest characters an instruction may have.
         max_length: the most characters an instruction may have.
         seed: seeds the random choices (seed words, mutations).
@@ -75,7 +75,7 @@ class EvolInstructGenerator(GeneratorTask):
         if _FRESH_START not in self.mutation_templates:
             raise PotstillUserError(
                 f"{type(self).__name__}: mutation_templates needs a {_FRESH_START!r} template "
-                "(how an instruction starts, with `<PROMPT>` for the seed words); it has "
+                "(how an instruction starts, with `<PROMPT>` for the starting words); it has "
                 f"{sorted(self.mutation_templates)}."
             )
         return self

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import ClassVar, Dict
 
 from pydantic import Field
 
@@ -44,7 +44,7 @@ class EvolQuality(EvolutionTask):
         - [What Makes Good Data for Alignment? A Comprehensive Study of Automatic Data Selection in Instruction Tuning](https://arxiv.org/abs/2312.15685)
     """
 
-    evolved = "response"
+    evolved: ClassVar[str] = "response"
 
     include_original_response: bool = False
     mutation_templates: Dict[str, str] = Field(default_factory=MUTATION_TEMPLATES.copy)
