@@ -324,10 +324,13 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             # instance may serve several tasks, each in its own worker thread.
             with self._generate_lock:
                 outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
-            results = [Generations.coerce(output) for output in outputs]
-            if len(results) != len(inputs):
+            results = [
+                self._exactly(Generations.coerce(output), num_generations, row_offset + row)
+                for output, row in zip(outputs, rows)
+            ]
+            if len(outputs) != len(inputs):
                 raise RuntimeError(
-                    f"`generate` returned {len(results)} outputs for {len(inputs)} inputs."
+                    f"`generate` returned {len(outputs)} outputs for {len(inputs)} inputs."
                 )
         except Exception as error:
             if len(inputs) <= 1:
@@ -349,6 +352,15 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             else:
                 self._usage.record_success(result)
         return results
+
+    def _exactly(self, generations: Generations, expected: int, row: int) -> Generations:
+        """The generations of one input cut or padded to the `expected` count: choices the
+        provider added beyond it are dropped, missing ones fail (and are logged)."""
+        if len(generations) < expected:
+            missing = f"the provider returned {len(generations)} of {expected} generations"
+            self.logger.warning("Row %d: %s.", row, missing)
+            return generations.resized(expected, missing)
+        return generations.resized(expected, "")
 
     def cache_identity(self) -> dict[str, Any]:
         """What identifies this LLM's answers in the response cache: its whole configuration
@@ -550,6 +562,7 @@ class AsyncLLM(LLM):
         default=None, description="The most output (generated) tokens per minute."
     )
 
+    _ignores_n: bool = PrivateAttr(default=False)
     _loop_states: Any = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
     _limiter: RateLimiter = PrivateAttr(default_factory=RateLimiter)
     _limits: tuple[Any, ...] = PrivateAttr(default=())
@@ -651,10 +664,54 @@ class AsyncLLM(LLM):
             if cached is not None:
                 batch.usage.record_cached()
                 return cached
-        generations = await self._send(batch, input, num_generations, kwargs, row)
+        if num_generations is None:
+            generations = self._exactly(await self._send(batch, input, None, kwargs, row), 1, row)
+        else:
+            generations = await self._native(batch, input, num_generations, kwargs, row)
         if key is not None:
             _remember(stores, key, row, generations)
         return generations
+
+    async def _native(
+        self,
+        batch: _RequestContext,
+        input: ChatType,
+        num_generations: int,
+        kwargs: dict[str, Any],
+        row: int,
+    ) -> Generations:
+        """`num_generations` generations through the API's `n`.
+
+        Some servers and proxies ignore `n` and answer one choice. The missing generations
+        are then requested one by one (in parallel), and this instance remembers that its
+        endpoint ignores `n`: later inputs send `num_generations` requests of one
+        generation each at once, instead of paying a round trip for one choice first.
+        """
+        if self._ignores_n and num_generations > 1:
+            batch.usage.record_extra(num_generations - 1)
+            parts = await asyncio.gather(
+                *(self._send(batch, input, 1, kwargs, row) for _ in range(num_generations))
+            )
+            return self._exactly(Generations.concat(parts), num_generations, row)
+        generations = await self._send(batch, input, num_generations, kwargs, row)
+        short = num_generations - len(generations)
+        if short > 0 and generations:
+            if not self._ignores_n:
+                self._ignores_n = True
+                self.logger.info(
+                    "Row %d: the endpoint returned %d of %d generations (it ignores `n`); "
+                    "the missing ones are requested separately, and this LLM sends one "
+                    "request per generation from now on.",
+                    row,
+                    len(generations),
+                    num_generations,
+                )
+            batch.usage.record_extra(short)
+            extra = await asyncio.gather(
+                *(self._send(batch, input, 1, kwargs, row) for _ in range(short))
+            )
+            generations = Generations.concat([generations, *extra])
+        return self._exactly(generations, num_generations, row)
 
     async def _send(
         self,
@@ -664,7 +721,11 @@ class AsyncLLM(LLM):
         kwargs: dict[str, Any],
         row: int,
     ) -> Generations:
-        """Calls `agenerate` under the limits, retrying transient failures."""
+        """Calls `agenerate` under the limits, retrying transient failures.
+
+        Returns at most `num_generations` (or 1) generations: choices beyond them are
+        dropped; fewer come back as the provider sent them (the caller completes them).
+        """
         expected = num_generations or 1
         extra = {} if num_generations is None else {"num_generations": num_generations}
         limiter = batch.limiter
@@ -704,12 +765,8 @@ class AsyncLLM(LLM):
             await asyncio.sleep(delay)
             attempt += 1
         generations = Generations.coerce(output)
-        if len(generations) < expected:
-            missing = f"the provider returned {len(generations)} of {expected} generations"
-            self.logger.warning("Row %d: %s.", row, missing)
-            generations = Generations.concat(
-                [generations, Generations.failed(expected - len(generations), missing)]
-            )
+        if len(generations) > expected:  # choices beyond the ones asked for are dropped
+            generations = generations.resized(expected, "")
         if reservation is not None:
             usage = generations.usage
             limiter.settle(reservation, usage.input_tokens, usage.output_tokens)
