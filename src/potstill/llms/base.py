@@ -414,8 +414,10 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             )
         )
 
-    def _failed(self, num_generations: int, error: BaseException, row: int) -> Generations:
-        message = describe_error(error)
+    def _failed(
+        self, num_generations: int, error: BaseException, row: int, note: str = ""
+    ) -> Generations:
+        message = describe_error(error) + (f" ({note})" if note else "")
         decision = classify(error)
         endpoint = self._endpoint()
         if decision.retry and decision.status is None and endpoint:
@@ -513,7 +515,9 @@ class AsyncLLM(LLM):
     the row index and kept.
 
     Requests and tokens per minute are paced evenly (see `potstill.llms.limits`); a 429 with
-    `Retry-After` pauses every request of the instance for that long.
+    `Retry-After` pauses every request of the instance for that long (at most 30 s). A
+    `Retry-After` longer than what is left of the request's `max_retry_time` fails that
+    request at once and pauses nothing; one that cannot be read counts as absent.
 
     Attributes:
         max_concurrent_requests: the most requests this LLM has in flight at once.
@@ -742,16 +746,26 @@ class AsyncLLM(LLM):
                 except Exception as error:
                     failure = error
             decision = classify(failure)
-            if decision.status == 429 and decision.wait:
-                limiter.cool_down(decision.wait)
+            left = deadline - time.monotonic()
+            # A wait that would outlast the request's budget is not waited for: the request
+            # fails now, and the others are not paused for a wait nobody will use.
+            fits = decision.wait is None or decision.wait <= left
+            if decision.status == 429 and decision.wait and fits:
+                limiter.cool_down(decision.wait)  # capped: see RateLimiter.cool_down
             if not decision.retry or attempt >= (self.max_retries or 0):
                 return self._failed(expected, failure, row)
+            if not fits:
+                note = (
+                    f"the server asked to wait {decision.wait:g} s (Retry-After), more than "
+                    f"the {max(left, 0):.0f} s left of max_retry_time={self.max_retry_time:g}"
+                )
+                return self._failed(expected, failure, row, note)
             delay = (
                 decision.wait
                 if decision.wait is not None
                 else backoff_delay(attempt, base=self.retry_backoff or 0.5)
             )
-            if time.monotonic() + delay > deadline:
+            if delay > left:
                 return self._failed(expected, failure, row)
             batch.usage.record_retry()
             self.logger.debug(
