@@ -20,6 +20,7 @@ from potstill.mixins.runtime_parameters import RuntimeParametersMixin
 from potstill.pipeline import Pipeline
 from potstill.steps.tasks.base import METADATA_COLUMN
 from potstill.utils.fields import is_secret_field
+from potstill.utils.secrets import redact
 
 _NOT_SET = "not set"
 
@@ -218,7 +219,7 @@ def print_error(console: Console, message: str, hint: Optional[str] = None) -> N
         message: what went wrong.
         hint: an extra line saying what to do.
     """
-    body = Text(message)
+    body = Text(redact(message))
     if hint:
         body.append("\n\n")
         body.append(hint, style="yellow")

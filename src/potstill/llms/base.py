@@ -49,9 +49,15 @@ from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.llms.usage import UsageSummary, UsageTracker
 from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
 from potstill.typing import ChatType
-from potstill.utils.fields import without_execution_fields
+from potstill.utils.fields import is_secret_field, without_execution_fields
 from potstill.utils.imports import require
 from potstill.utils.portal import portal, run_sync
+from potstill.utils.secrets import (
+    hide_secret_inputs,
+    redact,
+    register_environment_secrets,
+    register_secrets_of,
+)
 from potstill.utils.serialization import _Serializable, dump_model
 
 _MAX_ERROR_CHARS = 500
@@ -155,12 +161,31 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             if method is not None and not getattr(method, "_potstill_checked", False):
                 setattr(cls, name, _requires_loaded(method))
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _guard_secrets(cls, data: Any, handler: Callable[[Any], LLM]) -> LLM:
+        """Registers the secrets the LLM holds (so they are redacted from every error and
+        log line), and hides secret inputs from validation errors."""
+        try:
+            llm = handler(data)
+        except ValidationError as error:
+            raise hide_secret_inputs(error, _secret_fields(cls)) from None
+        register_secrets_of(llm)
+        return llm
+
     @model_validator(mode="after")
     def _validate_generation_kwargs(self) -> LLM:
         self.generation_spec().validate(
             self.generation_kwargs or {}, where=self._runtime_parameters_label()
         )
         return self
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            # Also the errors of subclasses' model validators, whose input is every field.
+            raise hide_secret_inputs(error, _secret_fields(type(self))) from None
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
@@ -174,6 +199,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         Checks that the SDK is installed and that an API key is set, where the class
         declares `sdk_module` / `api_key_env_var`.
         """
+        # SDKs may read a provider's key env var by themselves: hide those values too.
+        register_environment_secrets()
         if self.sdk_module:
             require(self.sdk_module, self.sdk_extra or self.sdk_module)
         if self.api_key_env_var and getattr(self, "api_key", None) is None:
@@ -994,7 +1021,13 @@ def _all_failed(generations: Generations) -> bool:
     )
 
 
+@functools.cache
+def _secret_fields(cls: type[LLM]) -> set[str]:
+    return {name for name, field in cls.model_fields.items() if is_secret_field(field)}
+
+
 def describe_error(error: BaseException) -> str:
-    """A one-line description of an exception for logs and metadata."""
-    text = f"{type(error).__name__}: {error}".strip()
+    """A one-line description of an exception for logs and metadata, with every known
+    secret value hidden (a server may echo the key it was sent)."""
+    text = redact(f"{type(error).__name__}: {error}".strip())
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."

@@ -15,6 +15,7 @@ from potstill.llms.base import AsyncLLM
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.secrets import register_secret
 
 _MAX_STOP_SEQUENCES = 4
 _MAX_SEED = 2**31 - 1
@@ -151,6 +152,7 @@ class InferenceEndpointsLLM(AsyncLLM):
         from huggingface_hub import get_token
 
         self._token = self._secret() or get_token()
+        register_secret(self._token)  # the token `hf auth login` saved is a secret too
         if self._token is None:
             raise PotstillUserError(
                 "To use `InferenceEndpointsLLM` an API key must be provided via `api_key` "
