@@ -4,6 +4,9 @@ A config names the class of every step and LLM. potstill instantiates only its o
 and classes from modules the user allows with `--allow-module`; a config naming anything
 else is refused before any module is imported. YAML is read with the safe loader, so tags
 such as `!!python/object` are rejected too.
+
+`$HF_TOKEN` is sent with a URL only over https to the Hugging Face Hub (or to the origin
+named in `$HF_ENDPOINT`), and never across a redirect to another host.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
@@ -26,6 +29,7 @@ from potstill.utils.serialization import read_file
 
 _URL_TIMEOUT_S = 30.0
 _MAX_CONFIG_BYTES = 16 * 1024 * 1024
+_HUB_HOSTS = ("huggingface.co", "hf.co")
 
 
 def is_url(config: str) -> bool:
@@ -81,14 +85,63 @@ def _read_path(config: str) -> dict[str, Any]:
         raise PotstillUserError(f"Cannot read config {config!r}: {_short(error)}") from None
 
 
+def hub_token_for(url: str) -> Optional[str]:
+    """`$HF_TOKEN` when `url` may receive it, else `None`.
+
+    The token goes only over https to the Hugging Face Hub (`huggingface.co`, `hf.co` and
+    their subdomains), or to the origin the user named in `$HF_ENDPOINT` (a Hub mirror),
+    with the scheme written there. Never to any other host, and never over plain http to
+    the Hub.
+
+    Args:
+        url: the URL about to be requested.
+
+    Returns:
+        The token, or `None`.
+    """
+    token = os.environ.get("HF_TOKEN")
+    if not token:
+        return None
+    target = urllib.parse.urlparse(url)
+    host = (target.hostname or "").lower()
+    named = os.environ.get("HF_ENDPOINT")
+    if named and _origin(urllib.parse.urlparse(named)) == _origin(target):
+        return token
+    on_hub = any(host == hub or host.endswith(f".{hub}") for hub in _HUB_HOSTS)
+    return token if on_hub and target.scheme == "https" else None
+
+
+def _origin(url: urllib.parse.ParseResult) -> tuple[str, str, Optional[int]]:
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme.lower(), (url.hostname or "").lower(), port
+
+
+class _TokenRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects; the token is sent again only to the same host, where
+    `hub_token_for` still allows it (urllib itself never forwards it: it is added as an
+    unredirected header)."""
+
+    def redirect_request(  # type: ignore[override]
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Optional[urllib.request.Request]:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        same_host = (
+            urllib.parse.urlparse(newurl).hostname == urllib.parse.urlparse(req.full_url).hostname
+        )
+        token = hub_token_for(newurl)
+        if new is not None and token and same_host and req.has_header("Authorization"):
+            new.add_unredirected_header("Authorization", f"Bearer {token}")
+        return new
+
+
 def _read_url(url: str) -> dict[str, Any]:
     request = urllib.request.Request(url, headers={"Accept": "application/json, */*"})
-    host = urllib.parse.urlparse(url).hostname or ""
-    token = os.environ.get("HF_TOKEN")
-    if token and (host == "huggingface.co" or host.endswith(".huggingface.co")):
-        request.add_header("Authorization", f"Bearer {token}")
+    token = hub_token_for(url)
+    if token:
+        request.add_unredirected_header("Authorization", f"Bearer {token}")
+    opener = urllib.request.build_opener(_TokenRedirects)
     try:
-        with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response:
+        with opener.open(request, timeout=_URL_TIMEOUT_S) as response:
             body = response.read(_MAX_CONFIG_BYTES + 1)
     except urllib.error.HTTPError as error:
         raise PotstillUserError(
