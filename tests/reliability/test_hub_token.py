@@ -32,7 +32,7 @@ class _Server:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 owner.seen.append((self.headers["Host"], self.headers.get("Authorization")))
                 port = self.server.server_address[1]
                 if self.path == "/to-other-host":
