@@ -3,7 +3,8 @@
 A config names the class of every step and LLM. potstill instantiates only its own classes
 and classes from modules the user allows with `--allow-module`; a config naming anything
 else is refused before any module is imported. YAML is read with the safe loader, so tags
-such as `!!python/object` are rejected too.
+such as `!!python/object` are rejected too, and a config larger than 16 MiB or whose YAML
+aliases expand too far is refused (see `potstill.utils.serialization.parse_config`).
 
 `$HF_TOKEN` is sent with a URL only over https to the Hugging Face Hub (or to the origin
 named in `$HF_ENDPOINT`), and never across a redirect to another host.
@@ -11,7 +12,6 @@ named in `$HF_ENDPOINT`), and never across a redirect to another host.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import urllib.error
@@ -25,10 +25,9 @@ import yaml
 
 from potstill.errors import PotstillUserError
 from potstill.pipeline import Pipeline
-from potstill.utils.serialization import read_file
+from potstill.utils.serialization import MAX_CONFIG_BYTES, parse_config, read_file
 
 _URL_TIMEOUT_S = 30.0
-_MAX_CONFIG_BYTES = 16 * 1024 * 1024
 _HUB_HOSTS = ("huggingface.co", "hf.co")
 
 
@@ -81,6 +80,8 @@ def _read_path(config: str) -> dict[str, Any]:
         )
     try:
         return read_file(path, "json" if path.suffix.lower() == ".json" else "yaml")
+    except PotstillUserError:
+        raise
     except (OSError, ValueError, yaml.YAMLError) as error:
         raise PotstillUserError(f"Cannot read config {config!r}: {_short(error)}") from None
 
@@ -142,21 +143,24 @@ def _read_url(url: str) -> dict[str, Any]:
     opener = urllib.request.build_opener(_TokenRedirects)
     try:
         with opener.open(request, timeout=_URL_TIMEOUT_S) as response:
-            body = response.read(_MAX_CONFIG_BYTES + 1)
+            body = response.read(MAX_CONFIG_BYTES + 1)
     except urllib.error.HTTPError as error:
         raise PotstillUserError(
             f"Cannot fetch config {url!r}: HTTP {error.code} {error.reason}."
         ) from None
     except (urllib.error.URLError, OSError) as error:
         raise PotstillUserError(f"Cannot fetch config {url!r}: {_short(error)}") from None
-    if len(body) > _MAX_CONFIG_BYTES:
-        raise PotstillUserError(f"Config {url!r} is larger than 16 MiB; refusing it.")
+    if len(body) > MAX_CONFIG_BYTES:
+        raise PotstillUserError(
+            f"Config {url!r} is larger than {MAX_CONFIG_BYTES:,} bytes; refusing it."
+        )
     text = body.decode("utf-8", errors="replace")
+    json_path = urllib.parse.urlparse(url).path.lower().endswith(".json")
     try:
-        if urllib.parse.urlparse(url).path.lower().endswith(".json"):
-            data = json.loads(text)
-        else:  # YAML's safe loader also reads JSON
-            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        # YAML's safe loader also reads JSON.
+        data = parse_config(text, "json" if json_path else "yaml", repr(url))
+    except PotstillUserError:
+        raise
     except (ValueError, yaml.YAMLError) as error:
         raise PotstillUserError(f"Cannot parse config {url!r}: {_short(error)}") from None
     if not isinstance(data, dict):

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from potstill.errors import UnsafeConfigError
+from potstill.errors import PotstillUserError, UnsafeConfigError
 from potstill.utils.fields import is_secret_field
 
 TYPE_INFO_KEY = "type_info"
@@ -207,15 +207,119 @@ def write_file(path: Path, data: dict[str, Any], format: SaveFormats) -> None:
 
 
 def read_file(path: str | Path, format: SaveFormats) -> dict[str, Any]:
-    """Reads a dict from a JSON or YAML file (YAML through the safe loader only)."""
+    """Reads a dict from a JSON or YAML file (YAML through the safe loader only).
+
+    Raises:
+        PotstillUserError: for a file larger than `MAX_CONFIG_BYTES` or YAML whose aliases
+            expand too far (see `parse_config`).
+    """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a directory; give the path of a file.")
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle) if format == "json" else yaml.load(handle, Loader=_YAML_LOADER)
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise PotstillUserError(
+            f"{str(path)!r} is {size:,} bytes, more than a config may be "
+            f"({MAX_CONFIG_BYTES:,} bytes); refusing to read it."
+        )
+    data = parse_config(path.read_text(encoding="utf-8"), format, repr(str(path)))
     if not isinstance(data, dict):
         raise ValueError(f"{str(path)!r} does not hold a potstill dump (expected a mapping).")
     return data
+
+
+def parse_config(text: str, format: SaveFormats, source: str) -> Any:
+    """Parses config text as JSON, or as YAML through the safe loader with bounded aliases.
+
+    A YAML alias repeats the node its anchor names, without copying it; a few hundred bytes
+    of nested aliases (a "billion laughs" document) stand for billions of nodes, which
+    exhaust memory as soon as anything walks them. Documents with more than
+    `MAX_YAML_ALIASES` aliases, whose aliases add more than `MAX_YAML_ALIAS_NODES` nodes, or
+    with an alias to a node that contains it, are refused.
+
+    Args:
+        text: the file's content.
+        format: `"json"` or `"yaml"`.
+        source: names the file or URL in error messages.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        PotstillUserError: for a document refused for its aliases or its nesting depth.
+    """
+    try:
+        if format == "json":
+            return json.loads(text)
+        loader = _YAML_LOADER(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_aliases(node, source)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except RecursionError:
+        raise PotstillUserError(f"{source} is nested too deeply to be a config.") from None
+
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+"""The largest config file (or URL answer) potstill reads."""
+MAX_YAML_ALIASES = 100
+"""The most aliases (`*name`) a YAML config may use."""
+MAX_YAML_ALIAS_NODES = 100_000
+"""The most nodes that the aliases of a YAML config may add to it."""
+
+
+def _check_aliases(root: yaml.Node, source: str) -> None:
+    """Refuses a composed YAML document whose aliases repeat too much (or loop).
+
+    An alias makes a second reference to a node, so the aliases are the references beyond
+    one per node; the expanded size of each node is counted once (depth first, without
+    recursion, so deep documents cannot exhaust the stack).
+    """
+    sizes: dict[int, int] = {}  # node id -> the nodes it stands for, expanded
+    references = 0
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]  # (node, children counted)
+    while stack:
+        node, counted = stack.pop()
+        key = id(node)
+        if counted:
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            open_nodes.discard(key)
+        elif key in open_nodes:
+            raise PotstillUserError(
+                f"{source} has a YAML alias inside the node it refers to (a recursive "
+                "document); refusing to load it."
+            )
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            children = _children(node)
+            references += len(children)
+            stack.extend((child, False) for child in children)
+    aliases = references - (len(sizes) - 1)
+    if aliases > MAX_YAML_ALIASES:
+        raise PotstillUserError(
+            f"{source} uses {aliases:,} YAML aliases, more than {MAX_YAML_ALIASES}; refusing "
+            "to load it. Write the repeated parts out instead."
+        )
+    added = sizes[id(root)] - len(sizes)
+    if added > MAX_YAML_ALIAS_NODES:
+        raise PotstillUserError(
+            f"{source} uses YAML aliases that expand it by {added:,} nodes (more than "
+            f"{MAX_YAML_ALIAS_NODES:,}: a 'billion laughs' document); refusing to load it."
+        )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def dump_model(model: Any, **kwargs: Any) -> dict[str, Any]:
