@@ -80,7 +80,9 @@ def test_reading_a_yaml_alias_bomb_fails_naming_the_file(tmp_path: Path) -> None
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(BOMB)
 
-    with pytest.raises(PotstillUserError, match=r"bomb\.yaml.*expand it by \d{3},\d{3},\d{3} nodes"):
+    with pytest.raises(
+        PotstillUserError, match=r"bomb\.yaml.*expand it by \d{3},\d{3},\d{3} nodes"
+    ):
         Pipeline.from_yaml(bomb)
 
 
