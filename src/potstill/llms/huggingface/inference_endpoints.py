@@ -8,7 +8,15 @@ import os
 import random
 from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
 
-from pydantic import Field, PositiveInt, PrivateAttr, SecretStr, model_validator, validate_call
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    SecretStr,
+    model_validator,
+    validate_call,
+)
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
@@ -98,7 +106,7 @@ class InferenceEndpointsLLM(AsyncLLM):
     )
     tokenizer_id: Optional[str] = None
     model_display_name: Optional[str] = None
-    timeout: RuntimeParameter[float] = Field(
+    timeout: RuntimeParameter[PositiveFloat] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )
