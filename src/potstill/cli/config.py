@@ -2,7 +2,8 @@
 
 A config names the class of every step and LLM. potstill instantiates only its own classes
 and classes from modules the user allows with `--allow-module`; a config naming anything
-else is refused before any module is imported. YAML is read with the safe loader, so tags
+else is refused before any module is imported. Likewise a config that sets
+`trust_remote_code` (code from a model repository) is refused without `--allow-remote-code`. YAML is read with the safe loader, so tags
 such as `!!python/object` are rejected too, and a config larger than 16 MiB or whose YAML
 aliases expand too far is refused (see `potstill.utils.serialization.parse_config`).
 
@@ -36,13 +37,16 @@ def is_url(config: str) -> bool:
     return urllib.parse.urlparse(config).scheme in ("http", "https")
 
 
-def load_pipeline(config: str, allowed_modules: Iterable[str] = ()) -> Pipeline:
+def load_pipeline(
+    config: str, allowed_modules: Iterable[str] = (), allow_remote_code: bool = False
+) -> Pipeline:
     """Builds the pipeline a config file (or URL) describes.
 
     Args:
         config: a `.yaml`/`.yml`/`.json` path, or an http(s) URL serving one.
         allowed_modules: modules outside potstill whose classes the config may name; they
             are imported (from the installed packages or the current directory) if needed.
+        allow_remote_code: let the config set `trust_remote_code` on an LLM.
 
     Returns:
         The pipeline.
@@ -58,7 +62,9 @@ def load_pipeline(config: str, allowed_modules: Iterable[str] = ()) -> Pipeline:
         sys.path.append(os.getcwd())
     data = _read_url(config) if is_url(config) else _read_path(config)
     try:
-        return Pipeline.from_dict(data, allowed_modules=allowed)
+        return Pipeline.from_dict(
+            data, allowed_modules=allowed, allow_remote_code=allow_remote_code
+        )
     except PotstillUserError:
         raise
     except (TypeError, ValueError, KeyError) as error:

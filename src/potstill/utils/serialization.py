@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
-from potstill.errors import PotstillUserError, UnsafeConfigError
+from potstill.errors import PotstillUserError, RemoteCodeError, UnsafeConfigError
 from potstill.utils.fields import is_secret_field
 
 TYPE_INFO_KEY = "type_info"
@@ -86,7 +87,11 @@ class _Serializable:
 
     @classmethod
     def from_dict(
-        cls: type[_S], data: dict[str, Any], *, allowed_modules: Iterable[str] = ()
+        cls: type[_S],
+        data: dict[str, Any],
+        *,
+        allowed_modules: Iterable[str] = (),
+        allow_remote_code: bool = False,
     ) -> _S:
         """Builds a component from a dump.
 
@@ -94,6 +99,8 @@ class _Serializable:
             data: the dump (as returned by `dump()`).
             allowed_modules: modules outside potstill that the dump may name and that may be
                 imported to find their classes.
+            allow_remote_code: let the dump set `trust_remote_code` (a model whose
+                repository's own code runs when it loads); refused otherwise.
 
         Returns:
             The component.
@@ -101,7 +108,10 @@ class _Serializable:
         Raises:
             UnsafeConfigError: when the dump names a class that is not a potstill component
                 or lives in a module that was neither imported nor allowed.
+            RemoteCodeError: when the dump sets `trust_remote_code` and
+                `allow_remote_code` is not given.
         """
+        refuse_remote_code(data, allow_remote_code)
         data = dict(data)
         type_info = data.pop(TYPE_INFO_KEY, None)
         target = cls if type_info is None else resolve_class(type_info, cls, allowed_modules)
@@ -109,9 +119,12 @@ class _Serializable:
 
     @classmethod
     def _from_dump(cls: type[_S], data: dict[str, Any], allowed_modules: tuple[str, ...]) -> _S:
-        """Instantiates `cls` from a dump without `type_info`; nested dumps are rebuilt."""
+        """Instantiates `cls` from a dump without `type_info`; nested dumps are rebuilt
+        (the caller has checked the whole dump for remote code)."""
         kwargs = {
-            key: _Serializable.from_dict(value, allowed_modules=allowed_modules)
+            key: _Serializable.from_dict(
+                value, allowed_modules=allowed_modules, allow_remote_code=True
+            )
             if isinstance(value, dict) and TYPE_INFO_KEY in value
             else value
             for key, value in data.items()
@@ -175,6 +188,64 @@ def resolve_class(
             f"{expected.__name__}; refusing to instantiate it."
         )
     return found
+
+
+REMOTE_CODE_FIELD = "trust_remote_code"
+
+
+def refuse_remote_code(data: Any, allowed: bool) -> None:
+    """Refuses a dump that sets `trust_remote_code` anywhere (a field of `TransformersLLM`
+    or `vLLM`, or a key inside their `model_kwargs`/`extra_kwargs`), unless allowed.
+
+    Loading such a model runs Python code from its repository, so a config shared with
+    someone must not turn it on silently. Setting it in Python code stays allowed.
+
+    Args:
+        data: the dump, or a whole pipeline dump.
+        allowed: whether the caller allowed remote code explicitly.
+
+    Raises:
+        RemoteCodeError: naming where the dump sets it and how to allow it.
+    """
+    if allowed:
+        return
+    found = _remote_code_settings(data, "")
+    if found:
+        raise RemoteCodeError(
+            f"The config sets `{REMOTE_CODE_FIELD}` to true ({', '.join(found)}): loading "
+            "that model would run code from its repository on this machine. If you trust "
+            "the repository, allow it with `--allow-remote-code` on the command line, or "
+            "`allow_remote_code=True` in `from_yaml`/`from_json`/`from_dict`."
+        )
+
+
+def _remote_code_settings(value: Any, path: str) -> list[str]:
+    """The paths inside a dump where `trust_remote_code` is set to a true value."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == REMOTE_CODE_FIELD and _is_true(item):
+                found.append(where)
+            else:
+                found.extend(_remote_code_settings(item, where))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            name = item.get("name") if isinstance(item, dict) else None
+            label = name if isinstance(name, str) else index
+            found.extend(_remote_code_settings(item, f"{path}[{label}]"))
+    return found
+
+
+def _is_true(value: Any) -> bool:
+    """Whether pydantic would read the value as `True` (`true`, `"yes"`, `1`...)."""
+    try:
+        return _BOOL.validate_python(value) is True
+    except ValidationError:
+        return bool(value)
+
+
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
 
 
 def _is_potstill_module(module: str) -> bool:
