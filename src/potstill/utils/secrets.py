@@ -34,6 +34,9 @@ _SECRET_NAMES = frozenset(
     {"key", "apikey", "token", "secret", "password", "credentials", "headers"}
 )
 _SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "_credentials", "_headers")
+# Env vars whose values are credentials themselves (not paths to them, like
+# `GOOGLE_APPLICATION_CREDENTIALS`, which error messages should keep showing).
+_ENV_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password")
 
 _KNOWN_ERROR_TYPES = frozenset(typing.get_args(ErrorType))
 
@@ -91,7 +94,7 @@ def register_environment_secrets() -> None:
     """Registers the values of env vars named like credentials (`OPENAI_API_KEY`,
     `HF_TOKEN`...), which SDKs may read by themselves."""
     for name, value in os.environ.items():
-        if name.lower().endswith(_SECRET_SUFFIXES):
+        if name.lower().endswith(_ENV_SECRET_SUFFIXES):
             register_secret(value)
 
 
