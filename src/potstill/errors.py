@@ -15,3 +15,8 @@ class PipelineValidationError(PotstillUserError):
 
 class UnsafeConfigError(PotstillUserError):
     """A serialized config names a class that potstill refuses to import."""
+
+
+class RemoteCodeError(UnsafeConfigError):
+    """A serialized config asks to run code from a model repository (`trust_remote_code`)
+    and the caller did not allow it."""

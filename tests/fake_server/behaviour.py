@@ -36,7 +36,8 @@ class Fault:
         status: HTTP status answered when ``kind`` is ``"status"``.
         ratio: Share of requests (0..1) hit by this fault. Ratios of several faults
             are cumulative: they cover consecutive slices of [0, 1).
-        retry_after: Seconds sent in a ``Retry-After`` header, if any.
+        retry_after: Seconds sent in a ``Retry-After`` header, if any (a string is sent
+            as it is, e.g. ``"soon"`` for a malformed header).
         kind: ``"status"`` (error response), ``"drop"`` (close the connection),
             ``"malformed"`` (200 with a non-JSON body) or ``"slow"`` (succeed after
             ``delay_s``).
@@ -45,7 +46,7 @@ class Fault:
 
     status: int
     ratio: float
-    retry_after: float | None = None
+    retry_after: float | str | None = None
     kind: FaultKind = "status"
     delay_s: float = 0
 
@@ -93,7 +94,8 @@ class Decision:
     Attributes:
         delay_s: Seconds to wait before answering (on top of the global latency).
         status: Error status to answer with, or None to succeed.
-        retry_after: Seconds for the ``Retry-After`` header of an error, or None.
+        retry_after: Seconds for the ``Retry-After`` header of an error (a string is sent
+            as it is), or None.
         drop: Close the connection without answering.
         malformed: Answer 200 with a body that is not valid JSON.
         empty: Answer 200 with a valid body whose message content is null.
@@ -102,7 +104,7 @@ class Decision:
 
     delay_s: float = 0.0
     status: int | None = None
-    retry_after: float | None = None
+    retry_after: float | str | None = None
     drop: bool = False
     malformed: bool = False
     empty: bool = False
@@ -200,17 +202,25 @@ def _status(marker: Marker, raw: str | None) -> int:
     return status
 
 
-def _retry_after(marker: Marker) -> float | None:
+def _retry_after(marker: Marker) -> float | str | None:
     """Read the optional ``retry_after`` option of a marker.
 
     Args:
         marker: The marker.
 
     Returns:
-        Seconds, or None when the option is absent.
+        Seconds; the text as it is when it is not a number (``retry_after=soon`` sends a
+        malformed header); None when the option is absent.
     """
     raw = marker.options.get("retry_after")
-    return None if raw is None else _number(marker, raw, "retry_after")
+    if raw is None:
+        return None
+    try:
+        float(raw)
+    except ValueError:
+        if raw:
+            return raw
+    return _number(marker, raw, "retry_after")
 
 
 def decide_from_markers(markers: Sequence[Marker], attempt: int) -> Decision:
@@ -228,7 +238,7 @@ def decide_from_markers(markers: Sequence[Marker], attempt: int) -> Decision:
     """
     delay = 0.0
     status: int | None = None
-    retry_after: float | None = None
+    retry_after: float | str | None = None
     drop = malformed = empty = False
     for marker in markers:
         if marker.name == "delay":

@@ -20,7 +20,7 @@ from .answers import (
     last_user_text,
     truncate_to_tokens,
 )
-from .context import RequestContext, get_context
+from .context import RequestContext, choices_served, get_context
 from .registry import Handler, ProviderSpec
 from .state import ServerState
 
@@ -169,13 +169,14 @@ def build_choices(
     """Build the choices (candidates) of an answer.
 
     Args:
-        count: How many.
+        count: How many were asked for; the server's ``ignore_n`` and ``extra_choices``
+            settings change how many are built.
         build: Builds the choice of an index and counts its tokens.
 
     Returns:
         The choices and their total token count.
     """
-    built = [build(index) for index in range(count)]
+    built = [build(index) for index in range(choices_served(count))]
     return [choice for choice, _ in built], sum(tokens for _, tokens in built)
 
 

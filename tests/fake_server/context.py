@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,14 +39,36 @@ class RequestContext:
     attempt: int
 
 
+# The context of the request being answered (the handler runs in the middleware's task).
+_CURRENT: ContextVar[RequestContext | None] = ContextVar("fake_server_context", default=None)
+
+
 def set_context(request: web.Request, context: RequestContext) -> None:
-    """Attach the context to a request.
+    """Attach the context to a request (and make it the one being answered).
 
     Args:
         request: The aiohttp request.
         context: Its context.
     """
     request[CONTEXT_KEY] = context
+    _CURRENT.set(context)
+
+
+def choices_served(requested: int) -> int:
+    """How many choices to answer when ``requested`` were asked for: one when the server
+    ignores ``n``, more when it answers extra choices (see ``ConfigSnapshot``).
+
+    Args:
+        requested: The choices the request asked for (``n``, ``candidateCount``...).
+
+    Returns:
+        The number of choices to build.
+    """
+    context = _CURRENT.get()
+    if context is None:
+        return requested
+    served = 1 if context.config.ignore_n else requested
+    return served + context.config.extra_choices
 
 
 def get_context(request: web.Request) -> RequestContext:

@@ -22,7 +22,7 @@ from aiohttp import web
 from .behaviour import Decision, MarkerError, decide
 from .context import RequestContext, set_context
 from .registry import Handler, ProviderSpec
-from .state import RecordedRequest, ServerState
+from .state import ConfigSnapshot, RecordedRequest, ServerState
 
 CONTROL_PREFIX = "/_control"
 MALFORMED_BODY = b'{"id": "fake-malformed", "choices": [{"index": 0, "message": '
@@ -58,20 +58,22 @@ def parse_body(raw: bytes) -> tuple[Any, bool]:
         return None, False
 
 
-def format_retry_after(seconds: float) -> str:
+def format_retry_after(seconds: float | str) -> str:
     """Format seconds like real APIs do in ``Retry-After``.
 
     Args:
-        seconds: The delay.
+        seconds: The delay, or a text sent as it is (a malformed header).
 
     Returns:
         An integer string for whole seconds (``"2"``), else a decimal one (``"1.5"``).
     """
+    if isinstance(seconds, str):
+        return seconds
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
 def error_response(
-    spec: ProviderSpec, status: int, message: str, retry_after: float | None = None
+    spec: ProviderSpec, status: int, message: str, retry_after: float | str | None = None
 ) -> web.Response:
     """Build an error response in the provider's format.
 
@@ -146,7 +148,7 @@ async def _handle_provider(
     if config.require_api_key is not None and spec.api_key(request) != config.require_api_key:
         await asyncio.sleep(config.latency_s)
         outcome.label = "auth"
-        return error_response(spec, 401, "Incorrect API key provided.")
+        return error_response(spec, 401, _auth_error(request, spec, config))
     content = spec.key_text(body)
     outcome.attempt = state.next_attempt(content)
     try:
@@ -167,6 +169,23 @@ async def _handle_provider(
             provider=spec.name, body=body, decision=decision, config=config, attempt=outcome.attempt
         ),
     )
+
+
+def _auth_error(request: web.Request, spec: ProviderSpec, config: ConfigSnapshot) -> str:
+    """The message of a 401: it echoes the credentials sent when the server is told to.
+
+    Args:
+        request: The refused request.
+        spec: Its provider.
+        config: The server configuration.
+
+    Returns:
+        The message.
+    """
+    if not config.echo_key_in_errors:
+        return "Incorrect API key provided."
+    sent = request.headers.get("Authorization") or spec.api_key(request) or ""
+    return f"Invalid credentials: {sent}"
 
 
 async def _act(

@@ -31,6 +31,12 @@ class ConfigSnapshot:
         seed: Seed of the deterministic fault draw.
         require_api_key: Key that clients must send, or None to accept anything.
         max_tokens_truncates: Whether ``max_tokens`` limits answer length.
+        ignore_n: Answer one choice whatever ``n`` asks, like servers and proxies that
+            ignore ``n``.
+        extra_choices: Choices answered beyond what ``n`` asks (a server that returns
+            ``n + 1``).
+        echo_key_in_errors: Echo the credentials a request sent in the message of its 401
+            (``Invalid credentials: Bearer sk-...``), like some servers do.
     """
 
     latency_s: float = 0.0
@@ -38,6 +44,9 @@ class ConfigSnapshot:
     seed: int = 0
     require_api_key: str | None = DEFAULT_API_KEY
     max_tokens_truncates: bool = True
+    ignore_n: bool = False
+    extra_choices: int = 0
+    echo_key_in_errors: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Return the configuration as JSON-compatible data.
@@ -150,6 +159,12 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError("seed must be an int")
         return value
+    if name == "extra_choices":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("extra_choices must be an int")
+        if value < 0:
+            raise ValueError("extra_choices must be >= 0")
+        return value
     if name == "require_api_key":
         if value is not None and not isinstance(value, str):
             raise TypeError("require_api_key must be a str or None")
@@ -188,7 +203,8 @@ class ServerState:
 
         Args:
             **kwargs: Any of ``latency_s``, ``faults`` (``Fault`` objects or dicts),
-                ``seed``, ``require_api_key``, ``max_tokens_truncates``.
+                ``seed``, ``require_api_key``, ``max_tokens_truncates``, ``ignore_n``,
+                ``extra_choices``, ``echo_key_in_errors``.
 
         Raises:
             TypeError: On an unknown field name or a value of the wrong type.

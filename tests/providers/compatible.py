@@ -17,6 +17,7 @@ from potstill.llms import (
     GroqLLM,
     LiteLLM,
     MistralLLM,
+    OpenAILLM,
     TogetherLLM,
 )
 
@@ -58,6 +59,16 @@ class Compatible:
         return self.cls(model=self.model, **{**self.fields(server), **kwargs})
 
 
+OPENAI = Compatible(
+    id="openai",
+    cls=OpenAILLM,
+    model="gpt-4o-mini",
+    provider="openai",
+    key_env="OPENAI_API_KEY",
+    fields=lambda server: {"base_url": server.openai_base_url},
+    default_base_url="https://api.openai.com/v1",
+    base_url_env="OPENAI_BASE_URL",
+)
 ANYSCALE = Compatible(
     id="anyscale",
     cls=AnyscaleLLM,

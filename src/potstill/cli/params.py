@@ -7,16 +7,12 @@ import re
 from typing import Any
 
 from potstill.errors import PotstillUserError
+from potstill.utils.secrets import is_secret_name
+
+__all__ = ["is_secret_name", "mask_param", "parse_runtime_parameters"]
 
 # A dotted key with at least two parts (step and parameter), then `=` and the value.
 _PARAM = re.compile(r"^(?P<key>[^.=\s]+(?:\.[^.=\s]+)+)=(?P<value>.*)$", re.DOTALL)
-
-# Parameter names whose values are never echoed back (API keys, tokens, passwords, and
-# HTTP headers such as `default_headers`, which often carry credentials).
-_SECRET_NAMES = frozenset(
-    {"key", "apikey", "token", "secret", "password", "credentials", "headers"}
-)
-_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "_credentials", "_headers")
 
 
 def parse_runtime_parameters(params: list[str]) -> dict[str, dict[str, Any]]:
@@ -74,12 +70,6 @@ def _decode(value: str) -> Any:
         except json.JSONDecodeError:
             return value
     return value
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether a parameter name looks like it holds a secret (`api_key`, `token`...)."""
-    lowered = name.lower()
-    return lowered in _SECRET_NAMES or lowered.endswith(_SECRET_SUFFIXES)
 
 
 def mask_param(raw: str) -> str:

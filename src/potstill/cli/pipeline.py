@@ -14,7 +14,12 @@ from rich.console import Console
 
 from potstill.cli.params import mask_param, parse_runtime_parameters
 from potstill.cli.render import pipeline_info, print_error, run_summary
-from potstill.errors import PipelineValidationError, PotstillUserError, UnsafeConfigError
+from potstill.errors import (
+    PipelineValidationError,
+    PotstillUserError,
+    RemoteCodeError,
+    UnsafeConfigError,
+)
 
 app = typer.Typer(
     name="pipeline",
@@ -50,6 +55,15 @@ AllowModuleOption = Annotated[
     ),
 ]
 
+AllowRemoteCodeOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-remote-code",
+        help="Let the config set trust_remote_code on an LLM, so that loading its model "
+        "runs code from the model's repository. Without it, such a config is refused.",
+    ),
+]
+
 
 def _stdout() -> Console:
     return Console(highlight=False, soft_wrap=False)
@@ -64,6 +78,14 @@ def _user_errors() -> Iterator[None]:
     """Turns the mistakes a user can fix into a red panel and exit code 1, no traceback."""
     try:
         yield
+    except RemoteCodeError as error:
+        print_error(
+            _stderr(),
+            str(error),
+            "From the command line, allow it with --allow-remote-code (only for model "
+            "repositories you trust: their code runs on this machine).",
+        )
+        raise typer.Exit(code=1) from None
     except UnsafeConfigError as error:
         print_error(
             _stderr(),
@@ -137,6 +159,7 @@ def run(
         ),
     ] = None,
     allow_module: AllowModuleOption = None,
+    allow_remote_code: AllowRemoteCodeOption = False,
     show_progress: Annotated[
         bool,
         typer.Option("--progress/--no-progress", help="Show per-step progress bars."),
@@ -186,7 +209,9 @@ def run(
     with _user_errors():
         limit = parse_failed_rows_limit(max_failed_rows)
         params = parse_runtime_parameters(param or [])
-        pipeline = load_pipeline(config, allowed_modules=allow_module or [])
+        pipeline = load_pipeline(
+            config, allowed_modules=allow_module or [], allow_remote_code=allow_remote_code
+        )
         if param:
             shown = ", ".join(mask_param(p) for p in param)
             stdout.print(f"Runtime parameters: {shown}", markup=False)
@@ -304,10 +329,16 @@ def _save(distiset: Any, target: Path) -> None:
 
 
 @app.command("info")
-def info(config: ConfigOption, allow_module: AllowModuleOption = None) -> None:
+def info(
+    config: ConfigOption,
+    allow_module: AllowModuleOption = None,
+    allow_remote_code: AllowRemoteCodeOption = False,
+) -> None:
     """Show a pipeline's steps, connections and runtime parameters (with descriptions)."""
     from potstill.cli.config import load_pipeline
 
     with _user_errors():
-        pipeline = load_pipeline(config, allowed_modules=allow_module or [])
+        pipeline = load_pipeline(
+            config, allowed_modules=allow_module or [], allow_remote_code=allow_remote_code
+        )
         _stdout().print(pipeline_info(pipeline))

@@ -22,6 +22,7 @@ from potstill.pipeline import Pipeline
 from potstill.pipeline.failures import errors_in
 from potstill.steps.tasks.base import METADATA_COLUMN
 from potstill.utils.fields import is_secret_field
+from potstill.utils.secrets import redact
 
 _NOT_SET = "not set"
 
@@ -215,7 +216,7 @@ def print_error(console: Console, message: str, hint: Optional[str] = None) -> N
         message: what went wrong.
         hint: an extra line saying what to do.
     """
-    body = Text(message)
+    body = Text(redact(message))
     if hint:
         body.append("\n\n")
         body.append(hint, style="yellow")

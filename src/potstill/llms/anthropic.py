@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, List, Optional
 
-from pydantic import Field, PositiveInt, SecretStr, validate_call
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, validate_call
 
 from potstill.llms.base import AsyncLLM
 from potstill.llms.typing import GenerateOutput, Generations
@@ -48,7 +48,7 @@ class AnthropicLLM(AsyncLLM):
         default_factory=lambda: os.getenv("ANTHROPIC_API_KEY"),
         description="The API key to authenticate the requests to the Anthropic API.",
     )
-    timeout: RuntimeParameter[float] = Field(
+    timeout: RuntimeParameter[PositiveFloat] = Field(
         default=600.0,
         description="The maximum time in seconds to wait for a response from the API.",
     )

@@ -57,9 +57,15 @@ from potstill.mixins.runtime_parameters import (
 from potstill.typing import ChatType
 from potstill.utils.batch_progress import current_batch_progress
 from potstill.utils.docstring import parse_google_docstring
-from potstill.utils.fields import without_execution_fields
+from potstill.utils.fields import is_secret_field, without_execution_fields
 from potstill.utils.imports import require
 from potstill.utils.portal import portal, run_sync
+from potstill.utils.secrets import (
+    hide_secret_inputs,
+    redact,
+    register_environment_secrets,
+    register_secrets_of,
+)
 from potstill.utils.serialization import _Serializable, dump_model
 
 _MAX_ERROR_CHARS = 500
@@ -163,6 +169,18 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             if method is not None and not getattr(method, "_potstill_checked", False):
                 setattr(cls, name, _requires_loaded(method))
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _guard_secrets(cls, data: Any, handler: Callable[[Any], LLM]) -> LLM:
+        """Registers the secrets the LLM holds (so they are redacted from every error and
+        log line), and hides secret inputs from validation errors."""
+        try:
+            llm = handler(data)
+        except ValidationError as error:
+            raise hide_secret_inputs(error, _secret_fields(cls)) from None
+        register_secrets_of(llm)
+        return llm
+
     @model_validator(mode="after")
     def _validate_generation_kwargs(self) -> LLM:
         self.generation_spec().validate(
@@ -171,6 +189,13 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             elsewhere=ParameterPlace(self, ("generation_kwargs",)).elsewhere,
         )
         return self
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            # Also the errors of subclasses' model validators, whose input is every field.
+            raise hide_secret_inputs(error, _secret_fields(type(self))) from None
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
@@ -184,6 +209,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         Checks that the SDK is installed and that an API key is set, where the class
         declares `sdk_module` / `api_key_env_var`.
         """
+        # SDKs may read a provider's key env var by themselves: hide those values too.
+        register_environment_secrets()
         if self.sdk_module:
             require(self.sdk_module, self.sdk_extra or self.sdk_module)
         if self.api_key_env_var and getattr(self, "api_key", None) is None:
@@ -343,10 +370,13 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             # instance may serve several tasks, each in its own worker thread.
             with self._generate_lock:
                 outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
-            results = [Generations.coerce(output) for output in outputs]
-            if len(results) != len(inputs):
+            results = [
+                self._exactly(Generations.coerce(output), num_generations, row_offset + row)
+                for output, row in zip(outputs, rows)
+            ]
+            if len(outputs) != len(inputs):
                 raise RuntimeError(
-                    f"`generate` returned {len(results)} outputs for {len(inputs)} inputs."
+                    f"`generate` returned {len(outputs)} outputs for {len(inputs)} inputs."
                 )
         except Exception as error:
             if progress is not None:
@@ -372,6 +402,15 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         if progress is not None:
             progress.settle(start + len(inputs))
         return results
+
+    def _exactly(self, generations: Generations, expected: int, row: int) -> Generations:
+        """The generations of one input cut or padded to the `expected` count: choices the
+        provider added beyond it are dropped, missing ones fail (and are logged)."""
+        if len(generations) < expected:
+            missing = f"the provider returned {len(generations)} of {expected} generations"
+            self.logger.warning("Row %d: %s.", row, missing)
+            return generations.resized(expected, missing)
+        return generations.resized(expected, "")
 
     def cache_identity(self) -> dict[str, Any]:
         """What identifies this LLM's answers in the response cache: its whole configuration
@@ -425,8 +464,10 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             )
         )
 
-    def _failed(self, num_generations: int, error: BaseException, row: int) -> Generations:
-        message = describe_error(error)
+    def _failed(
+        self, num_generations: int, error: BaseException, row: int, note: str = ""
+    ) -> Generations:
+        message = describe_error(error) + (f" ({note})" if note else "")
         decision = classify(error)
         endpoint = self._endpoint()
         if decision.refused:
@@ -550,7 +591,9 @@ class AsyncLLM(LLM):
     the row index and kept.
 
     Requests and tokens per minute are paced evenly (see `potstill.llms.limits`); a 429 with
-    `Retry-After` pauses every request of the instance for that long.
+    `Retry-After` pauses every request of the instance for that long (at most 30 s). A
+    `Retry-After` longer than what is left of the request's `max_retry_time` fails that
+    request at once and pauses nothing; one that cannot be read counts as absent.
 
     Attributes:
         max_concurrent_requests: the most requests this LLM has in flight at once.
@@ -607,6 +650,7 @@ class AsyncLLM(LLM):
         default=None, description="The most output (generated) tokens per minute."
     )
 
+    _ignores_n: bool = PrivateAttr(default=False)
     _loop_states: Any = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
     _limiter: RateLimiter = PrivateAttr(default_factory=RateLimiter)
     _limits: tuple[Any, ...] = PrivateAttr(default=())
@@ -712,12 +756,56 @@ class AsyncLLM(LLM):
                 if batch.progress is not None:
                     batch.progress.add(batch.share)
                 return cached
-        generations = await self._send(batch, input, num_generations, kwargs, row)
+        if num_generations is None:
+            generations = self._exactly(await self._send(batch, input, None, kwargs, row), 1, row)
+        else:
+            generations = await self._native(batch, input, num_generations, kwargs, row)
         if key is not None:
             _remember(stores, key, row, generations)
         if batch.progress is not None:
             batch.progress.add(batch.share)
         return generations
+
+    async def _native(
+        self,
+        batch: _RequestContext,
+        input: ChatType,
+        num_generations: int,
+        kwargs: dict[str, Any],
+        row: int,
+    ) -> Generations:
+        """`num_generations` generations through the API's `n`.
+
+        Some servers and proxies ignore `n` and answer one choice. The missing generations
+        are then requested one by one (in parallel), and this instance remembers that its
+        endpoint ignores `n`: later inputs send `num_generations` requests of one
+        generation each at once, instead of paying a round trip for one choice first.
+        """
+        if self._ignores_n and num_generations > 1:
+            batch.usage.record_extra(num_generations - 1)
+            parts = await asyncio.gather(
+                *(self._send(batch, input, 1, kwargs, row) for _ in range(num_generations))
+            )
+            return self._exactly(Generations.concat(parts), num_generations, row)
+        generations = await self._send(batch, input, num_generations, kwargs, row)
+        short = num_generations - len(generations)
+        if short > 0 and generations:
+            if not self._ignores_n:
+                self._ignores_n = True
+                self.logger.info(
+                    "Row %d: the endpoint returned %d of %d generations (it ignores `n`); "
+                    "the missing ones are requested separately, and this LLM sends one "
+                    "request per generation from now on.",
+                    row,
+                    len(generations),
+                    num_generations,
+                )
+            batch.usage.record_extra(short)
+            extra = await asyncio.gather(
+                *(self._send(batch, input, 1, kwargs, row) for _ in range(short))
+            )
+            generations = Generations.concat([generations, *extra])
+        return self._exactly(generations, num_generations, row)
 
     async def _send(
         self,
@@ -727,7 +815,11 @@ class AsyncLLM(LLM):
         kwargs: dict[str, Any],
         row: int,
     ) -> Generations:
-        """Calls `agenerate` under the limits, retrying transient failures."""
+        """Calls `agenerate` under the limits, retrying transient failures.
+
+        Returns at most `num_generations` (or 1) generations: choices beyond them are
+        dropped; fewer come back as the provider sent them (the caller completes them).
+        """
         expected = num_generations or 1
         extra = {} if num_generations is None else {"num_generations": num_generations}
         limiter = batch.limiter
@@ -747,10 +839,20 @@ class AsyncLLM(LLM):
                 except Exception as error:
                     failure = error
             decision = classify(failure)
-            if decision.status == 429 and decision.wait:
-                limiter.cool_down(decision.wait)
+            left = deadline - time.monotonic()
+            # A wait that would outlast the request's budget is not waited for: the request
+            # fails now, and the others are not paused for a wait nobody will use.
+            fits = decision.wait is None or decision.wait <= left
+            if decision.status == 429 and decision.wait and fits:
+                limiter.cool_down(decision.wait)  # capped: see RateLimiter.cool_down
             if not decision.retry or attempt >= (self.max_retries or 0):
                 return self._failed(expected, failure, row)
+            if not fits:
+                note = (
+                    f"the server asked to wait {decision.wait:g} s (Retry-After), more than "
+                    f"the {max(left, 0):.0f} s left of max_retry_time={self.max_retry_time:g}"
+                )
+                return self._failed(expected, failure, row, note)
             delay = (
                 decision.wait
                 if decision.wait is not None
@@ -770,12 +872,8 @@ class AsyncLLM(LLM):
             await asyncio.sleep(delay)
             attempt += 1
         generations = Generations.coerce(output)
-        if len(generations) < expected:
-            missing = f"the provider returned {len(generations)} of {expected} generations"
-            self.logger.warning("Row %d: %s.", row, missing)
-            generations = Generations.concat(
-                [generations, Generations.failed(expected - len(generations), missing)]
-            )
+        if len(generations) > expected:  # choices beyond the ones asked for are dropped
+            generations = generations.resized(expected, "")
         if reservation is not None:
             usage = generations.usage
             limiter.settle(reservation, usage.input_tokens, usage.output_tokens)
@@ -1000,7 +1098,13 @@ def _all_failed(generations: Generations) -> bool:
     )
 
 
+@functools.cache
+def _secret_fields(cls: type[LLM]) -> set[str]:
+    return {name for name, field in cls.model_fields.items() if is_secret_field(field)}
+
+
 def describe_error(error: BaseException) -> str:
-    """A one-line description of an exception for logs and metadata."""
-    text = f"{type(error).__name__}: {error}".strip()
+    """A one-line description of an exception for logs and metadata, with every known
+    secret value hidden (a server may echo the key it was sent)."""
+    text = redact(f"{type(error).__name__}: {error}".strip())
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."

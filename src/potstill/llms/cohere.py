@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, List, Optional
 
-from pydantic import Field, PositiveInt, SecretStr, validate_call
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, validate_call
 
 from potstill.llms.base import AsyncLLM
 from potstill.llms.typing import GenerateOutput, Generations
@@ -49,7 +49,7 @@ class CohereLLM(AsyncLLM):
         default_factory=lambda: os.getenv("COHERE_API_KEY"),
         description="The API key to authenticate the requests to the Cohere API.",
     )
-    timeout: RuntimeParameter[float] = Field(
+    timeout: RuntimeParameter[PositiveFloat] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, List, Optional, Union
 
-from pydantic import Field, NonNegativeInt, SecretStr, validate_call
+from pydantic import Field, NonNegativeInt, PositiveFloat, SecretStr, validate_call
 
 from potstill.llms.base import AsyncLLM
 from potstill.llms.openai import _generations, post_json
@@ -54,7 +54,7 @@ class GroqLLM(AsyncLLM):
         description="The maximum number of times to retry the request to the API before "
         "failing (on rate limits, server errors, timeouts and connection errors).",
     )
-    timeout: RuntimeParameter[float] = Field(
+    timeout: RuntimeParameter[PositiveFloat] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )

@@ -28,6 +28,8 @@ _CHARS_PER_TOKEN = 4
 _CATCH_UP_S = 0.01
 _DEFAULT_OUTPUT_ESTIMATE = 256
 _AVERAGE_WINDOW = 50
+MAX_COOLDOWN_S = 30.0
+"""The longest a 429's `Retry-After` pauses the *other* requests of an LLM instance."""
 
 
 class _Pacer:
@@ -167,9 +169,11 @@ class RateLimiter:
                     pacer.correct(extra)
 
     def cool_down(self, seconds: float) -> None:
-        """Pauses every request of this LLM for `seconds` (after a 429 with Retry-After)."""
+        """Pauses every request of this LLM for `seconds` (after a 429 with Retry-After),
+        at most `MAX_COOLDOWN_S`: one answer asking for an hour must not stop the run."""
+        pause = min(max(seconds, 0.0), MAX_COOLDOWN_S)
         with self._lock:
-            self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+            self._cooldown_until = max(self._cooldown_until, time.monotonic() + pause)
 
     def _needs_tokens(self) -> bool:
         return any(name in self._pacers for name in ("tokens", "input"))

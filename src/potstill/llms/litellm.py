@@ -28,8 +28,8 @@ _NO_CREDENTIALS_NEEDED = ("mock_response", "model_list")
 class LiteLLM(AsyncLLM):
     """Any model LiteLLM can route to (`openai/...`, `anthropic/...`, `ollama/...`, ...).
 
-    `num_generations` is sent as `n`; when the provider returns fewer choices, LiteLLM is
-    called again for the rest until there are `num_generations`. LiteLLM's own retries are
+    `num_generations` is sent as `n`; when the provider returns fewer choices (it ignores
+    `n`, or LiteLLM dropped it), `AsyncLLM` requests the rest. LiteLLM's own retries are
     off (`num_retries=0`): `AsyncLLM` retries. `litellm` is imported by `load()`, not at
     import time (it takes seconds).
 
@@ -175,8 +175,8 @@ class LiteLLM(AsyncLLM):
 
         Args:
             input: the conversation.
-            num_generations: the number of completions (sent as `n`, repeated until enough
-                choices arrive).
+            num_generations: the number of completions (sent as `n`; missing ones are
+                requested separately).
             functions: function definitions the model may call (legacy OpenAI `functions`).
             function_call: how the model calls `functions`.
             temperature: the sampling temperature.
@@ -201,7 +201,7 @@ class LiteLLM(AsyncLLM):
             response_format: e.g. `{"type": "json_object"}` for JSON mode.
 
         Returns:
-            The completions, with the token usage of every call.
+            The completions, with the call's token usage.
         """
         import litellm
 
@@ -230,33 +230,18 @@ class LiteLLM(AsyncLLM):
         request["timeout"] = force_timeout or self.timeout
         request["num_retries"] = 0  # retries happen in AsyncLLM, honouring Retry-After
 
-        texts: list[Optional[str]] = []
-        reasons: list[Optional[str]] = []
-        input_tokens: Optional[int] = None
-        output_tokens: Optional[int] = None
-        while len(texts) < num_generations:
-            response = await self._acompletion(
-                litellm, input, num_generations - len(texts), request
-            )
-            choices = sorted(response.choices or [], key=lambda choice: choice.index)
-            if not choices:
-                break
-            for choice in choices:
-                content = getattr(choice.message, "content", None)
-                texts.append(content)
-                reasons.append(
-                    None
-                    if content is not None
-                    else f"no content (finish_reason={choice.finish_reason})"
-                )
-            usage = getattr(response, "usage", None)
-            if usage is not None:
-                input_tokens = (input_tokens or 0) + (usage.prompt_tokens or 0)
-                output_tokens = (output_tokens or 0) + (usage.completion_tokens or 0)
+        response = await self._acompletion(litellm, input, num_generations, request)
+        choices = sorted(response.choices or [], key=lambda choice: choice.index)
+        texts = [getattr(choice.message, "content", None) for choice in choices]
+        usage = getattr(response, "usage", None)
         generations = Generations.from_request(
-            texts[:num_generations], input_tokens=input_tokens, output_tokens=output_tokens
+            texts,
+            input_tokens=usage.prompt_tokens if usage is not None else None,
+            output_tokens=usage.completion_tokens if usage is not None else None,
         )
-        generations.errors[:] = reasons[: len(generations)]
+        for index, (choice, text) in enumerate(zip(choices, texts)):
+            if text is None:
+                generations.errors[index] = f"no content (finish_reason={choice.finish_reason})"
         return generations
 
     async def _acompletion(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Dict, List, Optional, Union
 
-from pydantic import Field, NonNegativeInt, PositiveInt, SecretStr, validate_call
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, validate_call
 
 from potstill.llms.base import AsyncLLM
 from potstill.llms.typing import GenerateOutput, Generations
@@ -44,7 +44,7 @@ class MistralLLM(AsyncLLM):
         default_factory=lambda: os.getenv("MISTRAL_API_KEY"),
         description="The API key to authenticate the requests to the Mistral API.",
     )
-    timeout: RuntimeParameter[float] = Field(
+    timeout: RuntimeParameter[PositiveFloat] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
 
-from pydantic import ConfigDict, Field, SecretStr, validate_call
+from pydantic import ConfigDict, Field, PositiveFloat, SecretStr, validate_call
 from typing_extensions import TypedDict
 
 from potstill.llms.base import AsyncLLM
@@ -82,7 +82,7 @@ class OllamaLLM(AsyncLLM):
     host: Optional[RuntimeParameter[str]] = Field(
         default=None, description="The host of the Ollama API."
     )
-    timeout: RuntimeParameter[float] = Field(
+    timeout: RuntimeParameter[PositiveFloat] = Field(
         default=120, description="The timeout for the Ollama API."
     )
     follow_redirects: bool = True

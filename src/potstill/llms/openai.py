@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
 
-from pydantic import Field, NonNegativeInt, PositiveInt, SecretStr, validate_call
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, validate_call
 
 from potstill.llms.base import AsyncLLM
 from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
@@ -54,7 +54,7 @@ class OpenAILLM(AsyncLLM, MagpieChatTemplateMixin):
         default_factory=lambda: os.getenv("OPENAI_API_KEY"),
         description="The API key to authenticate the requests to the OpenAI API.",
     )
-    timeout: RuntimeParameter[float] = Field(
+    timeout: RuntimeParameter[PositiveFloat] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )

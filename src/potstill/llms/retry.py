@@ -21,9 +21,11 @@ a `status_code`/`status`/`code` attribute (or one on `.response`), response head
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import errno
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -132,7 +134,11 @@ def status_code(error: BaseException) -> Optional[int]:
 
 
 def retry_after(error: BaseException) -> Optional[float]:
-    """Seconds from a `retry-after-ms` or `Retry-After` header on the error's response."""
+    """Seconds from a `retry-after-ms` or `Retry-After` header on the error's response.
+
+    A header that is neither a number nor an HTTP date (`Retry-After: soon`), or that is
+    not finite, counts as absent: the retry then waits the usual backoff.
+    """
     headers = getattr(getattr(error, "response", None), "headers", None)
     if headers is None:
         headers = getattr(error, "headers", None)
@@ -140,18 +146,36 @@ def retry_after(error: BaseException) -> Optional[float]:
         return None
     try:
         millis = headers.get("retry-after-ms")
-        if millis is not None:
-            return max(float(millis) / 1000, 0.0)
         value = headers.get("retry-after")
     except Exception:
         return None
-    if value is None:
+    seconds = _number(millis)
+    if seconds is not None:
+        return seconds / 1000
+    seconds = _number(value)
+    return seconds if seconds is not None else _seconds_until(value)
+
+
+def _number(value: Any) -> Optional[float]:
+    """A finite, non-negative number of a header value, or `None`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return max(number, 0.0) if math.isfinite(number) else None
+
+
+def _seconds_until(value: Any) -> Optional[float]:
+    """Seconds from now until the HTTP date of a header value, or `None` if it is not one."""
+    if not isinstance(value, str) or not value.strip():
         return None
     try:
-        return max(float(value), 0.0)
-    except (TypeError, ValueError):
-        parsed = email.utils.parsedate_to_datetime(str(value)) if value else None
-        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # `-0000`: UTC, with no claim about the sender's zone
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return max(moment.timestamp() - time.time(), 0.0)
 
 
 def _is_transient(error: BaseException) -> bool:

@@ -132,6 +132,30 @@ class Generations(list):
             merged.logprobs.extend(part.logprobs)
         return merged
 
+    def resized(self, count: int, missing: str) -> Generations:
+        """Exactly `count` generations: the ones past `count` are dropped, missing ones are
+        added as failed with `missing`. (A request that reported its usage once keeps it on
+        its first generation, so dropping extra choices keeps the request's usage.)
+
+        Args:
+            count: how many generations were asked for.
+            missing: the error of each added generation.
+
+        Returns:
+            These generations when they are already `count`, else a resized copy.
+        """
+        if len(self) == count:
+            return self
+        if len(self) < count:
+            return Generations.concat([self, Generations.failed(count - len(self), missing)])
+        return Generations(
+            self[:count],
+            input_tokens=self.input_tokens[:count],
+            output_tokens=self.output_tokens[:count],
+            errors=self.errors[:count],
+            logprobs=self.logprobs[:count],
+        )
+
     @property
     def usage(self) -> TokenUsage:
         """The tokens of every request behind these generations, summed."""

@@ -17,6 +17,8 @@ class UsageSummary:
         cached_requests: requests answered from the journal or response cache (not sent).
         failed_requests: requests that ended in an error (after any retries).
         retries: extra attempts made after retryable errors.
+        extra_requests: requests sent for generations an endpoint that ignores `n` did
+            not return (each is also counted in `requests`).
         input_tokens: prompt tokens reported by the provider.
         output_tokens: generated tokens reported by the provider.
     """
@@ -25,6 +27,7 @@ class UsageSummary:
     cached_requests: int = 0
     failed_requests: int = 0
     retries: int = 0
+    extra_requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
 
@@ -34,7 +37,7 @@ class UsageTracker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests = self._cached = self._failed = self._retries = 0
+        self._requests = self._cached = self._failed = self._retries = self._extra = 0
         self._input_tokens = self._output_tokens = 0
         self._messages: dict[str, int] = {}
 
@@ -63,6 +66,11 @@ class UsageTracker:
         with self._lock:
             self._retries += 1
 
+    def record_extra(self, count: int) -> None:
+        """Counts requests sent because the endpoint ignores `n`."""
+        with self._lock:
+            self._extra += count
+
     def summary(self) -> UsageSummary:
         """A snapshot of the counters."""
         with self._lock:
@@ -71,6 +79,7 @@ class UsageTracker:
                 cached_requests=self._cached,
                 failed_requests=self._failed,
                 retries=self._retries,
+                extra_requests=self._extra,
                 input_tokens=self._input_tokens,
                 output_tokens=self._output_tokens,
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Dict, List, Optional, Union
 
-from pydantic import Field, PositiveInt, PrivateAttr, validate_call
+from pydantic import Field, PositiveFloat, PositiveInt, PrivateAttr, validate_call
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
@@ -67,7 +67,7 @@ class VertexAILLM(AsyncLLM):
     base_url: Optional[RuntimeParameter[str]] = Field(
         default=None, description="A custom Vertex AI endpoint; `None` uses Google's."
     )
-    timeout: RuntimeParameter[float] = Field(
+    timeout: RuntimeParameter[PositiveFloat] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )

@@ -35,6 +35,7 @@ from potstill.utils.serialization import (
     _Serializable,
     defined_where,
     importable_module_advice,
+    refuse_remote_code,
     resolve_class,
 )
 
@@ -363,16 +364,25 @@ class Pipeline(_Serializable):
         return {"potstill": {"version": __version__}, "pipeline": body}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, allowed_modules: Any = ()) -> Pipeline:
+    def from_dict(
+        cls, data: dict[str, Any], *, allowed_modules: Any = (), allow_remote_code: bool = False
+    ) -> Pipeline:
         """Rebuilds a pipeline from `dump()`; only potstill or allowed classes are loaded.
 
         Args:
             data: the dump.
             allowed_modules: modules outside potstill whose classes the dump may name.
+            allow_remote_code: let the dump set `trust_remote_code` on an LLM (its model
+                repository's code then runs when it loads); refused otherwise.
 
         Returns:
             The pipeline.
+
+        Raises:
+            RemoteCodeError: when the dump sets `trust_remote_code` and
+                `allow_remote_code` is not given.
         """
+        refuse_remote_code(data, allow_remote_code)
         body = data.get("pipeline", data)
         if not isinstance(body, dict) or "steps" not in body:
             raise PotstillUserError("Not a pipeline dump: expected a 'pipeline' with 'steps'.")
@@ -382,7 +392,9 @@ class Pipeline(_Serializable):
         pipeline = target(name=body.get("name"), description=body.get("description"))
         with pipeline:
             for entry in body["steps"]:
-                _Step.from_dict(entry["step"], allowed_modules=allowed_modules)
+                _Step.from_dict(
+                    entry["step"], allowed_modules=allowed_modules, allow_remote_code=True
+                )
         for connection in body.get("connections", []):
             for destination in connection["to"]:
                 pipeline.dag.add_edge(connection["from"], destination)

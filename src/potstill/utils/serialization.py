@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional, TypeVar
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
-from potstill.errors import UnsafeConfigError
+from potstill.errors import PotstillUserError, RemoteCodeError, UnsafeConfigError
 from potstill.utils.fields import is_secret_field
 
 TYPE_INFO_KEY = "type_info"
@@ -91,7 +92,11 @@ class _Serializable:
 
     @classmethod
     def from_dict(
-        cls: type[_S], data: dict[str, Any], *, allowed_modules: Iterable[str] = ()
+        cls: type[_S],
+        data: dict[str, Any],
+        *,
+        allowed_modules: Iterable[str] = (),
+        allow_remote_code: bool = False,
     ) -> _S:
         """Builds a component from a dump.
 
@@ -99,6 +104,8 @@ class _Serializable:
             data: the dump (as returned by `dump()`).
             allowed_modules: modules outside potstill that the dump may name and that may be
                 imported to find their classes.
+            allow_remote_code: let the dump set `trust_remote_code` (a model whose
+                repository's own code runs when it loads); refused otherwise.
 
         Returns:
             The component.
@@ -106,7 +113,10 @@ class _Serializable:
         Raises:
             UnsafeConfigError: when the dump names a class that is not a potstill component
                 or lives in a module that was neither imported nor allowed.
+            RemoteCodeError: when the dump sets `trust_remote_code` and
+                `allow_remote_code` is not given.
         """
+        refuse_remote_code(data, allow_remote_code)
         data = dict(data)
         type_info = data.pop(TYPE_INFO_KEY, None)
         target = cls if type_info is None else resolve_class(type_info, cls, allowed_modules)
@@ -114,9 +124,12 @@ class _Serializable:
 
     @classmethod
     def _from_dump(cls: type[_S], data: dict[str, Any], allowed_modules: tuple[str, ...]) -> _S:
-        """Instantiates `cls` from a dump without `type_info`; nested dumps are rebuilt."""
+        """Instantiates `cls` from a dump without `type_info`; nested dumps are rebuilt
+        (the caller has checked the whole dump for remote code)."""
         kwargs = {
-            key: _Serializable.from_dict(value, allowed_modules=allowed_modules)
+            key: _Serializable.from_dict(
+                value, allowed_modules=allowed_modules, allow_remote_code=True
+            )
             if isinstance(value, dict) and TYPE_INFO_KEY in value
             else value
             for key, value in data.items()
@@ -232,6 +245,64 @@ def defined_where(module: str, name: str) -> Optional[str]:
     return None
 
 
+REMOTE_CODE_FIELD = "trust_remote_code"
+
+
+def refuse_remote_code(data: Any, allowed: bool) -> None:
+    """Refuses a dump that sets `trust_remote_code` anywhere (a field of `TransformersLLM`
+    or `vLLM`, or a key inside their `model_kwargs`/`extra_kwargs`), unless allowed.
+
+    Loading such a model runs Python code from its repository, so a config shared with
+    someone must not turn it on silently. Setting it in Python code stays allowed.
+
+    Args:
+        data: the dump, or a whole pipeline dump.
+        allowed: whether the caller allowed remote code explicitly.
+
+    Raises:
+        RemoteCodeError: naming where the dump sets it and how to allow it.
+    """
+    if allowed:
+        return
+    found = _remote_code_settings(data, "")
+    if found:
+        raise RemoteCodeError(
+            f"The config sets `{REMOTE_CODE_FIELD}` to true ({', '.join(found)}): loading "
+            "that model would run code from its repository on this machine. If you trust "
+            "the repository, allow it with `--allow-remote-code` on the command line, or "
+            "`allow_remote_code=True` in `from_yaml`/`from_json`/`from_dict`."
+        )
+
+
+def _remote_code_settings(value: Any, path: str) -> list[str]:
+    """The paths inside a dump where `trust_remote_code` is set to a true value."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == REMOTE_CODE_FIELD and _is_true(item):
+                found.append(where)
+            else:
+                found.extend(_remote_code_settings(item, where))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            name = item.get("name") if isinstance(item, dict) else None
+            label = name if isinstance(name, str) else index
+            found.extend(_remote_code_settings(item, f"{path}[{label}]"))
+    return found
+
+
+def _is_true(value: Any) -> bool:
+    """Whether pydantic would read the value as `True` (`true`, `"yes"`, `1`...)."""
+    try:
+        return _BOOL.validate_python(value) is True
+    except ValidationError:
+        return bool(value)
+
+
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
 def _is_potstill_module(module: str) -> bool:
     return module == "potstill" or module.startswith("potstill.")
 
@@ -262,15 +333,119 @@ def write_file(path: Path, data: dict[str, Any], format: SaveFormats) -> None:
 
 
 def read_file(path: str | Path, format: SaveFormats) -> dict[str, Any]:
-    """Reads a dict from a JSON or YAML file (YAML through the safe loader only)."""
+    """Reads a dict from a JSON or YAML file (YAML through the safe loader only).
+
+    Raises:
+        PotstillUserError: for a file larger than `MAX_CONFIG_BYTES` or YAML whose aliases
+            expand too far (see `parse_config`).
+    """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a directory; give the path of a file.")
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle) if format == "json" else yaml.load(handle, Loader=_YAML_LOADER)
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise PotstillUserError(
+            f"{str(path)!r} is {size:,} bytes, more than a config may be "
+            f"({MAX_CONFIG_BYTES:,} bytes); refusing to read it."
+        )
+    data = parse_config(path.read_text(encoding="utf-8"), format, repr(str(path)))
     if not isinstance(data, dict):
         raise ValueError(f"{str(path)!r} does not hold a potstill dump (expected a mapping).")
     return data
+
+
+def parse_config(text: str, format: SaveFormats, source: str) -> Any:
+    """Parses config text as JSON, or as YAML through the safe loader with bounded aliases.
+
+    A YAML alias repeats the node its anchor names, without copying it; a few hundred bytes
+    of nested aliases (a "billion laughs" document) stand for billions of nodes, which
+    exhaust memory as soon as anything walks them. Documents with more than
+    `MAX_YAML_ALIASES` aliases, whose aliases add more than `MAX_YAML_ALIAS_NODES` nodes, or
+    with an alias to a node that contains it, are refused.
+
+    Args:
+        text: the file's content.
+        format: `"json"` or `"yaml"`.
+        source: names the file or URL in error messages.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        PotstillUserError: for a document refused for its aliases or its nesting depth.
+    """
+    try:
+        if format == "json":
+            return json.loads(text)
+        loader = _YAML_LOADER(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_aliases(node, source)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except RecursionError:
+        raise PotstillUserError(f"{source} is nested too deeply to be a config.") from None
+
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+"""The largest config file (or URL answer) potstill reads."""
+MAX_YAML_ALIASES = 100
+"""The most aliases (`*name`) a YAML config may use."""
+MAX_YAML_ALIAS_NODES = 100_000
+"""The most nodes that the aliases of a YAML config may add to it."""
+
+
+def _check_aliases(root: yaml.Node, source: str) -> None:
+    """Refuses a composed YAML document whose aliases repeat too much (or loop).
+
+    An alias makes a second reference to a node, so the aliases are the references beyond
+    one per node; the expanded size of each node is counted once (depth first, without
+    recursion, so deep documents cannot exhaust the stack).
+    """
+    sizes: dict[int, int] = {}  # node id -> the nodes it stands for, expanded
+    references = 0
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]  # (node, children counted)
+    while stack:
+        node, counted = stack.pop()
+        key = id(node)
+        if counted:
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            open_nodes.discard(key)
+        elif key in open_nodes:
+            raise PotstillUserError(
+                f"{source} has a YAML alias inside the node it refers to (a recursive "
+                "document); refusing to load it."
+            )
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            children = _children(node)
+            references += len(children)
+            stack.extend((child, False) for child in children)
+    aliases = references - (len(sizes) - 1)
+    if aliases > MAX_YAML_ALIASES:
+        raise PotstillUserError(
+            f"{source} uses {aliases:,} YAML aliases, more than {MAX_YAML_ALIASES}; refusing "
+            "to load it. Write the repeated parts out instead."
+        )
+    added = sizes[id(root)] - len(sizes)
+    if added > MAX_YAML_ALIAS_NODES:
+        raise PotstillUserError(
+            f"{source} uses YAML aliases that expand it by {added:,} nodes (more than "
+            f"{MAX_YAML_ALIAS_NODES:,}: a 'billion laughs' document); refusing to load it."
+        )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def dump_model(model: Any, **kwargs: Any) -> dict[str, Any]:

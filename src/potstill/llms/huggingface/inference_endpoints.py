@@ -9,13 +9,22 @@ import random
 import warnings
 from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
 
-from pydantic import Field, PositiveInt, PrivateAttr, SecretStr, model_validator, validate_call
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    SecretStr,
+    model_validator,
+    validate_call,
+)
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.secrets import register_secret
 
 _MAX_STOP_SEQUENCES = 4
 _MAX_SEED = 2**31 - 1
@@ -98,7 +107,7 @@ class InferenceEndpointsLLM(AsyncLLM):
     )
     tokenizer_id: Optional[str] = None
     model_display_name: Optional[str] = None
-    timeout: RuntimeParameter[float] = Field(
+    timeout: RuntimeParameter[PositiveFloat] = Field(
         default=120,
         description="The maximum time in seconds to wait for a response from the API.",
     )
@@ -168,6 +177,7 @@ class InferenceEndpointsLLM(AsyncLLM):
         from huggingface_hub import get_token
 
         self._token = self._secret() or get_token()
+        register_secret(self._token)  # the token `hf auth login` saved is a secret too
         if self._token is None:
             raise PotstillUserError(
                 "To use `InferenceEndpointsLLM` an API key must be provided via `api_key` "

@@ -20,6 +20,7 @@ from potstill.steps.base import GeneratorStep, Step, _Step
 from potstill.steps.context import current_row_offset
 from potstill.steps.typing import StepInput, StepOutput
 from potstill.typing import ChatType, Row
+from potstill.utils.secrets import redact
 
 METADATA_COLUMN = "potstill_metadata"
 
@@ -101,7 +102,7 @@ class _Task(_Step, ABC):
         for row, prompt, generations in zip(inputs, prompts, outputs):
             formatted = [self._format_one(text, row) for text in generations]
             errors = [
-                format_error or generation_error
+                _redacted(format_error or generation_error)
                 for (_, format_error), generation_error in zip(formatted, generations.errors)
             ]
             if self.group_generations:
@@ -240,6 +241,12 @@ def _reinsert(
         else next(remaining)
         for index in range(total)
     ]
+
+
+def _redacted(error: Optional[str]) -> Optional[str]:
+    """An error for `potstill_metadata`, with every known secret hidden (an LLM's own
+    error text may quote what a server echoed)."""
+    return redact(error) if error else error
 
 
 def _merge(row: Row, columns: Row, model_name: str, metadata: Row) -> Row:
