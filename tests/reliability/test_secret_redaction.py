@@ -147,7 +147,7 @@ def test_key_from_the_cli(echoing_server: FakeServer, tmp_path: Path) -> None:
         env={**os.environ, "COLUMNS": "250", "POTSTILL_LOG_LEVEL": "DEBUG"},
     )
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr  # every row failed (a rejected key)
     assert len(echoing_server.requests) == 2
     assert "Invalid credentials" in result.stderr, "the failure itself is logged"
     assert secret not in result.stdout + result.stderr

@@ -133,7 +133,7 @@ class InferenceEndpointsLLM(AsyncLLM):
                 "sends conversations to the chat-completion route (OpenAI-compatible) unless "
                 "`tokenizer_id` is set. Remove the argument.",
                 DeprecationWarning,
-                stacklevel=3,  # the caller that built the LLM
+                stacklevel=4,  # the caller that built the LLM (through LLM.__init__)
             )
         return data
 
