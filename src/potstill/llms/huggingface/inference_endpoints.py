@@ -25,6 +25,7 @@ from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 from potstill.utils.secrets import register_secret
+from potstill.utils.stacklevel import user_stacklevel
 
 _MAX_STOP_SEQUENCES = 4
 _MAX_SEED = 2**31 - 1
@@ -133,7 +134,7 @@ class InferenceEndpointsLLM(AsyncLLM):
                 "sends conversations to the chat-completion route (OpenAI-compatible) unless "
                 "`tokenizer_id` is set. Remove the argument.",
                 DeprecationWarning,
-                stacklevel=4,  # the caller that built the LLM (through LLM.__init__)
+                stacklevel=user_stacklevel(),
             )
         return data
 
