@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from potstill.errors import BatchWriteError
 from potstill.pipeline.store import StepStore
 from potstill.steps.tasks.base import METADATA_COLUMN
 
@@ -51,9 +52,18 @@ class Distiset(dict):
         distiset = cls(pipeline_path=pipeline_path)
         for name, store in stores.items():
             tables = [t for t in store.read_all_tables() if t.num_columns]
-            table = (
-                pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
-            )
+            try:
+                table = (
+                    pa.concat_tables(tables, promote_options="permissive")
+                    if tables
+                    else pa.table({})
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+                raise BatchWriteError(
+                    f"The batches of step {name!r} cannot be merged into one dataset: {error}. "
+                    "A column must hold one type in every batch: fix the step (or its input "
+                    "data) so it does, then run the pipeline again."
+                ) from None
             if not enable_metadata and METADATA_COLUMN in table.column_names:
                 table = table.drop_columns([METADATA_COLUMN])
             key = "default" if len(stores) == 1 else name

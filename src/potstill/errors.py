@@ -15,3 +15,11 @@ class PipelineValidationError(PotstillUserError):
 
 class UnsafeConfigError(PotstillUserError):
     """A serialized config names a class that potstill refuses to import."""
+
+
+class PipelineBusyError(PotstillUserError, RuntimeError):
+    """Another run of the same pipeline (same name and cache directory) is using its store."""
+
+
+class BatchWriteError(PotstillUserError, RuntimeError):
+    """A step produced a batch that cannot be stored (e.g. a column with mixed types)."""

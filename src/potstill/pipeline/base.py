@@ -13,13 +13,13 @@ from typing import Any, Optional, Union
 from potstill import __version__
 from potstill.distiset import Distiset
 from potstill.errors import PotstillUserError
-from potstill.llms.cache import default_response_cache_dir, open_store
 from potstill.pipeline.context import enter_pipeline, exit_pipeline
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.progress import Progress
+from potstill.pipeline.run_lock import RunLock
 from potstill.pipeline.signature import step_signatures
-from potstill.pipeline.store import RunStore, StepStore
+from potstill.pipeline.store import DamagedBatchError, RunStore, StepStore
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
 from potstill.steps.tasks.base import _Task
@@ -165,28 +165,56 @@ class Pipeline(_Serializable):
         apply_params(self.dag, params)
         validate(self.dag)
         root = _cache_dir if _cache_dir is not None else self.cache_dir
+        lock = RunLock(root, self.name)
+        lock.acquire()  # a second run of this pipeline at the same time is refused
+        try:
+            return await self._run_locked(root, use_cache, show_progress, _max_generator_batches)
+        finally:
+            lock.release()
+
+    async def _run_locked(
+        self,
+        root: Path,
+        use_cache: bool,
+        show_progress: Optional[bool],
+        max_generator_batches: Optional[int],
+    ) -> Distiset:
         run_store = RunStore(root)
         signatures = step_signatures(self.dag)
-        stores = {name: run_store.step_store(name, sig) for name, sig in signatures.items()}
+        leaves = set(self.dag.leaves)
+        stores = {
+            name: run_store.step_store(name, signature, single_schema=name in leaves)
+            for name, signature in signatures.items()
+        }
         if not use_cache:
             for store in stores.values():
                 store.clear()
-        leaves = {name: stores[name] for name in self.dag.leaves}
+        leaf_stores = {name: stores[name] for name in self.dag.leaves}
+        distiset: Optional[Distiset] = None
         try:
             pipeline_path = run_store.submit_config(self.dump())
-            if (
-                use_cache
-                and _max_generator_batches is None
-                and all(store.completion() is not None for store in leaves.values())
-            ):
-                logger.info("Every step of %r is cached; returning the stored data.", self.name)
-            else:
-                await self._execute(run_store, stores, show_progress, _max_generator_batches)
+            if use_cache and max_generator_batches is None and self._all_stored(stores):
+                try:
+                    distiset = Distiset.from_stores(
+                        leaf_stores, enable_metadata=self.enable_metadata, pipeline_path=None
+                    )
+                    logger.info("Every step of %r is stored; returning the stored data.", self.name)
+                except DamagedBatchError:  # named in a warning; its batches are recomputed
+                    distiset = None
+            if distiset is None:
+                await self._execute(run_store, stores, show_progress, max_generator_batches)
         finally:
             await asyncio.to_thread(run_store.close)
-        return Distiset.from_stores(
-            leaves, enable_metadata=self.enable_metadata, pipeline_path=pipeline_path
-        )
+        if distiset is None:
+            distiset = Distiset.from_stores(leaf_stores, enable_metadata=self.enable_metadata)
+        distiset.pipeline_path = pipeline_path
+        return distiset
+
+    def _all_stored(self, stores: dict[str, StepStore]) -> bool:
+        """Whether every leaf finished in an earlier run and no step has rows to retry."""
+        if any(stores[name].completion() is None for name in self.dag.leaves):
+            return False
+        return all(store.failed_rows()[0] == 0 for store in stores.values())
 
     async def _execute(
         self,
@@ -197,12 +225,19 @@ class Pipeline(_Serializable):
     ) -> None:
         enabled = self.show_progress if show_progress is None else show_progress
         progress = Progress(enabled and os.environ.get("POTSTILL_PROGRESS", "1") != "0")
-        cache = (
-            open_store(default_response_cache_dir() / "responses.jsonl")
-            if self.use_response_cache
-            else None
+        for name, store in stores.items():
+            failed, batches = store.failed_rows()
+            if failed:
+                logger.info(
+                    "Step %r: retrying %d row(s) that failed in an earlier run (in %d "
+                    "batch(es)); requests answered before come from its journal.",
+                    name,
+                    failed,
+                    batches,
+                )
+        engine = Engine(
+            self.dag, run_store, stores, progress, max_generator_batches, self.use_response_cache
         )
-        engine = Engine(self.dag, run_store, stores, progress, max_generator_batches, cache)
         logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
         progress.start(self._expected_rows())
         try:

@@ -5,26 +5,41 @@ output downstream steps still have to take). Every other step buffers rows from 
 predecessors and cuts a batch as soon as `input_batch_size` aligned rows are there, so
 downstream work starts before upstream ends. Tasks on an async LLM process many batches at
 once on the loop (the LLM's limiter bounds the requests); any other step processes one batch
-at a time in a worker thread. A step's outputs are passed on in input order, and every
-finished batch goes to the durable store before it is passed on, so a later run can skip it.
+at a time in a worker thread. A step's outputs are passed on in input order.
+
+Every finished batch is queued for the durable store as it is passed on; a background thread
+writes it (see `store.py`), so a run killed at any moment may lose the last batches it had
+finished, never part of one. A later run reuses a stored batch only when it was computed from
+the same input (each batch records the ids of the batches it was cut from) and none of its
+rows failed; anything else is computed again, answered requests coming from the journal, so
+every row appears exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import math
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM, describe_error
-from potstill.llms.cache import ResponseStore, use_stores
+from potstill.llms.cache import ResponseStore, default_response_cache_dir, open_store, use_stores
 from potstill.llms.loading import loading_scope
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.progress import Progress
-from potstill.pipeline.store import RunStore, StepStore
+from potstill.pipeline.store import (
+    BatchToWrite,
+    DamagedBatchError,
+    RunStore,
+    StepStore,
+    new_batch_id,
+)
 from potstill.pipeline.worker import StepWorker
 from potstill.steps.base import GeneratorStep, GlobalStep, _Step
 from potstill.steps.context import reset_row_offset, set_row_offset
@@ -50,6 +65,9 @@ class _Batch:
     seq: int
     data: list[list[Row]]
     offset: int
+    # Which rows of which upstream batches it holds: a stored batch is reused only when it
+    # was computed from the same input.
+    input_id: Optional[str] = None
 
 
 class _Node:
@@ -63,12 +81,14 @@ class _Node:
         self.predecessors = engine.dag.predecessors(self.name)
         self.successors: list[_Node] = []
         self.buffers: dict[str, list[Row]] = {name: [] for name in self.predecessors}
+        # Per predecessor, where the buffered rows come from: [batch id, first row, rows].
+        self.sources: dict[str, deque[list[Any]]] = {name: deque() for name in self.predecessors}
         self.finished_predecessors: set[str] = set()
         self.next_seq = 0
         self.rows_taken = 0
         self.rows_out = 0
         self.in_flight = 0
-        self.completed: dict[int, list[Row]] = {}
+        self.completed: dict[int, tuple[list[Row], str]] = {}
         self.next_emit = 0
         self.finished = False
         self.worker = StepWorker(self.name)
@@ -96,8 +116,10 @@ class _Node:
 
     # -- input ---------------------------------------------------------------------------
 
-    def receive(self, source: str, rows: list[Row]) -> None:
+    def receive(self, source: str, rows: list[Row], batch_id: str) -> None:
         self.buffers[source].extend(rows)
+        if rows:
+            self.sources[source].append([batch_id, 0, len(rows)])
         self.pump()
 
     def upstream_finished(self, source: str) -> None:
@@ -130,9 +152,9 @@ class _Node:
             if not all_in or self.next_seq > 0:
                 return None
             data = [self.buffers[name] for name in self.predecessors]
-            self.buffers = {name: [] for name in self.predecessors}
             if not any(data):
                 return None
+            self.buffers = {name: [] for name in self.predecessors}
         else:
             ready = self.ready_rows()
             if ready >= self.batch_size:
@@ -146,31 +168,73 @@ class _Node:
                 buffer = self.buffers[name]
                 data.append(buffer[:count])
                 self.buffers[name] = buffer[count:]
-        batch = _Batch(seq=self.next_seq, data=data, offset=self.rows_taken)
+        origin = [
+            self._take_sources(name, len(rows)) for name, rows in zip(self.predecessors, data)
+        ]
+        input_id = hashlib.blake2b(repr(origin).encode(), digest_size=8).hexdigest()
+        batch = _Batch(seq=self.next_seq, data=data, offset=self.rows_taken, input_id=input_id)
         self.next_seq += 1
         self.rows_taken += len(data[0]) if data else 0
         return batch
+
+    def _take_sources(self, name: str, count: int) -> list[tuple[str, int, int]]:
+        """Consumes the origin of `count` buffered rows of predecessor `name`."""
+        sources = self.sources[name]
+        taken = []
+        while count:
+            batch_id, first, rows = sources[0]
+            used = min(rows, count)
+            taken.append((batch_id, first, used))
+            if used == rows:
+                sources.popleft()
+            else:
+                sources[0][1] += used
+                sources[0][2] -= used
+            count -= used
+        return taken
 
     # -- processing ----------------------------------------------------------------------
 
     async def _process(self, batch: _Batch) -> None:
         try:
-            if self.store.has(batch.seq):
-                rows = await asyncio.to_thread(self.store.read, batch.seq)
+            stored = await self._reuse(batch)
+            if stored is not None:
+                rows, batch_id = stored
             else:
                 rows = await self._run_step(batch)
-                self.engine.store.submit(self.store, batch.seq, rows)
+                batch_id = new_batch_id()
+                self.engine.store.submit(
+                    self.store,
+                    BatchToWrite(batch.seq, rows, batch_id, batch.input_id, self.failed(rows)),
+                )
         except asyncio.CancelledError:
             raise
         except Exception as error:
             self.engine.fail(error)
             return
         self.in_flight -= 1
-        self.completed[batch.seq] = rows
+        self.completed[batch.seq] = (rows, batch_id)
         while self.next_emit in self.completed:
-            self.emit(self.completed.pop(self.next_emit))
+            self.emit(*self.completed.pop(self.next_emit))
             self.next_emit += 1
         self.pump()
+
+    async def _reuse(self, batch: _Batch) -> Optional[tuple[list[Row], str]]:
+        """The stored output of `batch` when it can be reused: computed from the same input,
+        no failed row, file intact."""
+        entry = self.store.lookup(batch.seq)
+        if entry is None or entry.failed or entry.input_id != batch.input_id:
+            return None
+        try:
+            rows = await asyncio.to_thread(self.store.read, batch.seq)
+        except DamagedBatchError:  # the store named the file in a warning
+            return None
+        return rows, entry.batch_id
+
+    def failed(self, rows: list[Row]) -> int:
+        """How many rows this step failed on (their error is in `potstill_metadata`)."""
+        key = f"error_{self.name}"
+        return sum(1 for row in rows if _has_error((row.get(METADATA_COLUMN) or {}).get(key)))
 
     async def _run_step(self, batch: _Batch) -> list[Row]:
         step = self.step
@@ -200,11 +264,11 @@ class _Node:
             )
             return _rows_on_failure(step, batch.data[0], describe_error(error))
 
-    def emit(self, rows: list[Row]) -> None:
+    def emit(self, rows: list[Row], batch_id: str) -> None:
         self.rows_out += len(rows)
         self.engine.progress.advance(self.name, len(rows))
         for successor in self.successors:
-            successor.receive(self.name, rows)
+            successor.receive(self.name, rows, batch_id)
 
     def _maybe_finish(self) -> None:
         if self.finished or isinstance(self.step, GeneratorStep):
@@ -234,10 +298,10 @@ class Engine:
         step_stores: dict[str, StepStore],
         progress: Progress,
         max_generator_batches: Optional[int] = None,
-        response_cache: Optional[ResponseStore] = None,
+        use_response_cache: bool = False,
     ) -> None:
         self.dag = dag
-        self.response_cache = response_cache
+        self.use_response_cache = use_response_cache
         self.store = store
         self.progress = progress
         self.max_generator_batches = max_generator_batches
@@ -253,6 +317,9 @@ class Engine:
     async def run(self) -> None:
         """Loads every step, runs the pipeline, unloads every step."""
         self._done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # A write that fails (e.g. a column with mixed types) stops the run at once.
+        self.store.on_error = lambda error: _call_soon(loop, self.fail, error)
         await self._load_all()
         try:
             for node in self.nodes.values():
@@ -270,11 +337,15 @@ class Engine:
             await self._unload_all()
 
     def response_stores(self, node: _Node) -> tuple[ResponseStore, ...]:
-        """The stores a step's LLM requests go through: its journal, then the cache."""
+        """The stores a step's LLM requests go through: its journal, then the response cache
+        (in the LLM's `response_cache_dir`) when the pipeline turns it on."""
         if not isinstance(node.step, _Task):
             return ()
         journal = node.store.journal()
-        return (journal,) if self.response_cache is None else (journal, self.response_cache)
+        if not self.use_response_cache:
+            return (journal,)
+        folder = node.step.llm.response_cache_dir or default_response_cache_dir()
+        return (journal, open_store(Path(folder) / "responses.jsonl"))
 
     def spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -308,17 +379,25 @@ class Engine:
         step = node.step
         assert isinstance(step, GeneratorStep)
         completion = node.store.completion()
-        stored = set(node.store.stored_batches())
+        last = completion["batches"] if completion is not None else None
         seq = 0
         offset = 0
         watched = self._backlog_watch(node)
-        while seq in stored and not self._generator_limit_reached(seq):
+        # Stored batches are replayed up to the first one that is missing, damaged or has
+        # failed rows; the generator then continues from there.
+        while (last is None or seq < last) and not self._generator_limit_reached(seq):
+            entry = node.store.lookup(seq)
+            if entry is None or entry.failed:
+                break
             await self._wait_for_capacity(watched)
-            rows = await asyncio.to_thread(node.store.read, seq)
+            try:
+                rows = await asyncio.to_thread(node.store.read, seq)
+            except DamagedBatchError:  # the store named the file in a warning
+                break
             offset += len(rows)
-            node.emit(rows)
+            node.emit(rows, entry.batch_id)
             seq += 1
-        if completion is None and not self._generator_limit_reached(seq):
+        if (last is None or seq < last) and not self._generator_limit_reached(seq):
             depth = 1 if self.max_generator_batches is not None else _GENERATOR_PREFETCH
             iterator = step.process_applying_mappings(offset=offset)
             pending: deque[asyncio.Future[Any]] = deque()
@@ -330,11 +409,14 @@ class Engine:
                     item = await pending.popleft()
                     if item is _END:
                         break
-                    rows, last = item
-                    self.store.submit(node.store, seq, rows)
-                    node.emit(rows)
+                    rows, is_last = item
+                    batch_id = new_batch_id()
+                    self.store.submit(
+                        node.store, BatchToWrite(seq, rows, batch_id, None, node.failed(rows))
+                    )
+                    node.emit(rows, batch_id)
                     seq += 1
-                    if last:
+                    if is_last:
                         break
             except Exception as error:
                 raise PipelineRunError(
@@ -406,6 +488,18 @@ def _process_sync(step: _Step, data: list[list[Row]], offset: int) -> list[Row]:
         return [row for chunk in step.process_applying_mappings(*data) for row in chunk]  # type: ignore[attr-defined]
     finally:
         reset_row_offset(token)
+
+
+def _has_error(error: Any) -> bool:
+    if isinstance(error, list):  # `group_generations`: one error per generation
+        return any(item is not None for item in error)
+    return error is not None
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    """Schedules `callback` on `loop` from another thread (nothing once the loop is closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def _rows_on_failure(step: _Step, rows: list[Row], error: str) -> list[Row]:
