@@ -26,9 +26,7 @@ ROWS = 30
 
 
 def ok_requests(server: FakeServer, since: int = 0) -> list[str]:
-    return [
-        r.body["messages"][-1]["content"] for r in server.requests[since:] if r.outcome == "ok"
-    ]
+    return [r.body["messages"][-1]["content"] for r in server.requests[since:] if r.outcome == "ok"]
 
 
 def test_a_run_with_a_wrong_api_key_is_retried_once_the_key_is_fixed(
@@ -140,7 +138,7 @@ def test_a_batch_whose_step_raised_is_computed_again(fake_server: FakeServer) ->
     assert FlakyStep.calls == 1  # only the batch that had failed
 
 
-STEP_MODULE = '''
+STEP_MODULE = """
 from potstill.steps import Step, StepInput, StepOutput, step
 
 
@@ -160,7 +158,7 @@ class Shout(Step):
 
     def process(self, inputs: StepInput) -> StepOutput:
         yield [{{**row, "shout": {shout}}} for row in inputs]
-'''
+"""
 
 
 def load_steps(folder: Path, words: str, shout: str) -> Any:

@@ -48,9 +48,7 @@ class Extra(Step):
         Args:
             inputs: the rows.
         """
-        yield [
-            {**row, "extra": "x" if row["instruction"] in self.as_text else 1} for row in inputs
-        ]
+        yield [{**row, "extra": "x" if row["instruction"] in self.as_text else 1} for row in inputs]
 
 
 def extra_pipeline(server: FakeServer, as_text: list[str]) -> Pipeline:

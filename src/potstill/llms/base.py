@@ -318,6 +318,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         rows: Optional[list[int]] = None,
     ) -> list[Generations]:
         """Calls `generate`; a batch that fails is retried input by input."""
+        if not inputs:  # e.g. every row of a batch failed `format_input`
+            return []
         rows = rows if rows is not None else list(range(len(inputs)))
         try:
             # One call at a time per instance: local models are not thread-safe, and one
@@ -374,7 +376,9 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         stores = active_stores()
         if self.use_response_cache:
             folder = Path(self.response_cache_dir or default_response_cache_dir())
-            stores = (*stores, open_store(folder / "responses.jsonl"))
+            cache = open_store(folder / "responses.jsonl")
+            if cache not in stores:  # the pipeline may have turned on the same cache
+                stores = (*stores, cache)
         return stores
 
     async def agenerate_outputs(
