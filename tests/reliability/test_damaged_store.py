@@ -36,9 +36,9 @@ def test_changed_bytes_in_a_batch_file_are_never_returned(
 ) -> None:
     pipeline, task = generation_pipeline(fake_server, ROWS)
     pipeline.run()
-    path = file_holding(step_folder(pipeline, task.name), b"Echo: q1")
+    path = file_holding(step_folder(pipeline, task.name), b"Echo: q29")
     data = path.read_bytes()
-    path.write_bytes(data.replace(b"Echo: q1", b"XXXXXq1!", 1))
+    path.write_bytes(data.replace(b"Echo: q29", b"XXXXXXq29", 1))
 
     log = rerun_and_check(pipeline, fake_server, caplog)
     assert str(path) in log and "checksum" in log
