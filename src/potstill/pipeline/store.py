@@ -313,11 +313,14 @@ class StepStore:
         """Batch `seq` as rows."""
         return self.read_table(seq).to_pylist()
 
-    def read_all_tables(self) -> list[Any]:
+    def read_all_tables(self, columns: Optional[list[str]] = None) -> list[Any]:
         """The step's output, in batch order: one table per run of batches read together.
 
         Only the batches of the step's last complete run are read (each once, from the file
         that holds its latest version).
+
+        Args:
+            columns: keep only these columns (those a table has; every row still counts).
         """
         index = self._ensure_index()
         completion = self.completion()
@@ -333,7 +336,10 @@ class StepStore:
                     break
                 rows += entry.rows
                 end += 1
-            tables.append(self._read_file(first.file, cache=False).slice(first.start, rows))
+            table = self._read_file(first.file, cache=False).slice(first.start, rows)
+            if columns is not None:
+                table = table.select([name for name in columns if name in table.column_names])
+            tables.append(table)
             position = end
         return tables
 
