@@ -125,7 +125,8 @@ class Pipeline(_Serializable):
             params: step name -> runtime parameters, nested for the LLM, e.g.
                 `{"text_generation_0": {"llm": {"generation_kwargs": {"temperature": 0.3}}}}`.
             use_cache: reuse batches stored by earlier runs of the same configuration (a
-                killed run resumes); `False` discards them and starts over.
+                killed run resumes, rows that failed are retried); `False` discards them and
+                starts over.
             parameters: distilabel's name for `params`.
             show_progress: override the pipeline's `show_progress`.
 

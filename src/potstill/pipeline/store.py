@@ -118,7 +118,7 @@ class StepStore:
         self._completion: Optional[dict[str, int]] = None
         self._manifest: Optional[AppendLog] = None
         self._schema: Any = None
-        self._cached: tuple[str, Any] = ("", None)
+        self._cached: tuple[str, str, Any] = ("", "", None)  # name, checksum, table
 
     # -- index -------------------------------------------------------------------------
 
@@ -181,10 +181,6 @@ class StepStore:
         return sum(failed), len(failed)
 
     # -- writing -----------------------------------------------------------------------
-
-    def write(self, seq: int, rows: list[Row]) -> None:
-        """Writes one batch (with a new id, as the output of a generator)."""
-        self.write_run([BatchToWrite(seq, rows, new_batch_id(), None, 0)])
 
     def write_run(self, batches: list[BatchToWrite]) -> None:
         """Writes consecutive batches as one Arrow file and describes it in the manifest.
@@ -347,21 +343,22 @@ class StepStore:
         import pyarrow as pa
         import pyarrow.feather as feather
 
-        if self._cached[0] == name:
-            return self._cached[1]
+        expected = self._sums.get(name)
+        if self._cached[:2] == (name, expected):
+            return self._cached[2]
         path = self.path / name
         try:
             data = path.read_bytes()
         except OSError as error:
             self._drop(name, f"it cannot be read ({error})")
-        if hashlib.sha256(data).hexdigest() != self._sums.get(name):
+        if hashlib.sha256(data).hexdigest() != expected:
             self._drop(name, "it does not match the checksum recorded when it was written")
         try:
             table = feather.read_table(pa.BufferReader(data))
         except Exception as error:  # matched its checksum but is still unreadable
             self._drop(name, f"it cannot be read as Arrow ({error})")
         if cache:
-            self._cached = (name, table)
+            self._cached = (name, expected, table)
         return table
 
     def _drop(self, name: str, reason: str) -> NoReturn:
@@ -405,7 +402,7 @@ class StepStore:
         if self._manifest is not None:
             self._manifest.close()
         forget_store(self.path / _JOURNAL)
-        self._cached = ("", None)
+        self._cached = ("", "", None)
 
     def clear(self) -> None:
         """Deletes everything stored for this step configuration."""
