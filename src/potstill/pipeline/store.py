@@ -374,7 +374,10 @@ class StepStore:
             span,
             self.step_name,
         )
-        raise DamagedBatchError(f"{self.path / name}: {reason}")
+        raise DamagedBatchError(
+            f"Stored batch file {self.path / name} is damaged: {reason}. Run the pipeline "
+            "again: the batches it held are computed again."
+        )
 
     # -- completion ----------------------------------------------------------------------
 
