@@ -32,6 +32,7 @@ step as one file, so the cost per batch falls as the load rises.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -602,8 +603,13 @@ def _perform(items: list[tuple[Any, ...]]) -> list[BaseException]:
 
 
 def new_batch_id() -> str:
-    """A fresh id for one computation of a batch."""
-    return os.urandom(8).hex()
+    """A fresh id for one computation of a batch, unique across processes and runs."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
+
+
+# One random draw per process (a draw per batch costs up to a millisecond on some machines).
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count()
 
 
 def rows_to_table(rows: list[Row]) -> Any:
