@@ -63,6 +63,28 @@ def without_invalid_text(value: Any, where: str = "", found: Optional[list[str]]
     return value
 
 
+def may_mix_types(rows: list[dict[str, Any]]) -> bool:
+    """Whether some column might hold values Arrow cannot put in one column.
+
+    A cheap first look (no Arrow): `False` when every column holds one plain type (or `int`
+    and `float`), apart from `None`. Nested values or several types need a closer look.
+
+    Args:
+        rows: the rows.
+
+    Returns:
+        `False` when the rows surely fit one type per column.
+    """
+    columns = {key for row in rows for key in row}
+    for column in columns:
+        kinds = {type(row.get(column)) for row in rows}
+        kinds.discard(type(None))
+        if kinds <= {int, float} or (len(kinds) == 1 and kinds <= {str, bool, bytes}):
+            continue
+        return True
+    return False
+
+
 def find_type_conflict(rows: list[dict[str, Any]], first_row: int = 0) -> Optional[str]:
     """Describes the first column (or nested key) holding values of two different types.
 

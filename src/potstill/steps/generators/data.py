@@ -8,7 +8,7 @@ from pydantic import Field
 
 from potstill.steps.base import GeneratorStep
 from potstill.steps.typing import GeneratorStepOutput, StepColumns
-from potstill.utils.rows import find_type_conflict
+from potstill.utils.rows import find_type_conflict, may_mix_types
 
 
 class LoadDataFromDicts(GeneratorStep):
@@ -46,6 +46,8 @@ class LoadDataFromDicts(GeneratorStep):
     def problems_before_run(self) -> list[str]:
         """A column holding values of two types (e.g. `int` and `str`), which could not be
         stored once the rows are processed: found here, before anything is sent."""
+        if not may_mix_types(self.data):  # the common case, decided without Arrow
+            return []
         from potstill.pipeline.store import rows_to_table
 
         try:
