@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from potstill.errors import BatchWriteError
 from potstill.pipeline.failures import FailedRows
 from potstill.pipeline.store import StepStore
 from potstill.steps.tasks.base import METADATA_COLUMN
@@ -316,4 +317,11 @@ def stored_table(store: StepStore) -> Any:
     import pyarrow as pa
 
     tables = [t for t in store.read_all_tables() if t.num_columns]
-    return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    try:
+        return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise BatchWriteError(
+            f"The batches of step {store.path.name!r} cannot be merged into one dataset: "
+            f"{error}. A column must hold one type in every batch: fix the step (or its input "
+            "data) so it does, then run the pipeline again."
+        ) from None

@@ -20,3 +20,11 @@ class UnsafeConfigError(PotstillUserError):
 class RemoteCodeError(UnsafeConfigError):
     """A serialized config asks to run code from a model repository (`trust_remote_code`)
     and the caller did not allow it."""
+
+
+class PipelineBusyError(PotstillUserError, RuntimeError):
+    """Another run of the same pipeline (same name and cache directory) is using its store."""
+
+
+class BatchWriteError(PotstillUserError, RuntimeError):
+    """A step produced a batch that cannot be stored (e.g. a column with mixed types)."""

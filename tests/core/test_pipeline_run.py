@@ -3,7 +3,6 @@ progress and logging."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -19,6 +18,7 @@ from potstill.errors import PotstillUserError
 from potstill.llms import OpenAILLM
 from potstill.pipeline import Pipeline
 from potstill.pipeline.engine import PipelineRunError
+from potstill.pipeline.store import StepStore
 from potstill.steps import GeneratorStep, LoadDataFromDicts, Step, StepInput, StepOutput
 from potstill.steps.tasks import TextGeneration
 from potstill.steps.tasks.base import METADATA_COLUMN
@@ -119,10 +119,11 @@ def test_every_finished_batch_is_in_the_per_run_store(openai_env: FakeServer) ->
         files = sorted(
             p.name
             for p in folder.iterdir()
-            if not p.name.startswith("_") and p.name != "requests.jsonl"  # the request journal
+            # the request journal and the manifest (checksums, completion) are not batches
+            if p.name not in ("requests.jsonl", "manifest.jsonl")
         )
         assert files, folder
-        assert all(name.endswith((".arrow", ".json")) for name in files)
+        assert all(name.endswith(".arrow") for name in files)
         # the file names cover batches 0..batches-1 (a file may hold a run of batches)
         covered: set[int] = set()
         for name in files:
@@ -130,10 +131,7 @@ def test_every_finished_batch_is_in_the_per_run_store(openai_env: FakeServer) ->
             first, _, last = stem.partition("-")
             covered.update(range(int(first), int(last or first) + 1))
         assert covered == set(range(batches))
-        assert json.loads((folder / "_complete.json").read_text()) == {
-            "batches": batches,
-            "rows": rows,
-        }
+        assert StepStore(folder).completion() == {"batches": batches, "rows": rows}
     assert "test-key" not in (root / "pipeline.yaml").read_text()  # the API key
 
 
@@ -222,7 +220,7 @@ def test_dry_run_leaves_the_generator_batch_size_as_it_was() -> None:
 
     pipeline.run()
     [folder] = (pipeline.cache_dir / "steps").glob(f"{load.name}-*")
-    assert json.loads((folder / "_complete.json").read_text()) == {"batches": 2, "rows": 6}
+    assert StepStore(folder).completion() == {"batches": 2, "rows": 6}
 
 
 def test_dry_run_batch_size_and_params(openai_env: FakeServer) -> None:

@@ -362,6 +362,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         Each call ends with exactly its inputs counted in the batch's progress, whatever
         `generate` reported itself; a call that fails takes its reports back before its
         inputs are retried."""
+        if not inputs:  # e.g. every row of a batch failed `format_input`
+            return []
         rows = rows if rows is not None else list(range(len(inputs)))
         progress = current_batch_progress()
         start = progress.done if progress is not None else 0.0
@@ -436,7 +438,9 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         stores = active_stores()
         if self.use_response_cache:
             folder = Path(self.response_cache_dir or default_response_cache_dir())
-            stores = (*stores, open_store(folder / "responses.jsonl"))
+            cache = open_store(folder / "responses.jsonl")
+            if cache not in stores:  # the pipeline may have turned on the same cache
+                stores = (*stores, cache)
         return stores
 
     async def agenerate_outputs(

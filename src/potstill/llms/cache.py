@@ -11,8 +11,11 @@ input stay distinct. Two stores use it:
   every run: a re-run over the same inputs makes no requests.
 
 Each store is an append-only JSON-lines file (see `potstill.utils.append_log`): what was
-appended survives `kill -9`, and a line cut short is skipped when the file is read back. Only
-answers without errors are stored.
+appended survives `kill -9`, and a line cut short is skipped when the file is read back. Each
+line carries a checksum: a line damaged on disk is skipped with a warning naming the file, and
+only its request is sent again. Text that is not valid UTF-8 (a lone surrogate) is kept exactly,
+as a JSON escape. Only answers without errors are stored: a failed request is never
+remembered, so the next run sends it again.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from potstill.llms.typing import Generations
-from potstill.utils.append_log import AppendLog, MappedLog, read_lines
+from potstill.utils.append_log import AppendLog, MappedLog, read_lines, seal, unseal
+from potstill.utils.fingerprint import stable_value
 
 logger = logging.getLogger("potstill.cache")
 
@@ -54,14 +58,22 @@ class ResponseStore:
         # The journal has one writer (its pipeline run) and is written on the hot path, so
         # it appends through a memory map; the shared cache may have several writer processes.
         self._log: Union[MappedLog, AppendLog] = MappedLog(path) if per_row else AppendLog(path)
+        self._closed = False
+        damaged = 0
         for line in read_lines(path):
             try:
-                record = json.loads(line)
+                record = json.loads(unseal(line) or b"")
                 self._index[record["k"]] = Generations(
                     record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
                 )
-            except (ValueError, KeyError, TypeError):  # not a record: skip it
-                continue
+            except (ValueError, KeyError, TypeError):  # damaged: costs only this entry
+                damaged += 1
+        if damaged:
+            logger.warning(
+                "%s: skipped %d damaged line(s); the requests they answered are sent again.",
+                path,
+                damaged,
+            )
 
     def key(self, request_key: str, row: int) -> str:
         """The entry key of a request for row `row` in this store."""
@@ -83,21 +95,30 @@ class ResponseStore:
         """Appends the generations of one request (only answers without errors)."""
         if any(error is not None for error in generations.errors) or key in self._index:
             return
-        line = json.dumps(
-            {
-                "k": key,
-                "t": list(generations),
-                "i": generations.input_tokens,
-                "o": generations.output_tokens,
-            },
-            ensure_ascii=False,
-        )
-        self._log.append(line.encode("utf-8"))
+        if self._closed:  # the run that opened it is over: a late answer is not kept
+            return
+        record = {
+            "k": key,
+            "t": list(generations),
+            "i": generations.input_tokens,
+            "o": generations.output_tokens,
+        }
+        try:
+            line = json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: escaped, so it is kept exactly
+            line = json.dumps(record).encode("ascii")
+        self._log.append(seal(line))
         self._index[key] = generations
 
     def close(self) -> None:
         """Closes the file (it reopens on the next `put`)."""
         self._log.close()
+
+    def release(self) -> None:
+        """Closes the file for good and drops the in-memory index (see `forget_store`)."""
+        self._closed = True
+        self._log.close()
+        self._index = {}
 
 
 def open_store(path: Path, per_row: bool = False) -> ResponseStore:
@@ -115,7 +136,7 @@ def forget_store(path: Path) -> None:
     with _open_lock:
         store = _open_stores.pop(Path(os.path.abspath(path)), None)
     if store is not None:
-        store.close()
+        store.release()
 
 
 def active_stores() -> tuple[ResponseStore, ...]:
@@ -149,8 +170,13 @@ def request_key(
     """
     # `repr` of JSON-like data is deterministic and several times cheaper than json.dumps;
     # kwargs are sorted so their order never matters.
-    payload = (sorted(identity.items()), input, sorted(kwargs.items()), num_generations, index)
-    return hashlib.blake2b(repr(payload).encode("utf-8"), digest_size=20).hexdigest()
+    # Callables (e.g. vLLM `logits_processors`) are named by what they are, not by their
+    # address, so the key is the same in every process.
+    arguments = sorted((name, stable_value(value)) for name, value in kwargs.items())
+    payload = (sorted(identity.items()), input, arguments, num_generations, index)
+    # `surrogatepass`: text that is not valid UTF-8 still gets its own key, and never fails.
+    data = repr(payload).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
 def default_response_cache_dir() -> Path:

@@ -14,15 +14,15 @@ from typing import Any, Optional, Union
 from potstill import __version__
 from potstill.distiset import Distiset, stored_table
 from potstill.errors import PotstillUserError
-from potstill.llms.cache import default_response_cache_dir, open_store
 from potstill.pipeline.context import enter_pipeline, exit_pipeline
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.failures import FailedRows, count_failed_rows
 from potstill.pipeline.progress import Progress
 from potstill.pipeline.routing_batch_function import RoutingBatchFunction
+from potstill.pipeline.run_lock import RunLock
 from potstill.pipeline.signature import step_signatures
-from potstill.pipeline.store import RunStore, StepStore
+from potstill.pipeline.store import DamagedBatchError, RunStore, StepStore
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
 from potstill.steps.tasks.base import _Task
@@ -137,7 +137,8 @@ class Pipeline(_Serializable):
             params: step name -> runtime parameters, nested for the LLM, e.g.
                 `{"text_generation_0": {"llm": {"generation_kwargs": {"temperature": 0.3}}}}`.
             use_cache: reuse batches stored by earlier runs of the same configuration (a
-                killed run resumes); `False` discards them and starts over.
+                killed run resumes, rows that failed are retried); `False` discards them and
+                starts over.
             parameters: distilabel's name for `params`.
             show_progress: override the pipeline's `show_progress`.
 
@@ -179,28 +180,50 @@ class Pipeline(_Serializable):
         apply_params(self.dag, params)
         validate(self.dag)
         root = _cache_dir if _cache_dir is not None else self.cache_dir
+        lock = RunLock(root, self.name)
+        lock.acquire()  # a second run of this pipeline at the same time is refused
+        try:
+            return await self._run_locked(root, use_cache, show_progress, _max_generator_batches)
+        finally:
+            lock.release()
+
+    async def _run_locked(
+        self,
+        root: Path,
+        use_cache: bool,
+        show_progress: Optional[bool],
+        max_generator_batches: Optional[int],
+    ) -> Distiset:
         run_store = RunStore(root)
         signatures = step_signatures(self.dag)
-        stores = {name: run_store.step_store(name, sig) for name, sig in signatures.items()}
+        leaves = set(self.dag.leaves)
+        stores = {
+            name: run_store.step_store(name, signature, single_schema=name in leaves)
+            for name, signature in signatures.items()
+        }
         if not use_cache:
             for store in stores.values():
                 store.clear()
-        leaves = {name: stores[name] for name in self.dag.leaves}
+        leaf_stores = {name: stores[name] for name in self.dag.leaves}
+        tables: Optional[dict[str, Any]] = None
         # `datasets`' own tqdm bars would print across the progress display.
         with quiet_datasets_progress():
             try:
                 pipeline_path = run_store.submit_config(self.dump())
-                if (
-                    use_cache
-                    and _max_generator_batches is None
-                    and all(store.completion() is not None for store in leaves.values())
-                ):
-                    logger.info("Every step of %r is cached; returning the stored data.", self.name)
-                else:
-                    await self._execute(run_store, stores, show_progress, _max_generator_batches)
+                if use_cache and max_generator_batches is None and self._all_stored(stores):
+                    try:
+                        tables = {name: stored_table(store) for name, store in leaf_stores.items()}
+                        logger.info(
+                            "Every step of %r is stored; returning the stored data.", self.name
+                        )
+                    except DamagedBatchError:  # named in a warning; its batches are recomputed
+                        tables = None
+                if tables is None:
+                    await self._execute(run_store, stores, show_progress, max_generator_batches)
             finally:
                 await asyncio.to_thread(run_store.close)
-            tables = {name: stored_table(store) for name, store in leaves.items()}
+            if tables is None:
+                tables = {name: stored_table(store) for name, store in leaf_stores.items()}
             failed = count_failed_rows(self._stores_that_can_fail(stores), tables)
             distiset = Distiset.from_tables(
                 tables,
@@ -210,6 +233,12 @@ class Pipeline(_Serializable):
             )
         _log_failures(self.name, failed)
         return distiset
+
+    def _all_stored(self, stores: dict[str, StepStore]) -> bool:
+        """Whether every leaf finished in an earlier run and no step has rows to retry."""
+        if any(stores[name].completion() is None for name in self.dag.leaves):
+            return False
+        return all(store.failed_rows()[0] == 0 for store in stores.values())
 
     def _stores_that_can_fail(self, stores: dict[str, StepStore]) -> dict[str, StepStore]:
         """The stores of the steps that record failed rows (all but plain generators, which
@@ -230,12 +259,19 @@ class Pipeline(_Serializable):
     ) -> None:
         enabled = self.show_progress if show_progress is None else show_progress
         progress = Progress(enabled and os.environ.get("POTSTILL_PROGRESS", "1") != "0")
-        cache = (
-            open_store(default_response_cache_dir() / "responses.jsonl")
-            if self.use_response_cache
-            else None
+        for name, store in stores.items():
+            failed, batches = store.failed_rows()
+            if failed:
+                logger.info(
+                    "Step %r: retrying %d row(s) that failed in an earlier run (in %d "
+                    "batch(es)); requests answered before come from its journal.",
+                    name,
+                    failed,
+                    batches,
+                )
+        engine = Engine(
+            self.dag, run_store, stores, progress, max_generator_batches, self.use_response_cache
         )
-        engine = Engine(self.dag, run_store, stores, progress, max_generator_batches, cache)
         logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
         progress.start(self._expected_rows())
         try:

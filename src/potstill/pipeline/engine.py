@@ -5,32 +5,47 @@ output downstream steps still have to take). Every other step buffers rows from 
 predecessors and cuts a batch as soon as `input_batch_size` aligned rows are there, so
 downstream work starts before upstream ends. Tasks on an async LLM process many batches at
 once on the loop (the LLM's limiter bounds the requests); any other step processes one batch
-at a time in a worker thread. A step's outputs are passed on in input order, and every
-finished batch goes to the durable store before it is passed on, so a later run can skip it.
+at a time in a worker thread. A step's outputs are passed on in input order.
 
 A step with a routing batch function passes each batch it emits only to the successors the
 function picks (the decision is recorded, so a resumed run repeats it). A step fed by routed
 batches cuts its batches within each routed batch, and a *convergence step* (fed by several
 routed steps) gets, for each routed batch, the outputs of the steps that received it.
+
+Every finished batch is queued for the durable store as it is passed on; a background thread
+writes it (see `store.py`), so a run killed at any moment may lose the last batches it had
+finished, never part of one. A later run reuses a stored batch only when it was computed from
+the same input (each batch records the ids of the batches it was cut from) and none of its
+rows failed; anything else is computed again, answered requests coming from the journal, so
+every row appears exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import math
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM, describe_error
-from potstill.llms.cache import ResponseStore, use_stores
+from potstill.llms.cache import ResponseStore, default_response_cache_dir, open_store, use_stores
 from potstill.llms.loading import loading_scope
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.progress import Progress
 from potstill.pipeline.routing_batch_function import RoutedBatch, RouteLog
-from potstill.pipeline.store import RunStore, StepStore
+from potstill.pipeline.store import (
+    BatchToWrite,
+    DamagedBatchError,
+    RunStore,
+    StepStore,
+    new_batch_id,
+)
 from potstill.pipeline.worker import StepWorker
 from potstill.steps.base import GeneratorStep, GlobalStep, _Step
 from potstill.steps.context import reset_row_offset, set_row_offset
@@ -60,6 +75,9 @@ class _Batch:
     # For a step fed by routed batches: which routed batch the rows come from, and whether
     # this batch holds its last rows.
     origin: Optional[tuple[int, bool]] = None
+    # Which rows of which upstream batches it holds: a stored batch is reused only when it
+    # was computed from the same input.
+    input_id: Optional[str] = None
 
 
 class _Node:
@@ -73,12 +91,15 @@ class _Node:
         self.predecessors = engine.dag.predecessors(self.name)
         self.successors: list[_Node] = []
         self.buffers: dict[str, list[Row]] = {name: [] for name in self.predecessors}
+        # Per predecessor, where the buffered rows come from: [batch id, first row, rows].
+        self.sources: dict[str, deque[list[Any]]] = {name: deque() for name in self.predecessors}
         self.finished_predecessors: set[str] = set()
         self.next_seq = 0
         self.rows_taken = 0
         self.rows_out = 0
         self.in_flight = 0
-        self.completed: dict[int, tuple[list[Row], int]] = {}
+        # seq -> (output rows, their batch id, rows the display already counts)
+        self.completed: dict[int, tuple[list[Row], str, int]] = {}
         self.next_emit = 0
         self.finished = False
         self.worker = StepWorker(self.name)
@@ -99,10 +120,14 @@ class _Node:
         self.route_log = RouteLog(store.path / "routes.jsonl") if self.router else None
         self.emitted = 0
         self.routed = len(self.predecessors) == 1 and engine.dag.receives_routed_batches(self.name)
-        self.segments: deque[tuple[int, list[Row]]] = deque()
+        # Routed batches not yet cut: (routed batch number, rows, batch id, first row).
+        self.segments: deque[tuple[int, list[Row], str, int]] = deque()
         self.origins: dict[int, tuple[int, bool]] = {}
         self.converges = engine.dag.is_convergence_step(self.name)
         self.units: dict[int, dict[str, list[Row]]] = {}
+        self.unit_sources: dict[int, dict[str, list[str]]] = {}
+        self.unit_key = ""
+        self.unit_taken = 0
         self.closed: dict[int, set[str]] = {}
         self.next_unit = 0
         self.unit: list[list[Row]] = []
@@ -119,18 +144,23 @@ class _Node:
 
     # -- input ---------------------------------------------------------------------------
 
-    def receive(self, source: str, rows: list[Row]) -> None:
+    def receive(self, source: str, rows: list[Row], batch_id: str) -> None:
         self.buffers[source].extend(rows)
+        if rows:
+            self.sources[source].append([batch_id, 0, len(rows)])
         self.pump()
 
-    def receive_routed(self, origin: int, rows: list[Row]) -> None:
+    def receive_routed(self, origin: int, rows: list[Row], batch_id: str) -> None:
         """Takes routed batch `origin` of the (routing) predecessor."""
-        self.segments.append((origin, rows))
+        self.segments.append((origin, rows, batch_id, 0))
         self.pump()
 
-    def receive_unit_part(self, source: str, origin: int, rows: list[Row], last: bool) -> None:
+    def receive_unit_part(
+        self, source: str, origin: int, rows: list[Row], last: bool, batch_id: str
+    ) -> None:
         """Takes rows a routed predecessor produced from routed batch `origin`."""
         self.units.setdefault(origin, {}).setdefault(source, []).extend(rows)
+        self.unit_sources.setdefault(origin, {}).setdefault(source, []).append(batch_id)
         if last:
             self.closed.setdefault(origin, set()).add(source)
         self.pump()
@@ -142,7 +172,7 @@ class _Node:
     def ready_rows(self) -> int:
         """Rows this step could take right now (aligned across predecessors)."""
         if self.routed:
-            return sum(len(rows) for _, rows in self.segments)
+            return sum(len(segment[1]) for segment in self.segments)
         if not self.buffers:
             return 0
         return min(len(buffer) for buffer in self.buffers.values())
@@ -174,9 +204,9 @@ class _Node:
             if not all_in or self.next_seq > 0:
                 return None
             data = [self.buffers[name] for name in self.predecessors]
-            self.buffers = {name: [] for name in self.predecessors}
             if not any(data):
                 return None
+            self.buffers = {name: [] for name in self.predecessors}
         else:
             ready = self.ready_rows()
             if ready >= self.batch_size:
@@ -190,12 +220,20 @@ class _Node:
                 buffer = self.buffers[name]
                 data.append(buffer[:count])
                 self.buffers[name] = buffer[count:]
-        return self._new_batch(data)
+        provenance = [
+            self._take_sources(name, len(rows)) for name, rows in zip(self.predecessors, data)
+        ]
+        return self._new_batch(data, provenance)
 
     def _new_batch(
-        self, data: list[list[Row]], origin: Optional[tuple[int, bool]] = None
+        self, data: list[list[Row]], provenance: Any, origin: Optional[tuple[int, bool]] = None
     ) -> _Batch:
-        batch = _Batch(seq=self.next_seq, data=data, offset=self.rows_taken, origin=origin)
+        """The next batch of `data`, identified by `provenance` (which rows of which upstream
+        batches it holds)."""
+        input_id = hashlib.blake2b(repr(provenance).encode(), digest_size=8).hexdigest()
+        batch = _Batch(
+            seq=self.next_seq, data=data, offset=self.rows_taken, origin=origin, input_id=input_id
+        )
         self.next_seq += 1
         self.rows_taken += len(data[0]) if data else 0
         return batch
@@ -204,13 +242,14 @@ class _Node:
         """The next batch from the oldest routed batch (batches never mix two of them)."""
         if not self.segments:
             return None
-        origin, rows = self.segments[0]
+        origin, rows, batch_id, start = self.segments[0]
         taken, rest = rows[: self.batch_size], rows[self.batch_size :]
         if rest:
-            self.segments[0] = (origin, rest)
+            self.segments[0] = (origin, rest, batch_id, start + len(taken))
         else:
             self.segments.popleft()
-        return self._new_batch([taken], origin=(origin, not rest))
+        provenance = [(batch_id, start, len(taken))]
+        return self._new_batch([taken], provenance, origin=(origin, not rest))
 
     def _take_converging_batch(self) -> Optional[_Batch]:
         """The next aligned batch of the outputs that the routed steps produced from one
@@ -224,46 +263,73 @@ class _Node:
             if not all(name in self.closed.get(self.next_unit, ()) for name in branches):
                 return None
             parts = self.units.pop(self.next_unit, {})
+            sources = self.unit_sources.pop(self.next_unit, {})
             self.closed.pop(self.next_unit, None)
             self.unit = [parts.get(name, []) for name in branches]
+            self.unit_key = repr([(name, sources.get(name, [])) for name in branches])
+            self.unit_taken = 0
             self.next_unit += 1
         data = [rows[: self.batch_size] for rows in self.unit]
         self.unit = [rows[self.batch_size :] for rows in self.unit]
-        return self._new_batch(data)
+        provenance = (self.unit_key, self.unit_taken, len(data[0]) if data else 0)
+        self.unit_taken += provenance[2]
+        return self._new_batch(data, provenance)
 
     @property
     def routing_source(self) -> str:
         """The step routing the batches that a convergence step joins."""
         return self.engine.dag.predecessors(self.predecessors[0])[0]
 
+    def _take_sources(self, name: str, count: int) -> list[tuple[str, int, int]]:
+        """Consumes the origin of `count` buffered rows of predecessor `name`."""
+        sources = self.sources[name]
+        taken = []
+        while count:
+            batch_id, first, rows = sources[0]
+            used = min(rows, count)
+            taken.append((batch_id, first, used))
+            if used == rows:
+                sources.popleft()
+            else:
+                sources[0][1] += used
+                sources[0][2] -= used
+            count -= used
+        return taken
+
     # -- processing ----------------------------------------------------------------------
 
     async def _process(self, batch: _Batch) -> None:
         shown = 0
         try:
-            if self.store.has(batch.seq):
-                rows = await asyncio.to_thread(self.store.read, batch.seq)
+            stored = await self._reuse(batch)
+            if stored is not None:
+                rows, batch_id = stored
             elif batch.origin is not None and not batch.data[0]:
-                rows = []  # an empty routed batch: nothing to process, only to pass on
+                # An empty routed batch: nothing to process, only to pass on.
+                rows, batch_id = [], new_batch_id()
             else:
                 tracker = self._batch_progress(batch)
                 try:
                     rows = await self._run_step(batch, tracker)
                 finally:
                     shown = tracker.close() if tracker is not None else 0
-                self.engine.store.submit(self.store, batch.seq, rows)
+                batch_id = new_batch_id()
+                self.engine.store.submit(
+                    self.store,
+                    BatchToWrite(batch.seq, rows, batch_id, batch.input_id, self.failed(rows)),
+                )
         except asyncio.CancelledError:
             raise
         except Exception as error:
             self.engine.fail(error)
             return
         self.in_flight -= 1
-        self.completed[batch.seq] = (rows, shown)
+        self.completed[batch.seq] = (rows, batch_id, shown)
         if batch.origin is not None:
             self.origins[batch.seq] = batch.origin
         while self.next_emit in self.completed:
-            rows, shown = self.completed.pop(self.next_emit)
-            self.emit(rows, self.origins.pop(self.next_emit, None), shown)
+            rows, batch_id, shown = self.completed.pop(self.next_emit)
+            self.emit(rows, batch_id, self.origins.pop(self.next_emit, None), shown)
             self.next_emit += 1
         self.pump()
 
@@ -276,6 +342,23 @@ class _Node:
         return BatchProgress(
             len(batch.data[0]), self.rows_per_input, lambda rows: progress.advance(name, rows)
         )
+
+    async def _reuse(self, batch: _Batch) -> Optional[tuple[list[Row], str]]:
+        """The stored output of `batch` when it can be reused: computed from the same input,
+        no failed row, file intact."""
+        entry = self.store.lookup(batch.seq)
+        if entry is None or entry.failed or entry.input_id != batch.input_id:
+            return None
+        try:
+            rows = await asyncio.to_thread(self.store.read, batch.seq)
+        except DamagedBatchError:  # the store named the file in a warning
+            return None
+        return rows, entry.batch_id
+
+    def failed(self, rows: list[Row]) -> int:
+        """How many rows this step failed on (their error is in `potstill_metadata`)."""
+        key = f"error_{self.name}"
+        return sum(1 for row in rows if _has_error((row.get(METADATA_COLUMN) or {}).get(key)))
 
     async def _run_step(self, batch: _Batch, tracker: Optional[BatchProgress] = None) -> list[Row]:
         step = self.step
@@ -308,12 +391,17 @@ class _Node:
             return _rows_on_failure(step, batch.data[0], describe_error(error))
 
     def emit(
-        self, rows: list[Row], origin: Optional[tuple[int, bool]] = None, shown: int = 0
+        self,
+        rows: list[Row],
+        batch_id: str,
+        origin: Optional[tuple[int, bool]] = None,
+        shown: int = 0,
     ) -> None:
         """Passes a finished batch on.
 
         Args:
             rows: the batch's output rows.
+            batch_id: the id its successors record as the origin of these rows.
             origin: for a batch of routed rows, where it came from (see `receive_unit_part`).
             shown: rows the display already counts for this batch (reported while it ran);
                 the display ends at exactly the rows produced.
@@ -324,13 +412,13 @@ class _Node:
             chosen = self._route()
             for successor in self.successors:
                 if successor.name in chosen:
-                    successor.receive_routed(self.emitted - 1, rows)
+                    successor.receive_routed(self.emitted - 1, rows, batch_id)
             return
         for successor in self.successors:
             if successor.converges and origin is not None:
-                successor.receive_unit_part(self.name, origin[0], rows, origin[1])
+                successor.receive_unit_part(self.name, origin[0], rows, origin[1], batch_id)
             else:
-                successor.receive(self.name, rows)
+                successor.receive(self.name, rows, batch_id)
 
     def _route(self) -> list[str]:
         """Which successors get the next emitted batch (the recorded decision on resume)."""
@@ -383,10 +471,10 @@ class Engine:
         step_stores: dict[str, StepStore],
         progress: Progress,
         max_generator_batches: Optional[int] = None,
-        response_cache: Optional[ResponseStore] = None,
+        use_response_cache: bool = False,
     ) -> None:
         self.dag = dag
-        self.response_cache = response_cache
+        self.use_response_cache = use_response_cache
         self.store = store
         self.progress = progress
         self.max_generator_batches = max_generator_batches
@@ -404,6 +492,9 @@ class Engine:
     async def run(self) -> None:
         """Loads every step, runs the pipeline, unloads every step."""
         self._done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # A write that fails (e.g. a column with mixed types) stops the run at once.
+        self.store.on_error = lambda error: _call_soon(loop, self.fail, error)
         await self._load_all()
         try:
             for node in self.nodes.values():
@@ -424,11 +515,15 @@ class Engine:
             await self._unload_all()
 
     def response_stores(self, node: _Node) -> tuple[ResponseStore, ...]:
-        """The stores a step's LLM requests go through: its journal, then the cache."""
+        """The stores a step's LLM requests go through: its journal, then the response cache
+        (in the LLM's `response_cache_dir`) when the pipeline turns it on."""
         if not isinstance(node.step, _Task):
             return ()
         journal = node.store.journal()
-        return (journal,) if self.response_cache is None else (journal, self.response_cache)
+        if not self.use_response_cache:
+            return (journal,)
+        folder = node.step.llm.response_cache_dir or default_response_cache_dir()
+        return (journal, open_store(Path(folder) / "responses.jsonl"))
 
     def spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -464,17 +559,25 @@ class Engine:
         # A generator task's requests go through its journal too (its worker inherits this).
         use_stores(*self.response_stores(node))
         completion = node.store.completion()
-        stored = set(node.store.stored_batches())
+        last = completion["batches"] if completion is not None else None
         seq = 0
         offset = 0
         watched = self._backlog_watch(node)
-        while seq in stored and not self._generator_limit_reached(seq):
+        # Stored batches are replayed up to the first one that is missing, damaged or has
+        # failed rows; the generator then continues from there.
+        while (last is None or seq < last) and not self._generator_limit_reached(seq):
+            entry = node.store.lookup(seq)
+            if entry is None or entry.failed:
+                break
             await self._wait_for_capacity(watched)
-            rows = await asyncio.to_thread(node.store.read, seq)
+            try:
+                rows = await asyncio.to_thread(node.store.read, seq)
+            except DamagedBatchError:  # the store named the file in a warning
+                break
             offset += len(rows)
-            node.emit(rows)
+            node.emit(rows, entry.batch_id)
             seq += 1
-        if completion is None and not self._generator_limit_reached(seq):
+        if (last is None or seq < last) and not self._generator_limit_reached(seq):
             depth = 1 if self.max_generator_batches is not None else _GENERATOR_PREFETCH
             iterator = step.process_applying_mappings(offset=offset)
             pending: deque[asyncio.Future[Any]] = deque()
@@ -486,11 +589,14 @@ class Engine:
                     item = await pending.popleft()
                     if item is _END:
                         break
-                    rows, last = item
-                    self.store.submit(node.store, seq, rows)
-                    node.emit(rows)
+                    rows, is_last = item
+                    batch_id = new_batch_id()
+                    self.store.submit(
+                        node.store, BatchToWrite(seq, rows, batch_id, None, node.failed(rows))
+                    )
+                    node.emit(rows, batch_id)
                     seq += 1
-                    if last:
+                    if is_last:
                         break
             except PipelineRunError:
                 raise
@@ -564,6 +670,18 @@ def _process_sync(step: _Step, data: list[list[Row]], offset: int) -> list[Row]:
         return [row for chunk in step.process_applying_mappings(*data) for row in chunk]  # type: ignore[attr-defined]
     finally:
         reset_row_offset(token)
+
+
+def _has_error(error: Any) -> bool:
+    if isinstance(error, list):  # `group_generations`: one error per generation
+        return any(item is not None for item in error)
+    return error is not None
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    """Schedules `callback` on `loop` from another thread (nothing once the loop is closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def _rows_on_failure(step: _Step, rows: list[Row], error: str) -> list[Row]:

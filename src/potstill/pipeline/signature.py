@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
+from potstill.llms.base import LLM
 from potstill.pipeline.dag import DAG
+from potstill.steps.base import _Step
 from potstill.utils.fields import without_execution_fields
+from potstill.utils.fingerprint import code_fingerprint
+
+# Classes from these packages are versioned with them; only the user's own code is hashed.
+_LIBRARY_MODULES = ("potstill", "pydantic", "builtins", "abc", "typing")
 
 
 def step_signatures(dag: DAG) -> dict[str, str]:
-    """A signature per step, hashing its config and the signatures of its predecessors.
+    """A signature per step, hashing its config, its code and the signatures of its inputs.
 
-    Changing a step's config or runtime parameters changes its signature and those of every
-    step downstream of it; nothing upstream is affected.
+    Changing a step's config, one of its runtime parameters, or the code of a step or LLM
+    class defined outside potstill (a custom step, a `@step` function, a custom LLM) changes
+    its signature and those of every step downstream of it; nothing upstream is affected.
+    Settings of an LLM that change how it runs but not what it produces (limits, retries,
+    timeouts, the response cache) are left out.
 
     Args:
         dag: the pipeline's steps.
@@ -23,13 +33,42 @@ def step_signatures(dag: DAG) -> dict[str, str]:
     """
     signatures: dict[str, str] = {}
     for name in dag.topological_order():
+        step = dag.steps[name]
         payload = {
-            "step": without_execution_fields(dag.steps[name].dump()),
+            "step": signature_dump(step),
+            "code": user_code(step),
             "inputs": [signatures[p] for p in dag.predecessors(name)],
         }
         routing = dag.routing_batch_function(name)
         if routing is not None:  # where its batches went is part of what it produced
             payload["routing"] = routing.dump()
         text = json.dumps(payload, sort_keys=True, default=str)
-        signatures[name] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        signatures[name] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return signatures
+
+
+def signature_dump(step: _Step) -> dict[str, Any]:
+    """The step's dump without what does not change its output: the runtime-parameters
+    descriptions, and the execution-only settings of its LLMs (at their own level only)."""
+    dump = step.dump()
+    dump.pop("runtime_parameters_info", None)
+    for field in type(step).model_fields:
+        if isinstance(getattr(step, field, None), LLM) and isinstance(dump.get(field), dict):
+            dump[field] = without_execution_fields(dump[field])
+    return dump
+
+
+def user_code(step: _Step) -> list[str]:
+    """Fingerprints of the user-defined classes of a step and of its LLMs."""
+    components: list[Any] = [step]
+    components += [
+        value
+        for field in type(step).model_fields
+        if isinstance(value := getattr(step, field, None), LLM)
+    ]
+    return [
+        f"{cls.__module__}.{cls.__qualname__}:{code_fingerprint(cls)}"
+        for component in components
+        for cls in type(component).__mro__
+        if cls.__module__.partition(".")[0] not in _LIBRARY_MODULES
+    ]

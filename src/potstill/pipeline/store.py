@@ -4,69 +4,162 @@ Layout under the cache directory:
 
 ```
 <cache_dir>/<pipeline name>/
+    run.lock                            # held by the run using the store (see run_lock.py)
     pipeline.yaml                       # the last run's configuration
     steps/<step name>-<signature>/      # one folder per step configuration
         000000.arrow                    # the step's output for its input batch 0
         000001-000004.arrow             # batches 1 to 4, written together
+        manifest.jsonl                  # what each file holds, its checksum; completion
         requests.jsonl                  # the journal: every answered LLM request
-        _complete.json                  # written once the step has finished
 ```
 
-A step's signature hashes its configuration and the signatures of the steps feeding it, so
-changing a step invalidates that step and what is downstream of it, nothing else.
+A step's signature hashes its configuration, its code and the signatures of the steps feeding
+it, so changing a step invalidates that step and what is downstream of it, nothing else.
 
-Each file is written under a temporary name and renamed, so it exists whole or not at all: a
-killed run leaves only complete batches behind, and the next run skips them. Writes happen
-in one background thread, so the event loop never waits on disk; when batches arrive faster
-than the thread writes them, it writes each run of consecutive batches of a step as one file,
-so the cost per batch falls as the load rises.
+Each batch file is written under a temporary name and renamed, then described by one line of
+the step's manifest: its SHA-256, and per batch its row count, an id, the id of the input it
+was computed from and how many of its rows failed. Only what the manifest describes is read,
+and a later line about a batch replaces an earlier one, so a batch recomputed later (a retry
+of failed rows, a repaired file) is never read twice. A file whose checksum does not match,
+or a manifest line that is damaged, is reported with a warning naming the file, and the
+batches it held are recomputed. A killed run leaves only whole, described batches behind.
+
+Writes happen in one background thread, so the event loop never waits on disk; when batches
+arrive faster than the thread writes them, it writes each run of consecutive batches of a
+step as one file, so the cost per batch falls as the load rises.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import logging
 import os
 import queue
-import re
 import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, NoReturn, Optional
 
+from potstill.errors import BatchWriteError
 from potstill.llms.cache import ResponseStore, forget_store, open_store
 from potstill.typing import Row
+from potstill.utils.append_log import AppendLog, read_lines, seal, unseal
+from potstill.utils.rows import find_type_conflict, without_invalid_text
 
-_COMPLETE_MARKER = "_complete.json"
+logger = logging.getLogger("potstill.pipeline")
+
+_MANIFEST = "manifest.jsonl"
 _JOURNAL = "requests.jsonl"
-_FILE_NAME = re.compile(r"^(\d{6,})(?:-(\d{6,}))?\.(arrow|json)$")
-_COUNTS_KEY = b"potstill_batch_rows"
+_ARROW_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,  # pyarrow.ArrowInvalid
+    TypeError,  # pyarrow.ArrowTypeError
+    UnicodeEncodeError,
+    OverflowError,
+    NotImplementedError,
+)
+
+
+class DamagedBatchError(RuntimeError):
+    """A stored batch file does not match its checksum (or cannot be read)."""
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """Where one stored batch lives and what it was computed from.
+
+    Attributes:
+        file: the file holding it.
+        start: its first row within the file.
+        rows: its row count.
+        batch_id: an id of this computation of the batch (rows read downstream carry it).
+        input_id: the id of the input it was computed from (`None` for generators).
+        failed: how many of its rows failed (a failed batch is recomputed by the next run).
+    """
+
+    file: str
+    start: int
+    rows: int
+    batch_id: str
+    input_id: Optional[str]
+    failed: int
+
+
+@dataclass(frozen=True)
+class BatchToWrite:
+    """A finished batch on its way to the store."""
+
+    seq: int
+    rows: list[Row]
+    batch_id: str
+    input_id: Optional[str]
+    failed: int
 
 
 class StepStore:
     """The stored output batches of one step configuration."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, step_name: str = "", single_schema: bool = False) -> None:
+        """Opens (lazily) the store in `path`.
+
+        Args:
+            path: the step configuration's folder.
+            step_name: the step's name, for messages.
+            single_schema: refuse a batch whose column types cannot be merged with the
+                batches written before it (the steps whose batches end up in one dataset).
+        """
         self.path = path
+        self.step_name = step_name or path.name.rsplit("-", 1)[0]
+        self.single_schema = single_schema
         self._lock = threading.Lock()
-        self._index: Optional[dict[int, tuple[str, int]]] = None
-        self._cached: tuple[str, Any] = ("", None)
+        self._index: Optional[dict[int, StoredBatch]] = None
+        self._sums: dict[str, str] = {}
+        self._completion: Optional[dict[str, int]] = None
+        self._manifest: Optional[AppendLog] = None
+        self._schema: Any = None
+        self._cached: tuple[str, str, Any] = ("", "", None)  # name, checksum, table
 
     # -- index -------------------------------------------------------------------------
 
-    def _ensure_index(self) -> dict[int, tuple[str, int]]:
+    def _ensure_index(self) -> dict[int, StoredBatch]:
         with self._lock:
             if self._index is None:
                 self._index = {}
-                if self.path.is_dir():
-                    for entry in os.scandir(self.path):
-                        match = _FILE_NAME.match(entry.name)
-                        if match:
-                            first = int(match.group(1))
-                            last = int(match.group(2) or first)
-                            for position, seq in enumerate(range(first, last + 1)):
-                                self._index[seq] = (entry.name, position)
+                self._load_manifest()
             return self._index
+
+    def _load_manifest(self) -> None:
+        assert self._index is not None
+        path = self.path / _MANIFEST
+        damaged = 0
+        for line in read_lines(path):
+            try:
+                record = json.loads(unseal(line) or b"")
+                if "complete" in record:
+                    completion = record["complete"]
+                    self._completion = {
+                        "batches": int(completion["batches"]),
+                        "rows": int(completion["rows"]),
+                    }
+                    continue
+                name, digest, start = str(record["file"]), str(record["sha256"]), 0
+                entries = {}
+                for seq, rows, batch_id, input_id, failed in record["batches"]:
+                    entries[int(seq)] = StoredBatch(name, start, rows, batch_id, input_id, failed)
+                    start += rows
+            except (ValueError, KeyError, TypeError):  # damaged: costs only this line
+                damaged += 1
+                continue
+            self._sums[name] = digest
+            self._index.update(entries)
+        if damaged:
+            logger.warning(
+                "%s: skipped %d damaged line(s); the batches they described are computed again.",
+                path,
+                damaged,
+            )
 
     def stored_batches(self) -> list[int]:
         """Sequence numbers of the batches on disk, in order."""
@@ -76,126 +169,281 @@ class StepStore:
         """Whether batch `seq` is on disk."""
         return seq in self._ensure_index()
 
+    def lookup(self, seq: int) -> Optional[StoredBatch]:
+        """What is stored for batch `seq`, if anything."""
+        return self._ensure_index().get(seq)
+
+    def failed_rows(self) -> tuple[int, int]:
+        """Rows that failed in the stored batches, and the number of batches holding them."""
+        index = self._ensure_index()
+        completion = self.completion()
+        seqs = range(completion["batches"]) if completion else sorted(index)
+        failed = [index[seq].failed for seq in seqs if seq in index and index[seq].failed]
+        return sum(failed), len(failed)
+
     # -- writing -----------------------------------------------------------------------
 
-    def write(self, seq: int, rows: list[Row]) -> None:
-        """Writes one batch."""
-        self.write_run([(seq, rows)])
-
-    def write_run(self, batches: list[tuple[int, list[Row]]]) -> None:
-        """Writes consecutive batches as one file (Arrow; JSON when Arrow cannot hold them).
+    def write_run(self, batches: list[BatchToWrite]) -> None:
+        """Writes consecutive batches as one Arrow file and describes it in the manifest.
 
         Args:
-            batches: `(seq, rows)` pairs with consecutive `seq`s.
+            batches: consecutive batches.
+
+        Raises:
+            BatchWriteError: a batch that Arrow cannot hold (a column with mixed types),
+                naming the step, the batch, the column, the rows and both types. The other
+                batches are written all the same.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        first, last = batches[0][0], batches[-1][0]
-        stem = f"{first:06d}" if first == last else f"{first:06d}-{last:06d}"
+        first, last = batches[0].seq, batches[-1].seq
         try:
-            _write_arrow(self.path / f"{stem}.arrow", batches)
-            name = f"{stem}.arrow"
-        except Exception:
-            if len(batches) > 1:  # one odd batch should not force JSON on the others
+            table = rows_to_table([row for batch in batches for row in batch.rows])
+        except _ARROW_ERRORS:
+            if len(batches) > 1:  # one odd batch should not cost the others
+                errors = []
                 for single in batches:
-                    self.write_run([single])
+                    try:
+                        self.write_run([single])
+                    except BatchWriteError as error:
+                        errors.append(error)
+                if errors:
+                    raise errors[0] from None
                 return
-            text = json.dumps(batches[0][1], default=repr, ensure_ascii=False)
-            _atomic_write(
-                self.path / f"{stem}.json", lambda tmp: Path(tmp).write_text(text, "utf-8")
-            )
-            name = f"{stem}.json"
+            table = self._repaired_table(batches[0])
+        if self.single_schema and table.num_columns:
+            self._check_schema(table, batches)
+        data = _arrow_bytes(table)
+        digest = hashlib.sha256(memoryview(data)).hexdigest()
+        name = f"{first:06d}.arrow" if first == last else f"{first:06d}-{last:06d}.arrow"
+        self.path.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.path / name, data)
+        record = {
+            "file": name,
+            "sha256": digest,
+            "batches": [
+                [batch.seq, len(batch.rows), batch.batch_id, batch.input_id, batch.failed]
+                for batch in batches
+            ],
+        }
+        self._append(record)
         with self._lock:
+            self._sums[name] = digest
             if self._index is not None:
-                for position, (seq, _) in enumerate(batches):
-                    self._index[seq] = (name, position)
+                start = 0
+                for batch in batches:
+                    self._index[batch.seq] = StoredBatch(
+                        name, start, len(batch.rows), batch.batch_id, batch.input_id, batch.failed
+                    )
+                    start += len(batch.rows)
+
+    def _repaired_table(self, batch: BatchToWrite) -> Any:
+        """The table of a batch Arrow refused: invalid text repaired, values Arrow does not
+        know stored as their `repr`, mixed types reported."""
+        found: list[str] = []
+        rows = [
+            without_invalid_text(row, f"row {index}", found) for index, row in enumerate(batch.rows)
+        ]
+        if found:
+            listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if found[5:] else "")
+            logger.warning(
+                "Step %r, batch %d: text that is not valid UTF-8 (a lone surrogate) at %s; "
+                "it is stored with U+FFFD (the replacement character) in its place.",
+                self.step_name,
+                batch.seq,
+                listed,
+            )
+        try:
+            return rows_to_table(rows)
+        except _ARROW_ERRORS as error:
+            conflict = find_type_conflict(rows)
+            arrow_error = f"{type(error).__name__}: {error}"
+        if conflict is None:
+            plain = json.loads(json.dumps(rows, default=repr))
+            try:
+                return rows_to_table(plain)
+            except _ARROW_ERRORS:
+                conflict = find_type_conflict(plain)
+        raise BatchWriteError(
+            f"Step {self.step_name!r} produced batch {batch.seq} that cannot be stored: "
+            f"{conflict or arrow_error} (rows counted within the batch). A column must hold "
+            "one type in every row: fix the step (or its input data) so it does, then run the "
+            "pipeline again. Answered LLM requests are kept in the journal and are not sent "
+            "again."
+        )
+
+    def _check_schema(self, table: Any, batches: list[BatchToWrite]) -> None:
+        import pyarrow as pa
+
+        if self._schema is None:
+            self._schema = table.schema
+            return
+        try:
+            self._schema = pa.unify_schemas(
+                [self._schema, table.schema], promote_options="permissive"
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise BatchWriteError(
+                f"Step {self.step_name!r}: batch {batches[0].seq} has column types that "
+                f"cannot be merged with the batches before it ({error}). A column must hold "
+                "one type in every row: fix the step (or its input data) so it does, then run "
+                "the pipeline again. Answered LLM requests are kept in the journal and are "
+                "not sent again."
+            ) from None
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if self._manifest is None:
+            self._manifest = AppendLog(self.path / _MANIFEST)
+        self._manifest.append(seal(json.dumps(record).encode("ascii")))
 
     # -- reading -----------------------------------------------------------------------
 
     def read_table(self, seq: int) -> Any:
-        """Batch `seq` as a `pyarrow.Table`."""
-        name, position = self._ensure_index()[seq]
-        table = self._read_file(name)
-        counts = _batch_counts(table)
-        if counts is None:
-            return table
-        start = sum(counts[:position])
-        return table.slice(start, counts[position])
+        """Batch `seq` as a `pyarrow.Table`.
+
+        Raises:
+            DamagedBatchError: when its file does not match its checksum; the batches of
+                that file are then dropped from the index (so they are computed again).
+        """
+        entry = self._ensure_index()[seq]
+        return self._read_file(entry.file).slice(entry.start, entry.rows)
 
     def read(self, seq: int) -> list[Row]:
         """Batch `seq` as rows."""
         return self.read_table(seq).to_pylist()
 
     def read_all_tables(self, columns: Optional[list[str]] = None) -> list[Any]:
-        """Every stored file as a table, in batch order.
+        """The step's output, in batch order: one table per run of batches read together.
+
+        Only the batches of the step's last complete run are read (each once, from the file
+        that holds its latest version).
 
         Args:
-            columns: read only these columns (those a file has; every row still counts).
+            columns: keep only these columns (those a table has; every row still counts).
         """
         index = self._ensure_index()
-        names = list(dict.fromkeys(index[seq][0] for seq in sorted(index)))
-        return [self._read_file(name, cache=False, columns=columns) for name in names]
+        completion = self.completion()
+        seqs = list(range(completion["batches"])) if completion else sorted(index)
+        tables = []
+        position = 0
+        while position < len(seqs):
+            first = index[seqs[position]]
+            end, rows = position + 1, first.rows
+            while end < len(seqs):
+                entry = index[seqs[end]]
+                if entry.file != first.file or entry.start != first.start + rows:
+                    break
+                rows += entry.rows
+                end += 1
+            table = self._read_file(first.file, cache=False).slice(first.start, rows)
+            if columns is not None:
+                table = table.select([name for name in columns if name in table.column_names])
+            tables.append(table)
+            position = end
+        return tables
 
-    def _read_file(self, name: str, cache: bool = True, columns: Optional[list[str]] = None) -> Any:
+    def _read_file(self, name: str, cache: bool = True) -> Any:
+        import pyarrow as pa
         import pyarrow.feather as feather
 
-        if self._cached[0] == name:
-            return _select(self._cached[1], columns)
+        expected = self._sums.get(name)
+        if self._cached[:2] == (name, expected):
+            return self._cached[2]
         path = self.path / name
-        if name.endswith(".arrow"):
-            if columns is not None:
-                return _read_arrow_columns(path, columns)
-            table = feather.read_table(path, memory_map=False)
-        else:
-            table = rows_to_table(json.loads(path.read_text("utf-8")))
-        if cache and columns is None:
-            self._cached = (name, table)
-        return _select(table, columns)
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            self._drop(name, f"it cannot be read ({error})")
+        if hashlib.sha256(data).hexdigest() != expected:
+            self._drop(name, "it does not match the checksum recorded when it was written")
+        try:
+            table = feather.read_table(pa.BufferReader(data))
+        except Exception as error:  # matched its checksum but is still unreadable
+            self._drop(name, f"it cannot be read as Arrow ({error})")
+        if cache:
+            self._cached = (name, expected, table)
+        return table
+
+    def _drop(self, name: str, reason: str) -> NoReturn:
+        with self._lock:
+            seqs = sorted(s for s, e in (self._index or {}).items() if e.file == name)
+            for seq in seqs:
+                del self._index[seq]  # type: ignore[union-attr]
+        span = f"{seqs[0]}-{seqs[-1]}" if len(seqs) > 1 else str(seqs[0]) if seqs else "-"
+        logger.warning(
+            "Stored batch file %s is damaged: %s. Its batches (%s) of step %r are computed again.",
+            self.path / name,
+            reason,
+            span,
+            self.step_name,
+        )
+        raise DamagedBatchError(
+            f"Stored batch file {self.path / name} is damaged: {reason}. Run the pipeline "
+            "again: the batches it held are computed again."
+        )
 
     # -- completion ----------------------------------------------------------------------
 
     def mark_complete(self, batches: int, rows: int) -> None:
         """Records that the step finished with `batches` batches and `rows` rows."""
         self.path.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"batches": batches, "rows": rows})
-        _atomic_write(self.path / _COMPLETE_MARKER, lambda tmp: Path(tmp).write_text(payload))
+        self._append({"complete": {"batches": batches, "rows": rows}})
+        with self._lock:
+            self._completion = {"batches": batches, "rows": rows}
 
     def completion(self) -> Optional[dict[str, int]]:
         """`{"batches", "rows"}` when the step finished in an earlier run, else `None`."""
-        marker = self.path / _COMPLETE_MARKER
-        if not marker.exists():
-            return None
-        info: dict[str, int] = json.loads(marker.read_text())
-        if all(self.has(seq) for seq in range(info["batches"])):
-            return info
+        self._ensure_index()
+        info = self._completion
+        if info is not None and all(self.has(seq) for seq in range(info["batches"])):
+            return dict(info)
         return None
 
     def journal(self) -> ResponseStore:
         """The step's request journal: every answered request of its LLM, kept for resume."""
         return open_store(self.path / _JOURNAL, per_row=True)
 
+    def close(self) -> None:
+        """Closes the manifest and the journal, and frees the journal's memory."""
+        if self._manifest is not None:
+            self._manifest.close()
+        forget_store(self.path / _JOURNAL)
+        self._cached = ("", "", None)
+
     def clear(self) -> None:
         """Deletes everything stored for this step configuration."""
-        forget_store(self.path / _JOURNAL)
+        self.close()
         shutil.rmtree(self.path, ignore_errors=True)
         with self._lock:
             self._index = None
-            self._cached = ("", None)
+            self._sums = {}
+            self._completion = None
+            self._schema = None
 
 
 class RunStore:
-    """The store of one pipeline: step stores plus the background writer."""
+    """The store of one pipeline: step stores plus the background writer.
+
+    Attributes:
+        on_error: called (from the writer thread) with the first write error, so the run
+            can stop at once instead of when it ends.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.on_error: Optional[Callable[[BaseException], None]] = None
         self._writer: Optional[_Writer] = None
+        self._steps: list[StepStore] = []
 
-    def step_store(self, step_name: str, signature: str) -> StepStore:
+    def step_store(self, step_name: str, signature: str, single_schema: bool = False) -> StepStore:
         """The store for one step configuration."""
-        return StepStore(self.root / "steps" / f"{step_name}-{signature}")
+        store = StepStore(
+            self.root / "steps" / f"{step_name}-{signature}", step_name, single_schema
+        )
+        self._steps.append(store)
+        return store
 
-    def submit(self, store: StepStore, seq: int, rows: list[Row]) -> None:
+    def submit(self, store: StepStore, batch: BatchToWrite) -> None:
         """Queues a batch write."""
-        self._get_writer().put(("batch", store, seq, rows))
+        self._get_writer().put(("batch", store, batch))
 
     def submit_completion(self, store: StepStore, batches: int, rows: int) -> None:
         """Queues the completion marker; it is written after the step's batches."""
@@ -203,8 +451,12 @@ class RunStore:
 
     def _get_writer(self) -> _Writer:
         if self._writer is None:
-            self._writer = _Writer()
+            self._writer = _Writer(self._report)
         return self._writer
+
+    def _report(self, error: BaseException) -> None:
+        if self.on_error is not None:
+            self.on_error(error)
 
     def flush(self) -> None:
         """Waits for every queued write and re-raises the first write error."""
@@ -212,13 +464,17 @@ class RunStore:
             self._writer.flush()
 
     def close(self) -> None:
-        """Flushes and stops the writer thread."""
-        if self._writer is not None:
-            try:
-                self._writer.flush()
-            finally:
-                self._writer.stop()
-                self._writer = None
+        """Flushes, stops the writer thread, and closes every step store (journals too)."""
+        try:
+            if self._writer is not None:
+                try:
+                    self._writer.flush()
+                finally:
+                    self._writer.stop()
+                    self._writer = None
+        finally:
+            for store in self._steps:
+                store.close()
 
     def submit_config(self, dump: dict[str, Any]) -> Path:
         """Queues writing the pipeline's configuration; returns the path it goes to."""
@@ -235,7 +491,17 @@ class RunStore:
         stamp = self.root / ".pipeline.yaml.sha256"
         if path.exists() and stamp.exists() and stamp.read_text() == digest:
             return path  # a big inline dataset makes YAML slow to write: skip when unchanged
-        write_file(path, dump, "yaml")
+        try:
+            write_file(path, dump, "yaml")
+        except UnicodeEncodeError:
+            found: list[str] = []
+            dump = without_invalid_text(dump, "", found)
+            logger.warning(
+                "pipeline.yaml: text that is not valid UTF-8 (a lone surrogate) at %s is "
+                "written with U+FFFD (the replacement character) in its place.",
+                ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else ""),
+            )
+            write_file(path, dump, "yaml")
         stamp.write_text(digest)
         return path
 
@@ -243,11 +509,12 @@ class RunStore:
 class _Writer:
     """The background thread that performs writes, grouping consecutive batches."""
 
-    def __init__(self) -> None:
+    def __init__(self, report: Callable[[BaseException], None]) -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._done = threading.Condition()
         self._outstanding = 0
         self._error: Optional[BaseException] = None
+        self._report = report
         self._thread = threading.Thread(target=self._run, name="potstill-store", daemon=True)
         self._thread.start()
 
@@ -278,10 +545,10 @@ class _Writer:
             stopping = items[-1] is None
             work = [item for item in items if item is not None]
             try:
-                _perform(work)
-            except BaseException as error:
-                if self._error is None:
-                    self._error = error
+                for error in _perform(work):
+                    if self._error is None:
+                        self._error = error
+                        self._report(error)
             finally:
                 with self._done:
                     self._outstanding -= len(work)
@@ -290,48 +557,59 @@ class _Writer:
                 return
 
 
-def _perform(items: list[tuple[Any, ...]]) -> None:
-    """Writes queued items in order, merging runs of consecutive batches of one step."""
-    pending: dict[int, tuple[StepStore, list[tuple[int, list[Row]]]]] = {}
+def _perform(items: list[tuple[Any, ...]]) -> list[BaseException]:
+    """Writes queued items in order, merging runs of consecutive batches of one step.
+
+    A failed write costs only itself: the other items are still written.
+
+    Returns:
+        The errors, in order.
+    """
+    pending: dict[int, tuple[StepStore, list[BatchToWrite]]] = {}
+    errors: list[BaseException] = []
+
+    def attempt(write: Callable[..., Any], *args: Any) -> None:
+        try:
+            write(*args)
+        except BaseException as error:  # reported to the run; the writer carries on
+            errors.append(error)
 
     def flush_store(store: StepStore) -> None:
         entry = pending.pop(id(store), None)
         if entry is None:
             return
-        batches = sorted(entry[1], key=lambda batch: batch[0])
+        batches = sorted(entry[1], key=lambda batch: batch.seq)
         run = [batches[0]]
         for batch in batches[1:]:
-            if batch[0] == run[-1][0] + 1:
+            if batch.seq == run[-1].seq + 1:
                 run.append(batch)
             else:
-                store.write_run(run)
+                attempt(store.write_run, run)
                 run = [batch]
-        store.write_run(run)
+        attempt(store.write_run, run)
 
     for item in items:
         kind, store = item[0], item[1]
         if kind == "config":
-            store.write_config(item[2])
+            attempt(store.write_config, item[2])
         elif kind == "batch":
-            pending.setdefault(id(store), (store, []))[1].append((item[2], item[3]))
+            pending.setdefault(id(store), (store, []))[1].append(item[2])
         else:
             flush_store(store)
-            store.mark_complete(item[2], item[3])
+            attempt(store.mark_complete, item[2], item[3])
     for store, _ in list(pending.values()):
         flush_store(store)
+    return errors
 
 
-def _write_arrow(path: Path, batches: list[tuple[int, list[Row]]]) -> None:
-    import pyarrow.feather as feather
+def new_batch_id() -> str:
+    """A fresh id for one computation of a batch, unique across processes and runs."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
 
-    rows = [row for _, batch in batches for row in batch]
-    table = rows_to_table(rows)
-    if len(batches) > 1:
-        counts = json.dumps([len(batch) for _, batch in batches]).encode()
-        table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), _COUNTS_KEY: counts}
-        )
-    _atomic_write(path, lambda tmp: feather.write_feather(table, tmp, compression="uncompressed"))
+
+# One random draw per process (a draw per batch costs up to a millisecond on some machines).
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count()
 
 
 def rows_to_table(rows: list[Row]) -> Any:
@@ -346,36 +624,21 @@ def rows_to_table(rows: list[Row]) -> Any:
     return pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in names})
 
 
-def _select(table: Any, columns: Optional[list[str]]) -> Any:
-    """`table` with only those of `columns` it has (and all its rows)."""
-    if columns is None:
-        return table
-    return table.select([name for name in columns if name in table.column_names])
-
-
-def _read_arrow_columns(path: Path, columns: list[str]) -> Any:
-    """Some columns of an Arrow file, read without the others."""
+def _arrow_bytes(table: Any) -> Any:
+    """The table as an uncompressed Arrow (Feather v2) file, in memory (a buffer)."""
     import pyarrow as pa
     import pyarrow.feather as feather
 
-    with pa.OSFile(str(path)) as source:
-        reader = pa.ipc.open_file(source)
-        present = [name for name in columns if name in reader.schema.names]
-        if not present:  # nothing to read but the number of rows (batch headers only)
-            return pa.table({"_": pa.nulls(reader.count_rows())}).select([])
-    return feather.read_table(path, columns=present, memory_map=False)
+    sink = pa.BufferOutputStream()
+    feather.write_feather(table, sink, compression="uncompressed")
+    return sink.getvalue()
 
 
-def _batch_counts(table: Any) -> Optional[list[int]]:
-    metadata = table.schema.metadata or {}
-    raw = metadata.get(_COUNTS_KEY)
-    return json.loads(raw) if raw else None
-
-
-def _atomic_write(target: Path, write: Any) -> None:
+def _atomic_write(target: Path, data: Any) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        write(str(tmp))
+        with open(tmp, "wb") as handle:
+            handle.write(memoryview(data))
         os.replace(tmp, target)
     finally:
         if tmp.exists():

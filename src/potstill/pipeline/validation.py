@@ -76,6 +76,7 @@ def validate(dag: DAG) -> None:
         problems.extend(_check_mappings(step))
         problems.extend(_check_inputs(dag, step))
         problems.extend(_check_required_parameters(step))
+        problems.extend(step.problems_before_run())
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise PipelineValidationError(f"The pipeline cannot run:\n{listed}")

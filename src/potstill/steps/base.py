@@ -217,6 +217,17 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
 
     # -- lifecycle -----------------------------------------------------------------------
 
+    def problems_before_run(self) -> list[str]:
+        """Problems that would stop the step, found without running it.
+
+        The pipeline checks them with everything else before any step is loaded (so before
+        any request is paid for). Each names the step and says what to do.
+
+        Returns:
+            One message per problem (none by default).
+        """
+        return []
+
     def load(self) -> None:
         """Prepares the step before it processes data (e.g. loads its LLM)."""
 

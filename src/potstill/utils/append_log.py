@@ -10,7 +10,9 @@ Two flavours of the same idea, one line per record:
   kernel keeps atomic per line, so several processes may append to the same file.
 
 Either way a reader gets every complete line; a line cut short by a kill, and the zero
-padding a memory map leaves behind, are skipped.
+padding a memory map leaves behind, are skipped. A line damaged on disk (changed bytes, a
+stray NUL) costs only itself: `seal` prefixes each record with its CRC-32 and `unseal`
+rejects a line whose checksum does not match.
 """
 
 from __future__ import annotations
@@ -18,20 +20,57 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+import zlib
 from pathlib import Path
 from typing import Optional
 
 _GROWTH = 1 << 20  # grow the mapped file by at least 1 MiB at a time
+_SEAL_HEAD = b'{"c":"'
+_SEAL_LENGTH = len(_SEAL_HEAD) + 8 + 2  # '{"c":"' + 8 hex digits + '",'
 
 
 def read_lines(path: Path) -> list[bytes]:
-    """The complete lines of a log file (without their newlines)."""
+    """The complete lines of a log file (without their newlines).
+
+    The zero padding a mapped log leaves at its end is skipped; a NUL byte anywhere else is
+    damage, which stays inside its own line (the caller rejects that line, not the rest).
+    """
     if not path.exists():
         return []
-    data = path.read_bytes()
-    data = data.split(b"\x00", 1)[0]  # a mapped log's unused tail is zeros
+    data = path.read_bytes().rstrip(b"\x00")  # a mapped log's unused tail is zeros
     lines = data.split(b"\n")
     return [line for line in lines[:-1] if line]  # the last piece has no newline: incomplete
+
+
+def seal(record: bytes) -> bytes:
+    """A JSON object's text with its CRC-32 as first member: `{"c":"<crc>",...}`.
+
+    The line stays a JSON object; `unseal` checks the rest of the line against the CRC.
+
+    Args:
+        record: the UTF-8 text of a JSON object (`{...}`, not empty).
+
+    Returns:
+        The sealed line (without newline).
+    """
+    return b'%s%08x",%s' % (_SEAL_HEAD, zlib.crc32(record), record[1:])
+
+
+def unseal(line: bytes) -> Optional[bytes]:
+    """The record `seal` wrapped, or `None` when the line is damaged.
+
+    A line without a seal (written before lines were sealed) is returned as it is.
+    """
+    if not line.startswith(_SEAL_HEAD):
+        return line if b"\x00" not in line else None
+    record = b"{" + line[_SEAL_LENGTH:]
+    try:
+        expected = int(line[len(_SEAL_HEAD) : len(_SEAL_HEAD) + 8], 16)
+    except ValueError:
+        return None
+    if line[_SEAL_LENGTH - 2 : _SEAL_LENGTH] != b'",' or zlib.crc32(record) != expected:
+        return None
+    return record
 
 
 class AppendLog:
@@ -84,8 +123,9 @@ class MappedLog:
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        # Continue after the last complete line of an earlier session (killed or not).
-        data = self.path.read_bytes().split(b"\x00", 1)[0]
+        # Continue after the last complete line of an earlier session (killed or not); only
+        # the trailing zeros are padding (a NUL inside the log is damage to one line).
+        data = self.path.read_bytes().rstrip(b"\x00")
         self._end = data.rfind(b"\n") + 1
         os.ftruncate(self._fd, self._end)
         self._size = 0

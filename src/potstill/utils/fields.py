@@ -27,7 +27,7 @@ def _mentions_secret(annotation: Any) -> bool:
     return any(_mentions_secret(arg) for arg in typing.get_args(annotation))
 
 
-# Fields that change how a step runs but not what it produces.
+# Fields of an LLM that change how it runs but not what it produces.
 EXECUTION_ONLY_FIELDS = frozenset(
     {
         "runtime_parameters_info",
@@ -47,14 +47,16 @@ EXECUTION_ONLY_FIELDS = frozenset(
 )
 
 
-def without_execution_fields(value: Any) -> Any:
-    """A dump without the fields in `EXECUTION_ONLY_FIELDS`, at any depth."""
-    if isinstance(value, dict):
-        return {
-            key: without_execution_fields(item)
-            for key, item in value.items()
-            if key not in EXECUTION_ONLY_FIELDS
-        }
-    if isinstance(value, list):
-        return [without_execution_fields(item) for item in value]
-    return value
+def without_execution_fields(dump: dict[str, Any]) -> dict[str, Any]:
+    """An LLM's dump without its own fields in `EXECUTION_ONLY_FIELDS`.
+
+    Only the top level is filtered: a `timeout` key inside generation kwargs, a data row or a
+    mapping is content, not an execution setting.
+
+    Args:
+        dump: the LLM's `dump()`.
+
+    Returns:
+        A copy without those fields.
+    """
+    return {key: value for key, value in dump.items() if key not in EXECUTION_ONLY_FIELDS}

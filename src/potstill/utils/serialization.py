@@ -20,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from potstill.errors import PotstillUserError, RemoteCodeError, UnsafeConfigError
 from potstill.utils.fields import is_secret_field
+from potstill.utils.fingerprint import stable_text
 
 TYPE_INFO_KEY = "type_info"
 DEFAULT_FILENAME = "potstill-file"
@@ -465,7 +466,9 @@ def dump_model(model: Any, **kwargs: Any) -> dict[str, Any]:
         if not field.exclude and isinstance(getattr(model, name, None), _Serializable)
     }
     secrets = {name for name, field in fields.items() if is_secret_field(field)}
-    data = model.model_dump(mode="json", exclude=nested | secrets, fallback=str, **kwargs)
+    # What JSON cannot hold becomes text without memory addresses (a callable: its name and
+    # code fingerprint), so a dump, and the signatures made from it, match across processes.
+    data = model.model_dump(mode="json", exclude=nested | secrets, fallback=stable_text, **kwargs)
     for name in nested:
         data[name] = getattr(model, name).dump()
     data[TYPE_INFO_KEY] = type(model).type_info()

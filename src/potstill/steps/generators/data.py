@@ -8,6 +8,7 @@ from pydantic import Field
 
 from potstill.steps.base import GeneratorStep
 from potstill.steps.typing import GeneratorStepOutput, StepColumns
+from potstill.utils.rows import find_type_conflict, may_mix_types
 
 
 class LoadDataFromDicts(GeneratorStep):
@@ -41,6 +42,25 @@ class LoadDataFromDicts(GeneratorStep):
     def outputs(self) -> StepColumns:
         """The keys of the first row."""
         return list(self.data[0].keys())
+
+    def problems_before_run(self) -> list[str]:
+        """A column holding values of two types (e.g. `int` and `str`), which could not be
+        stored once the rows are processed: found here, before anything is sent."""
+        if not may_mix_types(self.data):  # the common case, decided without Arrow
+            return []
+        from potstill.pipeline.store import rows_to_table
+
+        try:
+            rows_to_table(self.data)
+        except (ValueError, TypeError, OverflowError, NotImplementedError):
+            # (Invalid text, a ValueError too, is repaired when stored, with a warning.)
+            conflict = find_type_conflict(self.data)
+            if conflict is not None:
+                return [
+                    f"Step {self.name!r}: `data` {conflict}. A column must hold one type in "
+                    "every row (None is allowed anywhere): convert the values, e.g. all to str."
+                ]
+        return []
 
     def total_rows(self) -> Optional[int]:
         """The number of rows in `data`."""
