@@ -113,3 +113,19 @@ def test_failed_rows_beyond_the_limit_are_not_pushed(
     assert result.exit_code == 2, result.output
     assert pushed == []
     assert "Nothing was pushed" in result.output and "me/data" in result.output
+
+
+def test_running_again_after_the_fix_retries_only_the_failed_rows(
+    config_file: Path, openai_env: Any, tmp_path: Path, invoke: Any
+) -> None:
+    failed = run(invoke, config_file, tmp_path / "first", "--param", WRONG_KEY)
+    assert failed.exit_code == 2, failed.output
+    assert "run the same command again: it retries the failed rows only" in failed.output
+    sent_before = len(openai_env.requests)
+
+    fixed = run(invoke, config_file, tmp_path / "second")  # the right key, from the env
+
+    assert fixed.exit_code == 0, fixed.output
+    assert len(openai_env.requests) - sent_before == 2  # the two failed rows, once each
+    rows = Distiset.load_from_disk(tmp_path / "second")["default"]["train"]
+    assert all(isinstance(text, str) and text for text in rows["generation"])

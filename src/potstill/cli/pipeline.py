@@ -299,9 +299,9 @@ def _report_failed_rows(
     print_error(
         _stderr(),
         message,
-        "Fix the cause and run again with --ignore-cache (a plain re-run reuses the stored "
-        "batches, failed rows included). To accept some failures, pass --max-failed-rows N "
-        "or N%.",
+        "Fix the cause and run the same command again: it retries the failed rows only "
+        "(answered requests are not sent again). To accept some failures, pass "
+        "--max-failed-rows N or N%.",
     )
 
 
