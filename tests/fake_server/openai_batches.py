@@ -603,8 +603,9 @@ def _batch_routes(server: ServerState) -> dict[tuple[str, str], Handler]:
         input_id = body.get("input_file_id") if isinstance(body, Mapping) else None
         input_file = store.file(input_id) if isinstance(input_id, str) else None
         problem = _create_error(body, input_file)
-        if problem is not None or input_file is None:
-            return _error(400, *(problem or ("Invalid input file.", "input_file_id")))
+        if problem is not None:
+            return _error(400, *problem)
+        assert input_file is not None  # _create_error refuses a missing file
         requests, errors = read_input(input_file.data)
         config = server.config
         job = BatchJob(
