@@ -26,6 +26,9 @@ PROVIDER_MODULES: list[str] = [
     "azure_openai",
     "groq_chat",
     "mistral_chat",
+    # after openai_chat and anthropic_messages, whose providers their routes join
+    "openai_batches",
+    "anthropic_batches",
 ]
 
 # Request bodies of large batch prompts can exceed aiohttp's 1 MiB default.

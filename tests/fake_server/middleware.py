@@ -139,7 +139,12 @@ async def _handle_provider(
         The response to send.
     """
     config = state.config
-    body, parsed = parse_body(await request.read())
+    raw = await request.read()
+    if request.content_type.startswith("multipart/"):
+        # a file upload: its handler parses the body (aiohttp keeps the bytes read here)
+        body, parsed = None, True
+    else:
+        body, parsed = parse_body(raw)
     outcome.body = body
     if not parsed:
         await asyncio.sleep(config.latency_s)

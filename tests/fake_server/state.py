@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .batch_jobs import BatchStore
 from .behaviour import Fault
 from .registry import ProviderRegistry
 
@@ -37,6 +38,9 @@ class ConfigSnapshot:
             ``n + 1``).
         echo_key_in_errors: Echo the credentials a request sent in the message of its 401
             (``Invalid credentials: Bearer sk-...``), like some servers do.
+        batch_polls: Retrieves of a batch job (OpenAI Batches, Anthropic Message Batches)
+            until it ends; 0 ends it at the first retrieve.
+        batch_delay_s: Seconds after its creation before a batch job can end.
     """
 
     latency_s: float = 0.0
@@ -47,6 +51,8 @@ class ConfigSnapshot:
     ignore_n: bool = False
     extra_choices: int = 0
     echo_key_in_errors: bool = False
+    batch_polls: int = 0
+    batch_delay_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """Return the configuration as JSON-compatible data.
@@ -149,21 +155,21 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
             raise TypeError("faults must be a list of Fault objects or dicts")
         return tuple(Fault.from_value(item) for item in value)
-    if name == "latency_s":
+    if name in ("latency_s", "batch_delay_s"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError("latency_s must be a number")
+            raise TypeError(f"{name} must be a number")
         if value < 0:
-            raise ValueError("latency_s must be >= 0")
+            raise ValueError(f"{name} must be >= 0")
         return float(value)
     if name == "seed":
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError("seed must be an int")
         return value
-    if name == "extra_choices":
+    if name in ("extra_choices", "batch_polls"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("extra_choices must be an int")
+            raise TypeError(f"{name} must be an int")
         if value < 0:
-            raise ValueError("extra_choices must be >= 0")
+            raise ValueError(f"{name} must be >= 0")
         return value
     if name == "require_api_key":
         if value is not None and not isinstance(value, str):
@@ -179,6 +185,8 @@ class ServerState:
 
     Attributes:
         providers: The provider plug-ins registered by the app.
+        batches: Uploaded files and batch jobs; they live as long as the server (a client
+            that restarts finds its jobs again) and :meth:`reset` clears them.
     """
 
     def __init__(self, **config: Any) -> None:
@@ -193,6 +201,7 @@ class ServerState:
         self._in_flight = 0
         self._generation = 0
         self.providers = ProviderRegistry()
+        self.batches = BatchStore()
         if config:
             self.configure(**config)
 
@@ -204,7 +213,7 @@ class ServerState:
         Args:
             **kwargs: Any of ``latency_s``, ``faults`` (``Fault`` objects or dicts),
                 ``seed``, ``require_api_key``, ``max_tokens_truncates``, ``ignore_n``,
-                ``extra_choices``, ``echo_key_in_errors``.
+                ``extra_choices``, ``echo_key_in_errors``, ``batch_polls``, ``batch_delay_s``.
 
         Raises:
             TypeError: On an unknown field name or a value of the wrong type.
@@ -249,7 +258,8 @@ class ServerState:
         return self.config.max_tokens_truncates
 
     def reset(self) -> None:
-        """Clear recordings and attempt counters, and restore the default configuration.
+        """Clear recordings, attempt counters, files and batch jobs, and restore the default
+        configuration.
 
         Requests still in flight are not recorded when they finish.
         """
@@ -257,6 +267,7 @@ class ServerState:
             self._config = ConfigSnapshot()
             self._recording = _Recording(peak_concurrency=self._in_flight)
             self._generation += 1
+        self.batches.clear()
 
     # -- recording (called by the middleware) --------------------------------------
 
