@@ -473,7 +473,7 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     ) -> Generations:
         message = describe_error(error) + (f" ({note})" if note else "")
         decision = classify(error)
-        endpoint = self._endpoint()
+        endpoint = self.describe_endpoint()
         if decision.refused:
             # SDKs word this as "Connection error" or even "Request timed out": say what it is.
             where = f" (endpoint: {endpoint})" if endpoint else ""
@@ -499,8 +499,13 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             )
         return Generations.failed(num_generations, message)
 
-    def _endpoint(self) -> Optional[str]:
-        """The URL or host the LLM sends requests to, for error messages."""
+    def describe_endpoint(self) -> Optional[str]:
+        """The URL or host the LLM sends requests to, named in error messages (`None` for a
+        local model). Hosted providers override this.
+
+        Returns:
+            The endpoint, or `None`.
+        """
         for name in ("base_url", "endpoint", "host", "api_base"):
             value = getattr(self, name, None)
             if isinstance(value, str) and value:
@@ -835,7 +840,9 @@ class AsyncLLM(LLM):
         while True:
             async with batch.semaphore:
                 reservation = (
-                    await limiter.acquire(input, _output_cap(kwargs)) if limiter.active else None
+                    await limiter.acquire(input, self.output_token_cap(kwargs))
+                    if limiter.active
+                    else None
                 )
                 try:
                     output = await batch.agenerate(input=input, **extra, **kwargs)
@@ -883,6 +890,22 @@ class AsyncLLM(LLM):
             limiter.settle(reservation, usage.input_tokens, usage.output_tokens)
         batch.usage.record_success(generations)
         return generations
+
+    def output_token_cap(self, kwargs: dict[str, Any]) -> Optional[int]:
+        """The most output tokens a request with these generation kwargs may produce (for the
+        tokens-per-minute limits), under the names providers use for it.
+
+        Args:
+            kwargs: the request's generation kwargs.
+
+        Returns:
+            The cap, or `None` when the request sets none.
+        """
+        for name in ("max_new_tokens", "max_tokens", "max_output_tokens"):
+            value = kwargs.get(name)
+            if isinstance(value, int):
+                return value
+        return None
 
     def _rate_limiter(self) -> RateLimiter:
         limits = (
@@ -1073,15 +1096,6 @@ def _remember(
 ) -> None:
     for store in stores:
         store.put(store.key(key, row), generations)
-
-
-def _output_cap(kwargs: dict[str, Any]) -> Optional[int]:
-    """The request's output-token cap, under the names providers use for it."""
-    for name in ("max_new_tokens", "max_tokens", "max_output_tokens"):
-        value = kwargs.get(name)
-        if isinstance(value, int):
-            return value
-    return None
 
 
 def _positive_int(name: str, value: Any) -> int:

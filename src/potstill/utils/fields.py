@@ -3,10 +3,50 @@
 from __future__ import annotations
 
 import typing
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
+
+_T = TypeVar("_T")
+
+
+class _ExecutionOnlyMarker:
+    """Annotation metadata: the field changes how an LLM runs, never what it answers."""
+
+    def __repr__(self) -> str:
+        return "EXECUTION_ONLY"
+
+
+EXECUTION_ONLY = _ExecutionOnlyMarker()
+
+ExecutionOnly = Annotated[_T, EXECUTION_ONLY]
+"""A field that changes how an LLM runs but not what it produces (timeouts, limits, retries),
+e.g. `timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = 120.0`. Such fields are left
+out of what identifies the LLM's answers (the response cache key and the step signature), so
+changing them never invalidates stored answers."""
+
+
+def is_execution_only(field: FieldInfo) -> bool:
+    """Whether a field is marked `ExecutionOnly`.
+
+    Args:
+        field: the pydantic field.
+
+    Returns:
+        True when the field's metadata carries the marker.
+    """
+    return any(item is EXECUTION_ONLY for item in field.metadata) or _mentions_marker(
+        field.annotation
+    )
+
+
+def _mentions_marker(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is Annotated and any(
+        item is EXECUTION_ONLY for item in typing.get_args(annotation)[1:]
+    ):
+        return True
+    return any(_mentions_marker(arg) for arg in typing.get_args(annotation))
 
 
 def is_secret_field(field: FieldInfo) -> bool:
