@@ -14,8 +14,8 @@ key), so it runs anywhere; it is far too small to judge well, so expect few usab
     python examples/preference_dataset.py /tmp/dpo --limit 2 --max-new-tokens 48 --show 1
 
 Measured: the default run (8 instructions, 96 new tokens per evolution and answer, 128 per
-verdict, one llama.cpp thread per model) takes 26 to 34 s of wall time on 2 cores of an AMD
-EPYC server shared with other jobs.
+verdict, one llama.cpp thread per model, the default on 2 cores) takes 26 to 34 s of wall
+time on 2 cores of an AMD EPYC server shared with other jobs.
 
 The judge: UltraFeedback asks for a `Rating:` and a `Rationale:` per answer, in a set
 format. A 135M-parameter model rarely writes that: in 120 verdicts on this pipeline's rows,
