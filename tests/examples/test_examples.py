@@ -13,9 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
-# The main job on the embedded local model: written and tested with the local-model code
-# (LlamaCppLLM), not here.
-LOCAL_MODEL_EXAMPLES = {"quickstart.py"}
+# The examples on the embedded local model: tested with the local-model code (LlamaCppLLM)
+# in tests/local/, not here.
+LOCAL_MODEL_EXAMPLES = {"quickstart.py", "preference_dataset.py"}
 
 
 def run_example(

@@ -275,6 +275,43 @@ def test_calls_from_several_threads_take_turns(llm: LlamaCppLLM) -> None:
     assert results[0] == results[1] and all(isinstance(r[0], str) for r in results[0])
 
 
+def test_models_loaded_at_once_leave_stdout_and_stderr_alone() -> None:
+    # llama-cpp-python points fds 1 and 2 (and sys.stdout/err) at /dev/null while it loads a
+    # model and puts them back after: two loads that overlap (two steps of a pipeline, each
+    # in its own thread) restored each other's /dev/null, and the process printed nothing
+    # more. Loads now take turns.
+    import os
+    import sys
+
+    def streams() -> tuple[Any, ...]:
+        return sys.stdout, sys.stderr, os.fstat(1).st_ino, os.fstat(2).st_ino
+
+    before = streams()
+    saved = (sys.stdout, sys.stderr, os.dup(1), os.dup(2))
+    try:
+        for _ in range(3):  # overlapping loads lost the streams in most rounds
+            models = [LlamaCppLLM(n_threads=1) for _ in range(4)]
+            start = threading.Barrier(len(models))
+
+            def load(model: LlamaCppLLM, start: threading.Barrier = start) -> None:
+                start.wait()
+                model.load()
+
+            threads = [threading.Thread(target=load, args=(model,)) for model in models]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert all(model.is_loaded for model in models)
+            for model in models:
+                model.unload()
+            assert streams() == before
+    finally:  # give the rest of the session its streams back, whatever happened
+        sys.stdout, sys.stderr = saved[0], saved[1]
+        os.dup2(saved[2], 1), os.dup2(saved[3], 2)
+        os.close(saved[2]), os.close(saved[3])
+
+
 # -- hidden states -----------------------------------------------------------------------
 
 

@@ -45,6 +45,12 @@ _MAX_SEED = 0xFFFFFFFE
 
 ResponseFormat = Union[Literal["text", "json", "json_object"], Dict[str, Any]]
 
+# llama-cpp-python points the process's stdout and stderr (fds 1 and 2, and sys.stdout/err)
+# at /dev/null while it creates a model, and puts back what it found after. Two creations
+# that overlap (two pipeline steps load their models in their own threads) put back each
+# other's /dev/null, and the process printed nothing more: creations take turns.
+_CREATE_LOCK = threading.Lock()
+
 
 def embedded_model_path() -> Path:
     """The path of the embedded default model (SmolLM2-135M-Instruct, Q4_1 GGUF).
@@ -220,7 +226,7 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
 
         with self._lock:
             self._close_models()
-            self._model = Llama(model_path=str(model_path), **self._llama_kwargs())
+            self._model = _create_llama(Llama, model_path=str(model_path), **self._llama_kwargs())
             self._seeds = random.Random(self.seed)
         super().load()
 
@@ -400,13 +406,13 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
                 "n_ubatch": self.n_ctx,
                 "tokenizer": tokenizer,
             }
-            embedder = llama_cpp.Llama(model_path=path, **kwargs)
+            embedder = _create_llama(llama_cpp.Llama, model_path=path, **kwargs)
             if embedder.pooling_type() != llama_cpp.LLAMA_POOLING_TYPE_NONE:
                 # The GGUF asks for pooled embeddings; hidden states need one row per token.
                 # (Asked for up front, llama.cpp warns on every model that has no default.)
                 embedder.close()
                 kwargs["pooling_type"] = llama_cpp.LLAMA_POOLING_TYPE_NONE
-                embedder = llama_cpp.Llama(model_path=path, **kwargs)
+                embedder = _create_llama(llama_cpp.Llama, model_path=path, **kwargs)
             self._embedder = embedder
             self._embedding_tokenizer = tokenizer
         assert self._embedding_tokenizer is not None
@@ -466,6 +472,12 @@ class _PromptTokenizer:
         self, tokens: list[int], prev_tokens: Optional[list[int]] = None, special: bool = False
     ) -> bytes:
         return self._base.detokenize(tokens, prev_tokens=prev_tokens, special=special)
+
+
+def _create_llama(llama_class: Any, **kwargs: Any) -> Any:
+    """`llama_class(**kwargs)`, one creation at a time in the process (see `_CREATE_LOCK`)."""
+    with _CREATE_LOCK:
+        return llama_class(**kwargs)
 
 
 def _token_text(model: Any, token: int) -> str:
