@@ -15,6 +15,7 @@ from rich.console import Console
 from potstill.cli.params import mask_param, parse_runtime_parameters
 from potstill.cli.render import pipeline_info, print_error, run_summary
 from potstill.errors import (
+    PipelineRunError,
     PipelineValidationError,
     PotstillUserError,
     RemoteCodeError,
@@ -116,13 +117,9 @@ def _user_errors() -> Iterator[None]:
             "again to resume where it stopped.",
         )
         raise typer.Exit(code=130) from None
-    except Exception as error:
-        from potstill.pipeline.engine import PipelineRunError
-
-        if isinstance(error, PipelineRunError):
-            print_error(_stderr(), str(error))
-            raise typer.Exit(code=1) from None
-        raise
+    except PipelineRunError as error:
+        print_error(_stderr(), str(error))
+        raise typer.Exit(code=1) from None
 
 
 @app.command("run")
