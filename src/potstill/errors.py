@@ -31,7 +31,7 @@ class RemoteCodeError(UnsafeConfigError):
 
 
 class PipelineBusyError(PotstillUserError, RuntimeError):
-    """Another run of the same pipeline (same name and cache directory) is using its store."""
+    """Another run of the same pipeline (same name and cache directory) is using its folder."""
 
 
 class BatchWriteError(PotstillUserError, RuntimeError):

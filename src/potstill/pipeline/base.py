@@ -18,7 +18,7 @@ from potstill.pipeline.context import enter_pipeline, exit_pipeline
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.failures import FailedRows, count_failed_rows
-from potstill.pipeline.progress import Progress
+from potstill.pipeline.progress import Progress, expected_rows
 from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.run_lock import RunLock
@@ -274,7 +274,7 @@ class Pipeline(_Serializable):
             self.dag, folder, steps, progress, max_generator_batches, self.use_response_cache
         )
         logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
-        progress.start(self._expected_rows())
+        progress.start(expected_rows(self.dag))
         try:
             await engine.run()
         finally:
@@ -327,24 +327,6 @@ class Pipeline(_Serializable):
         finally:
             for name, step in generators.items():
                 step.batch_size = saved[name]
-
-    def _expected_rows(self) -> dict[str, Optional[int]]:
-        expected: dict[str, Optional[int]] = {}
-        for name in self.dag.topological_order():
-            step = self.dag.steps[name]
-            predecessors = self.dag.predecessors(name)
-            if isinstance(step, GeneratorStep):
-                expected[name] = step.total_rows()
-            elif (
-                len(predecessors) == 1
-                and expected[predecessors[0]] is not None
-                and not self.dag.receives_routed_batches(name)
-            ):
-                factor = step.expected_expansion() if isinstance(step, _Task) else 1
-                expected[name] = expected[predecessors[0]] * factor  # type: ignore[operator]
-            else:
-                expected[name] = None
-        return expected
 
     # -- serialization -------------------------------------------------------------------
 

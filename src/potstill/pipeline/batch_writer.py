@@ -66,7 +66,7 @@ class BatchWriter:
         self._outstanding = 0
         self._error: Optional[BaseException] = None
         self._report = report
-        self._thread = threading.Thread(target=self._run, name="potstill-store", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="potstill-batch-writer", daemon=True)
         self._thread.start()
 
     def put(self, message: WriterMessage) -> None:
