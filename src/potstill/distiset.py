@@ -15,7 +15,7 @@ import yaml
 
 from potstill.errors import BatchWriteError
 from potstill.pipeline.failures import FailedRows
-from potstill.pipeline.store import StepStore
+from potstill.pipeline.step_batches import StepBatches
 from potstill.steps.tasks.base import METADATA_COLUMN
 from potstill.utils.card import card_text, size_category
 from potstill.utils.datasets_progress import quiet_datasets_progress
@@ -50,21 +50,21 @@ class Distiset(dict):
     @classmethod
     def from_stores(
         cls,
-        stores: dict[str, StepStore],
+        stores: dict[str, StepBatches],
         enable_metadata: bool = True,
         pipeline_path: Optional[Path] = None,
     ) -> Distiset:
         """Builds the datasets from the stored batches of the leaf steps.
 
         Args:
-            stores: leaf step name -> its store.
+            stores: leaf step name -> its stored batches.
             enable_metadata: keep the `potstill_metadata` column.
             pipeline_path: the run's `pipeline.yaml`.
 
         Returns:
             The Distiset.
         """
-        tables = {name: stored_table(store) for name, store in stores.items()}
+        tables = {name: stored_table(stored) for name, stored in stores.items()}
         return cls.from_tables(tables, enable_metadata, pipeline_path)
 
     @classmethod
@@ -312,16 +312,16 @@ def _read_json(path: Path) -> Any:
 _DATA_READERS = {".parquet": _read_parquet, ".arrow": _read_arrow, ".jsonl": _read_json}
 
 
-def stored_table(store: StepStore) -> Any:
+def stored_table(stored: StepBatches) -> Any:
     """Every batch a step stored, as one `pyarrow.Table` (columns unified across batches)."""
     import pyarrow as pa
 
-    tables = [t for t in store.read_all_tables() if t.num_columns]
+    tables = [t for t in stored.read_all_tables() if t.num_columns]
     try:
         return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise BatchWriteError(
-            f"The batches of step {store.path.name!r} cannot be merged into one dataset: "
+            f"The batches of step {stored.path.name!r} cannot be merged into one dataset: "
             f"{error}. A column must hold one type in every batch: fix the step (or its input "
             "data) so it does, then run the pipeline again."
         ) from None

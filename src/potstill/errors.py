@@ -1,4 +1,12 @@
-"""Exceptions raised by potstill for mistakes a user can fix."""
+"""Every exception class potstill defines, in one place.
+
+Most are mistakes a user can fix (`PotstillUserError` and its subclasses), each raised with
+a message that says how. The others report a run that cannot go on (`PipelineRunError`), a
+stored batch that cannot be read back (`DamagedBatchError`), or a missing price inside
+`potstill.llms.pricing` (`NoPriceError`, which never leaves that module). The modules that
+used to define them still import them, so `from potstill.pipeline.engine import
+PipelineRunError` keeps working.
+"""
 
 
 class PotstillUserError(ValueError):
@@ -23,8 +31,24 @@ class RemoteCodeError(UnsafeConfigError):
 
 
 class PipelineBusyError(PotstillUserError, RuntimeError):
-    """Another run of the same pipeline (same name and cache directory) is using its store."""
+    """Another run of the same pipeline (same name and cache directory) is using its folder."""
 
 
 class BatchWriteError(PotstillUserError, RuntimeError):
     """A step produced a batch that cannot be stored (e.g. a column with mixed types)."""
+
+
+class LlamaCppBuildError(PotstillUserError):
+    """The installed llama.cpp build crashes on this machine."""
+
+
+class PipelineRunError(RuntimeError):
+    """A step failed in a way that stops the pipeline (load failure, generator error...)."""
+
+
+class DamagedBatchError(RuntimeError):
+    """A stored batch file does not match its checksum (or cannot be read)."""
+
+
+class NoPriceError(Exception):
+    """The price table has no price for this model (or provider)."""

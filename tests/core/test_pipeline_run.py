@@ -18,7 +18,7 @@ from potstill.errors import PotstillUserError
 from potstill.llms import OpenAILLM
 from potstill.pipeline import Pipeline
 from potstill.pipeline.engine import PipelineRunError
-from potstill.pipeline.store import StepStore
+from potstill.pipeline.step_batches import StepBatches
 from potstill.steps import GeneratorStep, LoadDataFromDicts, Step, StepInput, StepOutput
 from potstill.steps.tasks import TextGeneration
 from potstill.steps.tasks.base import METADATA_COLUMN
@@ -131,7 +131,7 @@ def test_every_finished_batch_is_in_the_per_run_store(openai_env: FakeServer) ->
             first, _, last = stem.partition("-")
             covered.update(range(int(first), int(last or first) + 1))
         assert covered == set(range(batches))
-        assert StepStore(folder).completion() == {"batches": batches, "rows": rows}
+        assert StepBatches(folder).completion() == {"batches": batches, "rows": rows}
     assert "test-key" not in (root / "pipeline.yaml").read_text()  # the API key
 
 
@@ -220,7 +220,7 @@ def test_dry_run_leaves_the_generator_batch_size_as_it_was() -> None:
 
     pipeline.run()
     [folder] = (pipeline.cache_dir / "steps").glob(f"{load.name}-*")
-    assert StepStore(folder).completion() == {"batches": 2, "rows": 6}
+    assert StepBatches(folder).completion() == {"batches": 2, "rows": 6}
 
 
 def test_dry_run_batch_size_and_params(openai_env: FakeServer) -> None:

@@ -15,6 +15,7 @@ from rich.console import Console
 from potstill.cli.params import mask_param, parse_runtime_parameters
 from potstill.cli.render import pipeline_info, print_error, run_summary
 from potstill.errors import (
+    PipelineRunError,
     PipelineValidationError,
     PotstillUserError,
     RemoteCodeError,
@@ -73,41 +74,39 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+# The errors reported as a red panel and exit code 1, most specific first, each with the
+# hint printed under it (if any).
+_USER_ERRORS: tuple[tuple[type[Exception], Optional[str]], ...] = (
+    (
+        RemoteCodeError,
+        "From the command line, allow it with --allow-remote-code (only for model "
+        "repositories you trust: their code runs on this machine).",
+    ),
+    (
+        UnsafeConfigError,
+        "From the command line, allow a module with --allow-module MODULE "
+        "(only for modules you trust: importing a module runs its code).",
+    ),
+    (
+        PipelineValidationError,
+        "Runtime parameters given with --param STEP.NAME=VALUE are what "
+        "`run(params=...)` receives. `potstill pipeline info --config FILE` lists the "
+        "steps and their parameters.",
+    ),
+    (PotstillUserError, None),
+    (ImportError, None),  # a provider SDK that is not installed
+    (PipelineRunError, None),
+)
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turns the mistakes a user can fix into a red panel and exit code 1, no traceback."""
     try:
         yield
-    except RemoteCodeError as error:
-        print_error(
-            _stderr(),
-            str(error),
-            "From the command line, allow it with --allow-remote-code (only for model "
-            "repositories you trust: their code runs on this machine).",
-        )
-        raise typer.Exit(code=1) from None
-    except UnsafeConfigError as error:
-        print_error(
-            _stderr(),
-            str(error),
-            "From the command line, allow a module with --allow-module MODULE "
-            "(only for modules you trust: importing a module runs its code).",
-        )
-        raise typer.Exit(code=1) from None
-    except PipelineValidationError as error:
-        print_error(
-            _stderr(),
-            str(error),
-            "Runtime parameters given with --param STEP.NAME=VALUE are what "
-            "`run(params=...)` receives. `potstill pipeline info --config FILE` lists the "
-            "steps and their parameters.",
-        )
-        raise typer.Exit(code=1) from None
-    except PotstillUserError as error:
-        print_error(_stderr(), str(error))
-        raise typer.Exit(code=1) from None
-    except ImportError as error:  # a provider SDK that is not installed
-        print_error(_stderr(), str(error))
+    except tuple(kind for kind, _ in _USER_ERRORS) as error:
+        hint = next(hint for kind, hint in _USER_ERRORS if isinstance(error, kind))
+        print_error(_stderr(), str(error), hint)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
         print_error(
@@ -116,13 +115,6 @@ def _user_errors() -> Iterator[None]:
             "again to resume where it stopped.",
         )
         raise typer.Exit(code=130) from None
-    except Exception as error:
-        from potstill.pipeline.engine import PipelineRunError
-
-        if isinstance(error, PipelineRunError):
-            print_error(_stderr(), str(error))
-            raise typer.Exit(code=1) from None
-        raise
 
 
 @app.command("run")

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from potstill.errors import PotstillUserError
+from potstill.errors import LlamaCppBuildError
 
 CHECK_ENV_VAR = "POTSTILL_LLAMA_CPP_CHECK"
 PORTABLE_INSTALL = (
@@ -46,10 +46,6 @@ model.create_completion("The sky is", max_tokens=2, temperature=0.0)
 _PROBE_TIMEOUT = 600.0
 
 _passed: set[str] = set()
-
-
-class LlamaCppBuildError(PotstillUserError):
-    """The installed llama.cpp build crashes on this machine."""
 
 
 def ensure_llama_cpp_runs(model_path: Path, cache_dir: Optional[Path] = None) -> None:

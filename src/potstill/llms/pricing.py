@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from potstill.errors import NoPriceError
 from potstill.utils.imports import require
 
 if TYPE_CHECKING:
@@ -175,10 +176,6 @@ def _bundled_table() -> DataSnapshot:
     return snapshots.DataSnapshot(providers=data.providers, from_auto_update=False)
 
 
-class _NoPrice(Exception):
-    """The table has no price for this model (or provider)."""
-
-
 def _table_price(
     model: str, provider: Optional[str], base_url: Optional[str], usage: Any, batch: bool
 ) -> PriceCalculation:
@@ -195,7 +192,7 @@ def _table_price(
         The table's calculation.
 
     Raises:
-        _NoPrice: when the table does not price this model here.
+        NoPriceError: when the table does not price this model here.
     """
     table = _bundled_table()
     provider_id: Optional[str] = None
@@ -207,11 +204,11 @@ def _table_price(
     if provider_id is None and provider is not None:
         provider_id = PROVIDER_IDS.get(provider, provider)
         if provider_id is None:
-            raise _NoPrice
+            raise NoPriceError
     try:
         return table.calc(usage, model, provider_id, None, None, BATCH_CONTEXT if batch else None)
     except LookupError as error:
-        raise _NoPrice from error
+        raise NoPriceError from error
 
 
 def token_cost(
@@ -260,7 +257,7 @@ def token_cost(
     )
     try:
         calculation = _table_price(model, key, base_url, usage, batch)
-    except _NoPrice:
+    except NoPriceError:
         return None
     return float(calculation.total_price)
 
@@ -289,6 +286,6 @@ def batch_price_listed(
     try:
         online = _table_price(model, key, base_url, usage, batch=False)
         batched = _table_price(model, key, base_url, usage, batch=True)
-    except _NoPrice:
+    except NoPriceError:
         return False
     return batched.model_price != online.model_price

@@ -13,16 +13,17 @@ from typing import Any, Optional, Union
 
 from potstill import __version__
 from potstill.distiset import Distiset, stored_table
-from potstill.errors import PotstillUserError
+from potstill.errors import DamagedBatchError, PotstillUserError
 from potstill.pipeline.context import enter_pipeline, exit_pipeline
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.failures import FailedRows, count_failed_rows
-from potstill.pipeline.progress import Progress
+from potstill.pipeline.progress import Progress, expected_rows
 from potstill.pipeline.routing_batch_function import RoutingBatchFunction
+from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.run_lock import RunLock
 from potstill.pipeline.signature import step_signatures
-from potstill.pipeline.store import DamagedBatchError, RunStore, StepStore
+from potstill.pipeline.step_batches import StepBatches
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
 from potstill.steps.tasks.base import _Task
@@ -194,37 +195,37 @@ class Pipeline(_Serializable):
         show_progress: Optional[bool],
         max_generator_batches: Optional[int],
     ) -> Distiset:
-        run_store = RunStore(root)
+        folder = RunFolder(root)
         signatures = step_signatures(self.dag)
         leaves = set(self.dag.leaves)
-        stores = {
-            name: run_store.step_store(name, signature, single_schema=name in leaves)
+        steps = {
+            name: folder.step_batches(name, signature, single_schema=name in leaves)
             for name, signature in signatures.items()
         }
         if not use_cache:
-            for store in stores.values():
-                store.clear()
-        leaf_stores = {name: stores[name] for name in self.dag.leaves}
+            for stored in steps.values():
+                stored.clear()
+        leaf_steps = {name: steps[name] for name in self.dag.leaves}
         tables: Optional[dict[str, Any]] = None
         # `datasets`' own tqdm bars would print across the progress display.
         with quiet_datasets_progress():
             try:
-                pipeline_path = run_store.submit_config(self.dump())
-                if use_cache and max_generator_batches is None and self._all_stored(stores):
+                pipeline_path = folder.submit_config(self.dump())
+                if use_cache and max_generator_batches is None and self._all_stored(steps):
                     try:
-                        tables = {name: stored_table(store) for name, store in leaf_stores.items()}
+                        tables = {name: stored_table(stored) for name, stored in leaf_steps.items()}
                         logger.info(
                             "Every step of %r is stored; returning the stored data.", self.name
                         )
                     except DamagedBatchError:  # named in a warning; its batches are recomputed
                         tables = None
                 if tables is None:
-                    await self._execute(run_store, stores, show_progress, max_generator_batches)
+                    await self._execute(folder, steps, show_progress, max_generator_batches)
             finally:
-                await asyncio.to_thread(run_store.close)
+                await asyncio.to_thread(folder.close)
             if tables is None:
-                tables = {name: stored_table(store) for name, store in leaf_stores.items()}
-            failed = count_failed_rows(self._stores_that_can_fail(stores), tables)
+                tables = {name: stored_table(stored) for name, stored in leaf_steps.items()}
+            failed = count_failed_rows(self._steps_that_can_fail(steps), tables)
             distiset = Distiset.from_tables(
                 tables,
                 enable_metadata=self.enable_metadata,
@@ -234,17 +235,17 @@ class Pipeline(_Serializable):
         _log_failures(self.name, failed)
         return distiset
 
-    def _all_stored(self, stores: dict[str, StepStore]) -> bool:
+    def _all_stored(self, steps: dict[str, StepBatches]) -> bool:
         """Whether every leaf finished in an earlier run and no step has rows to retry."""
-        if any(stores[name].completion() is None for name in self.dag.leaves):
+        if any(steps[name].completion() is None for name in self.dag.leaves):
             return False
-        return all(store.failed_rows()[0] == 0 for store in stores.values())
+        return all(stored.failed_rows()[0] == 0 for stored in steps.values())
 
-    def _stores_that_can_fail(self, stores: dict[str, StepStore]) -> dict[str, StepStore]:
-        """The stores of the steps that record failed rows (all but plain generators, which
-        stop the run when they fail), in pipeline order."""
+    def _steps_that_can_fail(self, steps: dict[str, StepBatches]) -> dict[str, StepBatches]:
+        """The stored batches of the steps that record failed rows (all but plain
+        generators, which stop the run when they fail), in pipeline order."""
         return {
-            name: stores[name]
+            name: steps[name]
             for name in self.dag.topological_order()
             if isinstance(self.dag.steps[name], _Task)
             or not isinstance(self.dag.steps[name], GeneratorStep)
@@ -252,15 +253,15 @@ class Pipeline(_Serializable):
 
     async def _execute(
         self,
-        run_store: RunStore,
-        stores: dict[str, StepStore],
+        folder: RunFolder,
+        steps: dict[str, StepBatches],
         show_progress: Optional[bool],
         max_generator_batches: Optional[int],
     ) -> None:
         enabled = self.show_progress if show_progress is None else show_progress
         progress = Progress(enabled and os.environ.get("POTSTILL_PROGRESS", "1") != "0")
-        for name, store in stores.items():
-            failed, batches = store.failed_rows()
+        for name, stored in steps.items():
+            failed, batches = stored.failed_rows()
             if failed:
                 logger.info(
                     "Step %r: retrying %d row(s) that failed in an earlier run (in %d "
@@ -270,10 +271,10 @@ class Pipeline(_Serializable):
                     batches,
                 )
         engine = Engine(
-            self.dag, run_store, stores, progress, max_generator_batches, self.use_response_cache
+            self.dag, folder, steps, progress, max_generator_batches, self.use_response_cache
         )
         logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
-        progress.start(self._expected_rows())
+        progress.start(expected_rows(self.dag))
         try:
             await engine.run()
         finally:
@@ -326,24 +327,6 @@ class Pipeline(_Serializable):
         finally:
             for name, step in generators.items():
                 step.batch_size = saved[name]
-
-    def _expected_rows(self) -> dict[str, Optional[int]]:
-        expected: dict[str, Optional[int]] = {}
-        for name in self.dag.topological_order():
-            step = self.dag.steps[name]
-            predecessors = self.dag.predecessors(name)
-            if isinstance(step, GeneratorStep):
-                expected[name] = step.total_rows()
-            elif (
-                len(predecessors) == 1
-                and expected[predecessors[0]] is not None
-                and not self.dag.receives_routed_batches(name)
-            ):
-                factor = step.expected_expansion() if isinstance(step, _Task) else 1
-                expected[name] = expected[predecessors[0]] * factor  # type: ignore[operator]
-            else:
-                expected[name] = None
-        return expected
 
     # -- serialization -------------------------------------------------------------------
 

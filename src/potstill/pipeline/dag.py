@@ -98,25 +98,11 @@ class DAG:
 
     def ancestors(self, name: str) -> set[str]:
         """Every step upstream of `name`."""
-        found: set[str] = set()
-        stack = list(self._predecessors[name])
-        while stack:
-            node = stack.pop()
-            if node not in found:
-                found.add(node)
-                stack.extend(self._predecessors[node])
-        return found
+        return _reachable(self._predecessors, name)
 
     def descendants(self, name: str) -> set[str]:
         """Every step downstream of `name`."""
-        found: set[str] = set()
-        stack = list(self._successors[name])
-        while stack:
-            node = stack.pop()
-            if node not in found:
-                found.add(node)
-                stack.extend(self._successors[node])
-        return found
+        return _reachable(self._successors, name)
 
     def set_routing_batch_function(self, name: str, function: RoutingBatchFunction) -> None:
         """Makes `function` decide which successors of step `name` get each of its batches."""
@@ -149,3 +135,15 @@ class DAG:
     def connections(self) -> list[dict[str, Any]]:
         """The edges as `[{"from": name, "to": [names]}]`, for dumps."""
         return [{"from": name, "to": list(targets)} for name, targets in self._successors.items()]
+
+
+def _reachable(edges: dict[str, list[str]], name: str) -> set[str]:
+    """Every step reached from `name` by following `edges` (step -> its neighbours)."""
+    found: set[str] = set()
+    stack = list(edges[name])
+    while stack:
+        node = stack.pop()
+        if node not in found:
+            found.add(node)
+            stack.extend(edges[node])
+    return found

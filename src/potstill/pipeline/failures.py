@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from potstill.pipeline.store import StepStore
+from potstill.pipeline.step_batches import StepBatches
 from potstill.steps.tasks.base import METADATA_COLUMN
 
 _ERROR_PREFIX = "error_"
@@ -69,12 +69,12 @@ class FailedRows(dict):  # type: ignore[type-arg]
         return f"FailedRows({dict(self)!r}, total={self.total}, total_rows={self.total_rows})"
 
 
-def count_failed_rows(stores: dict[str, StepStore], leaf_tables: dict[str, Any]) -> FailedRows:
+def count_failed_rows(steps: dict[str, StepBatches], leaf_tables: dict[str, Any]) -> FailedRows:
     """Counts failed rows from what the steps produced.
 
     Args:
-        stores: step name -> its store, for the steps that can fail on rows, in the order
-            the result lists them.
+        steps: step name -> its stored batches, for the steps that can fail on rows, in the
+            order the result lists them.
         leaf_tables: the output tables of the steps whose output is returned (already in
             memory, so they are not read again); they give `total` and `total_rows`.
 
@@ -84,9 +84,9 @@ def count_failed_rows(stores: dict[str, StepStore], leaf_tables: dict[str, Any])
     failed: dict[str, int] = {}
     rows: dict[str, int] = {}
     examples: dict[str, str] = {}
-    for name, store in stores.items():
+    for name, stored in steps.items():
         table = leaf_tables.get(name)
-        tables = [table] if table is not None else store.read_all_tables([METADATA_COLUMN])
+        tables = [table] if table is not None else stored.read_all_tables([METADATA_COLUMN])
         rows[name] = 0
         for table in tables:
             rows[name] += table.num_rows

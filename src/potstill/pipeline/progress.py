@@ -2,14 +2,19 @@
 
 Rows count when a step passes a batch on; while a batch runs, the rows of the inputs its LLM
 has finished show too (see `potstill.utils.batch_progress`), and the display ends at exactly
-the rows each step produced.
+the rows each step produced. A bar's total is what `expected_rows` can tell before the run.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
+from potstill.steps.base import GeneratorStep
+from potstill.steps.tasks.base import _Task
 from potstill.utils.logging import console
+
+if TYPE_CHECKING:
+    from potstill.pipeline.dag import DAG
 
 
 class Progress:
@@ -78,3 +83,31 @@ class Progress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def expected_rows(dag: DAG) -> dict[str, Optional[int]]:
+    """The rows each step will produce, where they can be known before the run: a
+    generator's total, and what a step fed by one such step makes of it.
+
+    Args:
+        dag: the pipeline's steps.
+
+    Returns:
+        Step name -> expected rows (`None` when unknown).
+    """
+    expected: dict[str, Optional[int]] = {}
+    for name in dag.topological_order():
+        step = dag.steps[name]
+        predecessors = dag.predecessors(name)
+        if isinstance(step, GeneratorStep):
+            expected[name] = step.total_rows()
+        elif (
+            len(predecessors) == 1
+            and expected[predecessors[0]] is not None
+            and not dag.receives_routed_batches(name)
+        ):
+            factor = step.expected_expansion() if isinstance(step, _Task) else 1
+            expected[name] = expected[predecessors[0]] * factor  # type: ignore[operator]
+        else:
+            expected[name] = None
+    return expected

@@ -15,23 +15,21 @@ all the routed steps (`combine`, a *convergence step*) receives, for each routed
 outputs of the steps that got it, one list per step (`process(*inputs)`).
 
 A routing function takes the names of the successors and returns the names of those that
-get the batch. The engine records every decision in the run's store, so a resumed run sends
-each batch where it went the first time (a random choice is not drawn again).
+get the batch. The engine records every decision in the run's folder (see `routing.py`), so
+a resumed run sends each batch where it went the first time (a random choice is not drawn
+again).
 """
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from potstill.errors import PotstillUserError, UnsafeConfigError
-from potstill.utils.append_log import AppendLog, read_lines
 from potstill.utils.serialization import TYPE_INFO_KEY, _Serializable
 
 if TYPE_CHECKING:
@@ -285,35 +283,3 @@ def sample_n_steps(n: int) -> RoutingBatchFunction:
         The routing batch function.
     """
     return _build_sample_n_steps(n=n)
-
-
-class RouteLog:
-    """The routing decisions of one step, kept on disk so that a resumed run routes each
-    batch where it went the first time.
-
-    Args:
-        path: the JSON-lines file, one `{"seq", "to"}` line per routed batch.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._decisions: dict[int, list[str]] = {}
-        for line in read_lines(path):
-            try:
-                entry = json.loads(line)
-                self._decisions[int(entry["seq"])] = [str(name) for name in entry["to"]]
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by a kill
-        self._log = AppendLog(path)
-
-    def get(self, seq: int) -> Optional[list[str]]:
-        """The recorded decision for batch `seq`, if any."""
-        return self._decisions.get(seq)
-
-    def record(self, seq: int, chosen: list[str]) -> None:
-        """Records (and keeps) the decision for batch `seq`."""
-        self._decisions[seq] = chosen
-        self._log.append(json.dumps({"seq": seq, "to": chosen}).encode("utf-8"))
-
-    def close(self) -> None:
-        """Closes the file."""
-        self._log.close()

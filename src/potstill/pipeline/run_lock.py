@@ -1,4 +1,4 @@
-"""The lock that keeps two runs of one pipeline from writing to its store at once.
+"""The lock that keeps two runs of one pipeline from writing to its folder at once.
 
 Two processes (or two runs in one process) that share a pipeline's name and cache directory
 would write the same batches and journals and corrupt them for every later run. A run holds
@@ -27,7 +27,7 @@ _LOCK_FILE = "run.lock"
 
 
 class RunLock:
-    """An exclusive lock on one pipeline's store, held by one run at a time."""
+    """An exclusive lock on one pipeline's folder, held by one run at a time."""
 
     def __init__(self, root: Path, pipeline_name: str) -> None:
         self.path = root / _LOCK_FILE
@@ -65,9 +65,9 @@ class RunLock:
         else:
             who = "another process"
         return (
-            f"Pipeline {self.pipeline_name!r} is already running in {who}, with the store at "
-            f"{str(self.path.parent)!r}. Two runs of one pipeline at once would corrupt its "
-            "store, so this run was not started. Wait for that run to finish (or stop it), "
+            f"Pipeline {self.pipeline_name!r} is already running in {who}, with its folder at "
+            f"{str(self.path.parent)!r}. Two runs of one pipeline at once would corrupt what "
+            "it stores, so this run was not started. Wait for that run to finish (or stop it), "
             "then run again to reuse what it stored; or give this run another `name` or "
             "`cache_dir` to run it separately."
         )

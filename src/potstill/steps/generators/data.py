@@ -48,7 +48,7 @@ class LoadDataFromDicts(GeneratorStep):
         stored once the rows are processed: found here, before anything is sent."""
         if not may_mix_types(self.data):  # the common case, decided without Arrow
             return []
-        from potstill.pipeline.store import rows_to_table
+        from potstill.pipeline.step_batches import rows_to_table
 
         try:
             rows_to_table(self.data)

@@ -1,32 +1,23 @@
-"""The durable per-run store: every finished batch of every step, on disk.
+"""One step's stored batches: the output of one step configuration, on disk.
 
-Layout under the cache directory:
+A step configuration's folder (`steps/<step name>-<signature>/` in the run's folder, see
+`run_folder.py`) holds its batches as Arrow files, a manifest describing them, and the
+journal of the LLM requests it answered:
 
 ```
-<cache_dir>/<pipeline name>/
-    run.lock                            # held by the run using the store (see run_lock.py)
-    pipeline.yaml                       # the last run's configuration
-    steps/<step name>-<signature>/      # one folder per step configuration
-        000000.arrow                    # the step's output for its input batch 0
-        000001-000004.arrow             # batches 1 to 4, written together
-        manifest.jsonl                  # what each file holds, its checksum; completion
-        requests.jsonl                  # the journal: every answered LLM request
+000000.arrow                    # the step's output for its input batch 0
+000001-000004.arrow             # batches 1 to 4, written together
+manifest.jsonl                  # what each file holds, its checksum; completion
+requests.jsonl                  # the journal: every answered LLM request
 ```
-
-A step's signature hashes its configuration, its code and the signatures of the steps feeding
-it, so changing a step invalidates that step and what is downstream of it, nothing else.
 
 Each batch file is written under a temporary name and renamed, then described by one line of
-the step's manifest: its SHA-256, and per batch its row count, an id, the id of the input it
-was computed from and how many of its rows failed. Only what the manifest describes is read,
-and a later line about a batch replaces an earlier one, so a batch recomputed later (a retry
-of failed rows, a repaired file) is never read twice. A file whose checksum does not match,
-or a manifest line that is damaged, is reported with a warning naming the file, and the
-batches it held are recomputed. A killed run leaves only whole, described batches behind.
-
-Writes happen in one background thread, so the event loop never waits on disk; when batches
-arrive faster than the thread writes them, it writes each run of consecutive batches of a
-step as one file, so the cost per batch falls as the load rises.
+the manifest: its SHA-256, and per batch its row count, an id, the id of the input it was
+computed from and how many of its rows failed. Only what the manifest describes is read, and
+a later line about a batch replaces an earlier one, so a batch recomputed later (a retry of
+failed rows, a repaired file) is never read twice. A file whose checksum does not match, or a
+manifest line that is damaged, is reported with a warning naming the file, and the batches it
+held are recomputed. A killed run leaves only whole, described batches behind.
 """
 
 from __future__ import annotations
@@ -36,14 +27,13 @@ import itertools
 import json
 import logging
 import os
-import queue
 import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
-from potstill.errors import BatchWriteError
+from potstill.errors import BatchWriteError, DamagedBatchError
 from potstill.llms.cache import ResponseStore, forget_store, open_store
 from potstill.typing import Row
 from potstill.utils.append_log import AppendLog, read_lines, seal, unseal
@@ -60,10 +50,11 @@ _ARROW_ERRORS: tuple[type[BaseException], ...] = (
     OverflowError,
     NotImplementedError,
 )
-
-
-class DamagedBatchError(RuntimeError):
-    """A stored batch file does not match its checksum (or cannot be read)."""
+_ONE_TYPE_ADVICE = (
+    "A column must hold one type in every row: fix the step (or its input data) so it does, "
+    "then run the pipeline again. Answered LLM requests are kept in the journal and are not "
+    "sent again."
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +80,7 @@ class StoredBatch:
 
 @dataclass(frozen=True)
 class BatchToWrite:
-    """A finished batch on its way to the store."""
+    """A finished batch on its way to disk."""
 
     seq: int
     rows: list[Row]
@@ -98,11 +89,11 @@ class BatchToWrite:
     failed: int
 
 
-class StepStore:
-    """The stored output batches of one step configuration."""
+class StepBatches:
+    """The stored output batches of one step configuration (and its request journal)."""
 
     def __init__(self, path: Path, step_name: str = "", single_schema: bool = False) -> None:
-        """Opens (lazily) the store in `path`.
+        """Opens (lazily) the batches stored in `path`.
 
         Args:
             path: the step configuration's folder.
@@ -144,11 +135,8 @@ class StepStore:
                         "rows": int(completion["rows"]),
                     }
                     continue
-                name, digest, start = str(record["file"]), str(record["sha256"]), 0
-                entries = {}
-                for seq, rows, batch_id, input_id, failed in record["batches"]:
-                    entries[int(seq)] = StoredBatch(name, start, rows, batch_id, input_id, failed)
-                    start += rows
+                name, digest = str(record["file"]), str(record["sha256"])
+                entries = _entries(name, record["batches"])
             except (ValueError, KeyError, TypeError):  # damaged: costs only this line
                 damaged += 1
                 continue
@@ -176,8 +164,7 @@ class StepStore:
     def failed_rows(self) -> tuple[int, int]:
         """Rows that failed in the stored batches, and the number of batches holding them."""
         index = self._ensure_index()
-        completion = self.completion()
-        seqs = range(completion["batches"]) if completion else sorted(index)
+        seqs = self._current_seqs()
         failed = [index[seq].failed for seq in seqs if seq in index and index[seq].failed]
         return sum(failed), len(failed)
 
@@ -216,7 +203,7 @@ class StepStore:
         name = f"{first:06d}.arrow" if first == last else f"{first:06d}-{last:06d}.arrow"
         self.path.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.path / name, data)
-        record = {
+        record: dict[str, Any] = {
             "file": name,
             "sha256": digest,
             "batches": [
@@ -228,12 +215,7 @@ class StepStore:
         with self._lock:
             self._sums[name] = digest
             if self._index is not None:
-                start = 0
-                for batch in batches:
-                    self._index[batch.seq] = StoredBatch(
-                        name, start, len(batch.rows), batch.batch_id, batch.input_id, batch.failed
-                    )
-                    start += len(batch.rows)
+                self._index.update(_entries(name, record["batches"]))
 
     def _repaired_table(self, batch: BatchToWrite) -> Any:
         """The table of a batch Arrow refused: invalid text repaired, values Arrow does not
@@ -243,13 +225,12 @@ class StepStore:
             without_invalid_text(row, f"row {index}", found) for index, row in enumerate(batch.rows)
         ]
         if found:
-            listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if found[5:] else "")
             logger.warning(
                 "Step %r, batch %d: text that is not valid UTF-8 (a lone surrogate) at %s; "
                 "it is stored with U+FFFD (the replacement character) in its place.",
                 self.step_name,
                 batch.seq,
-                listed,
+                list_places(found),
             )
         try:
             return rows_to_table(rows)
@@ -264,10 +245,7 @@ class StepStore:
                 conflict = find_type_conflict(plain)
         raise BatchWriteError(
             f"Step {self.step_name!r} produced batch {batch.seq} that cannot be stored: "
-            f"{conflict or arrow_error} (rows counted within the batch). A column must hold "
-            "one type in every row: fix the step (or its input data) so it does, then run the "
-            "pipeline again. Answered LLM requests are kept in the journal and are not sent "
-            "again."
+            f"{conflict or arrow_error} (rows counted within the batch). {_ONE_TYPE_ADVICE}"
         )
 
     def _check_schema(self, table: Any, batches: list[BatchToWrite]) -> None:
@@ -283,10 +261,7 @@ class StepStore:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             raise BatchWriteError(
                 f"Step {self.step_name!r}: batch {batches[0].seq} has column types that "
-                f"cannot be merged with the batches before it ({error}). A column must hold "
-                "one type in every row: fix the step (or its input data) so it does, then run "
-                "the pipeline again. Answered LLM requests are kept in the journal and are "
-                "not sent again."
+                f"cannot be merged with the batches before it ({error}). {_ONE_TYPE_ADVICE}"
             ) from None
 
     def _append(self, record: dict[str, Any]) -> None:
@@ -320,8 +295,7 @@ class StepStore:
             columns: keep only these columns (those a table has; every row still counts).
         """
         index = self._ensure_index()
-        completion = self.completion()
-        seqs = list(range(completion["batches"])) if completion else sorted(index)
+        seqs = self._current_seqs()
         tables = []
         position = 0
         while position < len(seqs):
@@ -389,6 +363,12 @@ class StepStore:
         with self._lock:
             self._completion = {"batches": batches, "rows": rows}
 
+    def _current_seqs(self) -> list[int]:
+        """The batches of the step's last complete run, or every stored batch when it has
+        not completed."""
+        completion = self.completion()
+        return list(range(completion["batches"])) if completion else self.stored_batches()
+
     def completion(self) -> Optional[dict[str, int]]:
         """`{"batches", "rows"}` when the step finished in an earlier run, else `None`."""
         self._ensure_index()
@@ -419,187 +399,14 @@ class StepStore:
             self._schema = None
 
 
-class RunStore:
-    """The store of one pipeline: step stores plus the background writer.
-
-    Attributes:
-        on_error: called (from the writer thread) with the first write error, so the run
-            can stop at once instead of when it ends.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.on_error: Optional[Callable[[BaseException], None]] = None
-        self._writer: Optional[_Writer] = None
-        self._steps: list[StepStore] = []
-
-    def step_store(self, step_name: str, signature: str, single_schema: bool = False) -> StepStore:
-        """The store for one step configuration."""
-        store = StepStore(
-            self.root / "steps" / f"{step_name}-{signature}", step_name, single_schema
-        )
-        self._steps.append(store)
-        return store
-
-    def submit(self, store: StepStore, batch: BatchToWrite) -> None:
-        """Queues a batch write."""
-        self._get_writer().put(("batch", store, batch))
-
-    def submit_completion(self, store: StepStore, batches: int, rows: int) -> None:
-        """Queues the completion marker; it is written after the step's batches."""
-        self._get_writer().put(("complete", store, batches, rows))
-
-    def _get_writer(self) -> _Writer:
-        if self._writer is None:
-            self._writer = _Writer(self._report)
-        return self._writer
-
-    def _report(self, error: BaseException) -> None:
-        if self.on_error is not None:
-            self.on_error(error)
-
-    def flush(self) -> None:
-        """Waits for every queued write and re-raises the first write error."""
-        if self._writer is not None:
-            self._writer.flush()
-
-    def close(self) -> None:
-        """Flushes, stops the writer thread, and closes every step store (journals too)."""
-        try:
-            if self._writer is not None:
-                try:
-                    self._writer.flush()
-                finally:
-                    self._writer.stop()
-                    self._writer = None
-        finally:
-            for store in self._steps:
-                store.close()
-
-    def submit_config(self, dump: dict[str, Any]) -> Path:
-        """Queues writing the pipeline's configuration; returns the path it goes to."""
-        self._get_writer().put(("config", self, dump))
-        return self.root / "pipeline.yaml"
-
-    def write_config(self, dump: dict[str, Any]) -> Path:
-        """Writes the pipeline's configuration as `pipeline.yaml` (unless it is unchanged)."""
-        from potstill.utils.serialization import write_file
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / "pipeline.yaml"
-        digest = hashlib.sha256(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()
-        stamp = self.root / ".pipeline.yaml.sha256"
-        if path.exists() and stamp.exists() and stamp.read_text() == digest:
-            return path  # a big inline dataset makes YAML slow to write: skip when unchanged
-        try:
-            write_file(path, dump, "yaml")
-        except UnicodeEncodeError:
-            found: list[str] = []
-            dump = without_invalid_text(dump, "", found)
-            logger.warning(
-                "pipeline.yaml: text that is not valid UTF-8 (a lone surrogate) at %s is "
-                "written with U+FFFD (the replacement character) in its place.",
-                ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else ""),
-            )
-            write_file(path, dump, "yaml")
-        stamp.write_text(digest)
-        return path
-
-
-class _Writer:
-    """The background thread that performs writes, grouping consecutive batches."""
-
-    def __init__(self, report: Callable[[BaseException], None]) -> None:
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._done = threading.Condition()
-        self._outstanding = 0
-        self._error: Optional[BaseException] = None
-        self._report = report
-        self._thread = threading.Thread(target=self._run, name="potstill-store", daemon=True)
-        self._thread.start()
-
-    def put(self, item: tuple[Any, ...]) -> None:
-        with self._done:
-            self._outstanding += 1
-        self._queue.put(item)
-
-    def flush(self) -> None:
-        with self._done:
-            self._done.wait_for(lambda: self._outstanding == 0)
-            error, self._error = self._error, None
-        if error is not None:
-            raise error
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            items = [self._queue.get()]
-            while True:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stopping = items[-1] is None
-            work = [item for item in items if item is not None]
-            try:
-                for error in _perform(work):
-                    if self._error is None:
-                        self._error = error
-                        self._report(error)
-            finally:
-                with self._done:
-                    self._outstanding -= len(work)
-                    self._done.notify_all()
-            if stopping:
-                return
-
-
-def _perform(items: list[tuple[Any, ...]]) -> list[BaseException]:
-    """Writes queued items in order, merging runs of consecutive batches of one step.
-
-    A failed write costs only itself: the other items are still written.
-
-    Returns:
-        The errors, in order.
-    """
-    pending: dict[int, tuple[StepStore, list[BatchToWrite]]] = {}
-    errors: list[BaseException] = []
-
-    def attempt(write: Callable[..., Any], *args: Any) -> None:
-        try:
-            write(*args)
-        except BaseException as error:  # reported to the run; the writer carries on
-            errors.append(error)
-
-    def flush_store(store: StepStore) -> None:
-        entry = pending.pop(id(store), None)
-        if entry is None:
-            return
-        batches = sorted(entry[1], key=lambda batch: batch.seq)
-        run = [batches[0]]
-        for batch in batches[1:]:
-            if batch.seq == run[-1].seq + 1:
-                run.append(batch)
-            else:
-                attempt(store.write_run, run)
-                run = [batch]
-        attempt(store.write_run, run)
-
-    for item in items:
-        kind, store = item[0], item[1]
-        if kind == "config":
-            attempt(store.write_config, item[2])
-        elif kind == "batch":
-            pending.setdefault(id(store), (store, []))[1].append(item[2])
-        else:
-            flush_store(store)
-            attempt(store.mark_complete, item[2], item[3])
-    for store, _ in list(pending.values()):
-        flush_store(store)
-    return errors
+def _entries(name: str, described: list[list[Any]]) -> dict[int, StoredBatch]:
+    """The index entries of one manifest line: file `name` holds the `described` batches
+    (`[seq, rows, batch id, input id, failed rows]` each), one after the other."""
+    entries, start = {}, 0
+    for seq, rows, batch_id, input_id, failed in described:
+        entries[int(seq)] = StoredBatch(name, start, rows, batch_id, input_id, failed)
+        start += rows
+    return entries
 
 
 def new_batch_id() -> str:
@@ -643,3 +450,8 @@ def _atomic_write(target: Path, data: Any) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def list_places(found: list[str]) -> str:
+    """The first five places named in `found`, and how many more there are."""
+    return ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
