@@ -210,7 +210,7 @@ def test_num_generations_sends_parallel_requests(fake_server: FakeServer) -> Non
 
 
 def test_empty_answer_is_none_with_a_reason(fake_server: FakeServer) -> None:
-    check_empty_answer(make(fake_server), "empty answer")
+    check_empty_answer(make(fake_server), "no content")
 
 
 def test_one_failed_request_only_fails_its_generation(fake_server: FakeServer) -> None:
