@@ -40,6 +40,7 @@ from tests.providers.contract import (
 import potstill.llms
 from potstill.llms import LLM, AsyncLLM
 from potstill.llms.hosted import HostedLLM
+from potstill.utils.fields import is_execution_only
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,6 +149,8 @@ def test_timeout_is_float_seconds(case: ProviderCase, fake_server: FakeServer) -
     assert llm.timeout == case.timeout
     llm.timeout = 2.5
     assert llm.timeout == 2.5
+    # It changes how the LLM runs, not what it answers: not part of the cache key.
+    assert is_execution_only(case.cls.model_fields["timeout"])
 
 
 @each(lambda case: case.default_base_url is not None)
