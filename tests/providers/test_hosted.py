@@ -26,16 +26,16 @@ class DemoLLM(HostedLLM):
 
     @validate_call
     async def agenerate(
-        self, input: ChatType, num_generations: int = 1, temperature: float = 1.0
+        self, input: ChatType, temperature: float = 1.0, top_p: Optional[float] = None
     ) -> GenerateOutput:
-        """Answers with its own kwargs.
+        """Answers with the generation kwargs it was called with.
 
         Args:
             input: the conversation.
-            num_generations: how many answers.
             temperature: the sampling temperature.
+            top_p: the nucleus sampling probability mass.
         """
-        return [repr(passed_kwargs(locals()))] * num_generations
+        return [repr(passed_kwargs(locals()))]
 
 
 def test_key_and_base_url_are_read_from_the_environment_when_created(
@@ -93,7 +93,7 @@ def test_passed_kwargs_are_the_generation_kwargs_of_the_call() -> None:
     finally:
         llm.unload()
 
-    assert output == ["{'temperature': 0.3}"]
+    assert output == ["{'temperature': 0.3, 'top_p': None}"]
 
 
 def test_passed_kwargs_leave_out_the_call_itself() -> None:

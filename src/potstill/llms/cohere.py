@@ -97,8 +97,9 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
     """The keyword arguments of a v2 `chat` call.
 
     Args:
-        model: the model name.
-        input: the conversation, sent as `messages` (`role` and `content` of each).
+        model: the Cohere model, e.g. `command-r-plus`.
+        input: the conversation; the role and content of each message (`system`, `user`,
+            `assistant`) make the v2 `messages`.
         **kwargs: `CohereLLM.agenerate`'s generation kwargs; those that are `None` are
             left out, so the API's defaults apply.
 

@@ -125,8 +125,8 @@ def build_request(
     """The keyword arguments of a `chat.complete_async` call.
 
     Args:
-        model: the model name.
-        input: the conversation, sent as `messages` unchanged.
+        model: the Mistral model, e.g. `mistral-small-latest`.
+        input: the conversation, whose messages the SDK validates and sends.
         num_generations: sent as `n`, unless it is 1.
         **kwargs: `MistralLLM.agenerate`'s generation kwargs: `max_new_tokens` is sent as
             `max_tokens`; kwargs that are `None` are left out, so the model's defaults apply.

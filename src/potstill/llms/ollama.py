@@ -147,8 +147,8 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
     """The keyword arguments of a (not streamed) `chat` call.
 
     Args:
-        model: the model name.
-        input: the conversation, sent as `messages` (`role` and `content` of each).
+        model: the model the server runs, e.g. `llama3.2`.
+        input: the conversation; Ollama takes each message's role and content as they are.
         **kwargs: `OllamaLLM.agenerate`'s generation kwargs (`format`, `options`,
             `keep_alive`), passed as they are.
 
