@@ -12,13 +12,13 @@ class TogetherLLM(OpenAILLM):
 ```
 
 What stays in the provider's module is what differs: the SDK client it creates, and
-`agenerate` as three steps, each of the first and last a pure function that tests call
-without a server: build the request, send it, parse the answer.
+`agenerate` in three steps: build the request (a pure function), send it with the SDK,
+parse the answer (a pure function, or `potstill.llms.openai_format` for an OpenAI-shaped
+one). Tests call the pure functions without a server.
 
 Providers whose fields have other names in distilabel (Mistral's `endpoint`, Ollama's
 `host`, LiteLLM's `api_base`, Vertex AI's Google credentials, Inference Endpoints'
-`model_id`) build on `AsyncLLM` directly and use `passed_kwargs` and the helpers of
-`potstill.llms.openai_format` from here.
+`model_id`) build on `AsyncLLM` directly, with `timeout_field` and `passed_kwargs` from here.
 """
 
 from __future__ import annotations
