@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from tests.providers.compatible import LITELLM_LOGGERS
+from tests.providers.cases import LITELLM_LOGGERS
 from tests.providers.contract import unload_all
 
 

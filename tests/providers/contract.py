@@ -137,9 +137,26 @@ def check_num_generations(llm: AsyncLLM, server: FakeServer, provider: str) -> N
     assert outputs == [[MADRID] * 3, [HELLO_ANSWER] * 3]
     assert len(received(server, provider, "Spain")) == 3
     assert len(received(server, provider, HELLO)) == 3
+    assert all(request.body.get("n", 1) == 1 for request in received(server, provider))
+    assert outputs[0].input_tokens == [5, 5, 5], "each request reports its own usage"
     assert all(tokens is not None and tokens > 0 for tokens in outputs[0].output_tokens)
     assert llm.usage.requests == 6
     assert llm.usage.output_tokens == 3 * 6 + 3 * 7  # whitespace tokens of both answers
+
+
+def check_native_num_generations(llm: AsyncLLM, server: FakeServer, provider: str) -> None:
+    """`num_generations=3` gives 3 different outputs per input through one request with
+    `n=3`; the request's usage sits on the first generation."""
+    loaded(llm)
+
+    outputs = llm.generate([chat(SPAIN), chat(HELLO)], num_generations=3)
+
+    assert outputs == [samples(MADRID, 3), samples(HELLO_ANSWER, 3)]
+    assert [request.body["n"] for request in received(server, provider)] == [3, 3]
+    assert outputs[0].input_tokens == [5, None, None]
+    assert outputs[0].usage.output_tokens == 6 + 8 + 8
+    assert llm.usage.requests == 2
+    assert llm.usage.input_tokens == 5 + 1
 
 
 def check_failures_are_isolated(llm: AsyncLLM, server: FakeServer, provider: str) -> None:
@@ -264,9 +281,14 @@ def run_text_generation(
     return list(distiset["default"]["train"])
 
 
-def check_pipeline(llm: AsyncLLM, params: dict[str, Any]) -> list[dict[str, Any]]:
+def check_pipeline(llm: AsyncLLM, params: dict[str, Any], native_n: bool) -> list[dict[str, Any]]:
     """Runs the LLM in `TextGeneration` in a `Pipeline` with 2 generations per row and a
     system prompt; checks the rows and the usage written to `potstill_metadata`.
+
+    Args:
+        llm: the LLM (not loaded: the pipeline loads it).
+        params: the task's `llm` runtime parameters, as given to `Pipeline.run`.
+        native_n: whether the LLM asks for both generations in one request (`n`).
 
     Returns:
         The rows, for provider-specific checks of what the server received.
@@ -275,8 +297,15 @@ def check_pipeline(llm: AsyncLLM, params: dict[str, Any]) -> list[dict[str, Any]
         llm, [SPAIN, HELLO], params=params, num_generations=2, system_prompt="Be brief."
     )
 
-    assert [row["generation"] for row in rows] == [MADRID, MADRID, HELLO_ANSWER, HELLO_ANSWER]
+    expected = (
+        samples(MADRID, 2) + samples(HELLO_ANSWER, 2)
+        if native_n
+        else [MADRID, MADRID, HELLO_ANSWER, HELLO_ANSWER]
+    )
+    assert [row["generation"] for row in rows] == expected
     assert {row["model_name"] for row in rows} == {llm.model_name}
     statistics = [row["potstill_metadata"]["statistics_text_generation_0"] for row in rows]
-    assert all(stat["output_tokens"] and stat["output_tokens"] > 0 for stat in statistics)
+    # A native `n` request reports its usage once, on its first generation.
+    counted = statistics[::2] if native_n else statistics
+    assert all(stat["output_tokens"] and stat["output_tokens"] > 0 for stat in counted)
     return rows

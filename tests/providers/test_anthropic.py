@@ -1,28 +1,25 @@
-"""AnthropicLLM through the real `anthropic` SDK against the loopback Messages API."""
+"""AnthropicLLM: its pure request building and answer parsing, and its wire format through
+the real `anthropic` SDK against the loopback Messages API. What every hosted provider
+shares is in `test_contract.py`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from anthropic.types import Message
 from tests.fake_server import FakeServer
 from tests.providers.contract import (
     MADRID,
     SPAIN,
     chat,
-    check_empty_answer,
-    check_failures_are_isolated,
-    check_missing_key,
-    check_num_generations,
-    check_pipeline,
-    check_retry_succeeds,
-    check_secret_never_shown,
     loaded,
     multi_turn,
-    received,
 )
 
 from potstill.llms import AnthropicLLM
+from potstill.llms.anthropic import build_request, parse_response
 
-PROVIDER = "anthropic"
 MODEL = "claude-potstill-test"
 
 
@@ -30,6 +27,73 @@ def make(server: FakeServer, **kwargs) -> AnthropicLLM:
     kwargs.setdefault("api_key", "test-key")
     kwargs.setdefault("model", MODEL)
     return AnthropicLLM(base_url=server.url, **kwargs)
+
+
+# -- request building and answer parsing (no server) ----------------------------------------------
+
+
+def test_build_request_moves_the_system_prompt_and_sends_sampling_as_extra_body() -> None:
+    conversation = [{"role": "system", "content": "One."}, *multi_turn()]
+    original = [dict(message) for message in conversation]
+
+    request = build_request(
+        MODEL, conversation, max_tokens=64, stop_sequences=None, temperature=0.3, top_p=None
+    )
+
+    assert request == {
+        "model": MODEL,
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": SPAIN},
+        ],
+        "system": "One.\n\nBe brief.",
+        "max_tokens": 64,
+        "extra_body": {"temperature": 0.3},
+    }
+    assert conversation == original, "the input is not mutated"
+    assert build_request(MODEL, chat(SPAIN), temperature=None)["extra_body"] is None
+
+
+def message(content: list[dict[str, Any]], stop_reason: str = "end_turn") -> Message:
+    return Message.model_validate(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": MODEL,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 6},
+        }
+    )
+
+
+def test_parse_response_joins_the_text_blocks() -> None:
+    answer = message(
+        [
+            {"type": "thinking", "thinking": "hmm", "signature": "s"},
+            {"type": "text", "text": "The capital "},
+            {"type": "text", "text": "is Madrid."},
+        ]
+    )
+
+    generations = parse_response(answer)
+
+    assert generations == ["The capital is Madrid."]
+    assert (generations.input_tokens, generations.output_tokens) == ([5], [6])
+    assert generations.errors == [None]
+
+
+def test_parse_response_without_text_is_none_with_the_stop_reason() -> None:
+    generations = parse_response(message([], stop_reason="max_tokens"))
+
+    assert generations == [None]
+    assert generations.errors == ["no text content (stop_reason=max_tokens)"]
+
+
+# -- the wire --------------------------------------------------------------------------------------
 
 
 def test_system_prompt_roles_and_kwargs_reach_the_api(fake_server: FakeServer) -> None:
@@ -106,46 +170,6 @@ def test_any_model_name_is_accepted(fake_server: FakeServer, model: str) -> None
     assert llm.model_name == model
 
 
-def test_empty_content_is_none_with_a_reason(fake_server: FakeServer) -> None:
-    check_empty_answer(make(fake_server), "no text content")
-
-
-def test_num_generations_sends_parallel_requests(fake_server: FakeServer) -> None:
-    check_num_generations(make(fake_server), fake_server, PROVIDER)
-
-
-def test_one_failed_request_only_fails_its_generation(fake_server: FakeServer) -> None:
-    check_failures_are_isolated(make(fake_server), fake_server, PROVIDER)
-
-
-def test_transient_error_is_retried(fake_server: FakeServer) -> None:
-    check_retry_succeeds(make(fake_server), fake_server, PROVIDER)
-
-
-def test_missing_api_key_fails_at_load_naming_the_env_var() -> None:
-    check_missing_key(lambda **kw: AnthropicLLM(model=MODEL, **kw), "ANTHROPIC_API_KEY")
-
-
-def test_env_vars_set_base_url_and_key(
-    fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_server.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    llm = loaded(AnthropicLLM(model=MODEL))
-
-    assert llm.base_url == fake_server.url
-    assert llm.generate([chat(SPAIN)]) == [[MADRID]]
-
-
-def test_key_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
-    check_secret_never_shown(
-        lambda key: make(fake_server, api_key=key),
-        fake_server,
-        caplog,
-        lambda request: request.headers.get("x-api-key"),
-    )
-
-
 def test_fields_and_dump(fake_server: FakeServer) -> None:
     llm = make(fake_server, timeout=30, http_client=object())
 
@@ -172,17 +196,3 @@ def test_fields_and_dump(fake_server: FakeServer) -> None:
 def test_unknown_generation_kwarg_fails_early(fake_server: FakeServer) -> None:
     with pytest.raises(ValueError, match="Unknown generation kwarg 'max_new_tokens'"):
         make(fake_server, generation_kwargs={"max_new_tokens": 5})
-
-
-def test_runs_in_text_generation_pipeline(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-
-    check_pipeline(llm, {"generation_kwargs": {"temperature": 0.2, "max_tokens": 50}})
-
-    bodies = received(fake_server, PROVIDER)
-    assert len(bodies) == 4
-    for request in bodies:
-        assert request.body["system"] == "Be brief."
-        assert request.body["temperature"] == 0.2
-        assert request.body["max_tokens"] == 50
-        assert [m["role"] for m in request.body["messages"]] == ["user"]

@@ -3,8 +3,8 @@
 The server serves Azure's deployment routes
 (`/openai/deployments/{deployment}/chat/completions?api-version=...`, key in `api-key`),
 so these tests show that the SDK's `client.post("/chat/completions", ...)` used by
-`OpenAILLM` reaches the deployment URL. The tests it shares with the other
-OpenAI-compatible providers are in `test_openai_compatible.py`.
+`OpenAILLM` reaches the deployment URL. What every hosted provider shares is in
+`test_contract.py`.
 """
 
 from __future__ import annotations
@@ -13,23 +13,19 @@ from typing import Any
 
 import pytest
 from tests.fake_server import FakeServer
-from tests.providers.compatible import AZURE, AZURE_API_VERSION
+from tests.providers.cases import AZURE_API_VERSION
 from tests.providers.contract import (
-    FRANCE,
     MADRID,
-    PARIS,
     SPAIN,
     chat,
     loaded,
     received,
-    run_text_generation,
-    samples,
 )
 
 from potstill.errors import PotstillUserError
 from potstill.llms import AzureOpenAILLM
 
-DEPLOYMENT = AZURE.model
+DEPLOYMENT = "my-gpt-4o-deployment"
 API_VERSION = AZURE_API_VERSION
 
 
@@ -83,18 +79,6 @@ def test_request_goes_to_the_deployment_url(azure_env: FakeServer) -> None:
     assert (body["frequency_penalty"], body["n"]) == (0.1, 1)
 
 
-def test_num_generations_is_native_n_with_usage(azure_env: FakeServer) -> None:
-    llm = loaded(make())
-
-    outputs = llm.generate([chat(SPAIN)], num_generations=4)
-
-    assert outputs[0] == samples(MADRID, 4)
-    [request] = received(azure_env, "azure")
-    assert request.body["n"] == 4
-    assert outputs[0].input_tokens == [5, None, None, None]
-    assert llm.usage.output_tokens == outputs[0].usage.output_tokens > 0
-
-
 @pytest.mark.parametrize(
     ("missing", "env_var"),
     [
@@ -111,21 +95,3 @@ def test_missing_endpoint_or_version_fails_at_load(
     with pytest.raises(PotstillUserError, match=env_var):
         llm.load()
     assert not llm.is_loaded
-
-
-def test_text_generation_pipeline(azure_env: FakeServer) -> None:
-    rows = run_text_generation(
-        make(),
-        [SPAIN, FRANCE],
-        params={"generation_kwargs": {"temperature": 0.4}},
-        system_prompt="Be concise.",
-    )
-
-    assert [row["generation"] for row in rows] == [MADRID, PARIS]
-    assert {row["model_name"] for row in rows} == {DEPLOYMENT}
-    requests = received(azure_env, "azure")
-    assert {request.path for request in requests} == {
-        f"/openai/deployments/{DEPLOYMENT}/chat/completions"
-    }
-    assert all(request.body["temperature"] == 0.4 for request in requests)
-    assert all(request.body["messages"][0]["role"] == "system" for request in requests)

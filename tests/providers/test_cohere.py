@@ -1,27 +1,25 @@
-"""CohereLLM through the real `cohere` SDK (v2 client) against the loopback Chat API."""
+"""CohereLLM: its pure request building and answer parsing, and its wire format through the
+real `cohere` SDK (v2 client) against the loopback Chat API. What every hosted provider
+shares is in `test_contract.py`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from cohere import V2ChatResponse
 from tests.fake_server import FakeServer
 from tests.providers.contract import (
     MADRID,
     SPAIN,
-    bearer,
     chat,
-    check_empty_answer,
-    check_failures_are_isolated,
-    check_missing_key,
-    check_num_generations,
-    check_pipeline,
-    check_retry_succeeds,
-    check_secret_never_shown,
     loaded,
     multi_turn,
     received,
 )
 
 from potstill.llms import CohereLLM
+from potstill.llms.cohere import build_request, parse_response
 
 PROVIDER = "cohere"
 MODEL = "command-r-plus"
@@ -34,6 +32,65 @@ def make(server: FakeServer, **kwargs) -> CohereLLM:
     kwargs.setdefault("api_key", "test-key")
     kwargs.setdefault("model", MODEL)
     return CohereLLM(base_url=server.url, **kwargs)
+
+
+# -- request building and answer parsing (no server) ----------------------------------------------
+
+
+def test_build_request_sends_the_messages_and_only_the_kwargs_that_are_set() -> None:
+    conversation = [{"role": "user", "content": SPAIN, "name": "ignored"}]
+
+    request = build_request(MODEL, conversation, temperature=0.3, k=None, seed=7)
+
+    assert request == {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": SPAIN}],
+        "temperature": 0.3,
+        "seed": 7,
+    }
+
+
+def response(content: list[dict[str, Any]], usage: dict[str, Any]) -> V2ChatResponse:
+    return V2ChatResponse.model_validate(
+        {
+            "id": "r",
+            "finish_reason": "COMPLETE",
+            "message": {"role": "assistant", "content": content},
+            "usage": usage,
+        }
+    )
+
+
+def test_parse_response_joins_the_text_and_reads_the_token_counts() -> None:
+    answer = response(
+        [{"type": "text", "text": "The capital "}, {"type": "text", "text": "is Madrid."}],
+        {"tokens": {"input_tokens": 5.0, "output_tokens": 6.0}},
+    )
+
+    generations = parse_response(answer)
+
+    assert generations == ["The capital is Madrid."]
+    assert (generations.input_tokens, generations.output_tokens) == ([5], [6])
+
+
+def test_parse_response_falls_back_to_the_billed_units() -> None:
+    answer = response([], {"billed_units": {"input_tokens": 4, "output_tokens": 0}})
+
+    generations = parse_response(answer)
+
+    assert generations == [None]
+    assert generations.errors == ["empty answer (finish_reason=COMPLETE)"]
+    assert (generations.input_tokens, generations.output_tokens) == ([4], [0])
+
+
+# -- the wire --------------------------------------------------------------------------------------
+
+
+def test_client_name_is_sent(fake_server: FakeServer) -> None:
+    llm = loaded(make(fake_server, client_name="my-app"))
+
+    assert llm.generate([chat(SPAIN)]) == [[MADRID]]
+    assert fake_server.requests[0].headers["x-client-name"] == "my-app"
 
 
 def test_messages_and_kwargs_reach_the_v2_chat_api(fake_server: FakeServer) -> None:
@@ -93,18 +150,6 @@ def test_max_tokens_limits_the_answer(fake_server: FakeServer) -> None:
     assert llm.generate([chat(SPAIN)], max_tokens=3) == [["The capital of"]]
 
 
-def test_empty_answer_is_none_with_a_reason(fake_server: FakeServer) -> None:
-    check_empty_answer(make(fake_server), "empty answer")
-
-
-def test_num_generations_sends_parallel_requests(fake_server: FakeServer) -> None:
-    check_num_generations(make(fake_server), fake_server, PROVIDER)
-
-
-def test_one_failed_request_only_fails_its_generation(fake_server: FakeServer) -> None:
-    check_failures_are_isolated(make(fake_server), fake_server, PROVIDER)
-
-
 def test_malformed_body_is_retried(fake_server: FakeServer) -> None:
     """cohere raises `ApiError(status_code=200)` for a body it cannot parse: transient."""
     llm = loaded(make(fake_server, max_retries=1))
@@ -116,48 +161,7 @@ def test_malformed_body_is_retried(fake_server: FakeServer) -> None:
     assert llm.usage.retries == 1
 
 
-def test_transient_error_is_retried(fake_server: FakeServer) -> None:
-    check_retry_succeeds(make(fake_server), fake_server, PROVIDER)
-
-
-def test_missing_api_key_fails_at_load_naming_the_env_var() -> None:
-    check_missing_key(lambda **kw: CohereLLM(model=MODEL, **kw), "COHERE_API_KEY")
-
-
-def test_env_vars_set_base_url_and_key(
-    fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("COHERE_BASE_URL", fake_server.url)
-    monkeypatch.setenv("COHERE_API_KEY", "test-key")
-    llm = loaded(CohereLLM(model=MODEL))
-
-    assert llm.generate([chat(SPAIN)]) == [[MADRID]]
-
-
-def test_key_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
-    check_secret_never_shown(
-        lambda key: make(fake_server, api_key=key),
-        fake_server,
-        caplog,
-        bearer,
-    )
-
-
 def test_raw_prompting_is_not_a_generation_kwarg(fake_server: FakeServer) -> None:
     """The v2 Chat API has no `raw_prompting`; it fails when configured, not per row."""
     with pytest.raises(ValueError, match="raw_prompting"):
         make(fake_server, generation_kwargs={"raw_prompting": True})
-
-
-def test_runs_in_text_generation_pipeline(fake_server: FakeServer) -> None:
-    llm = make(fake_server, client_name="my-app")
-
-    check_pipeline(llm, {"generation_kwargs": {"temperature": 0.2, "seed": 3}})
-
-    requests = received(fake_server, PROVIDER)
-    assert len(requests) == 4
-    for request in requests:
-        assert request.headers["x-client-name"] == "my-app"
-        assert request.body["temperature"] == 0.2
-        assert request.body["seed"] == 3
-        assert request.body["messages"][0] == {"role": "system", "content": "Be brief."}

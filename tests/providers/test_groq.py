@@ -1,7 +1,6 @@
 """`GroqLLM` through the official `groq` SDK against the loopback server's Groq route.
 
-The tests it shares with the other OpenAI-compatible providers are in
-`test_openai_compatible.py`.
+What every hosted provider shares is in `test_contract.py`.
 """
 
 from __future__ import annotations
@@ -10,22 +9,19 @@ from typing import Any
 
 import pytest
 from tests.fake_server import FakeServer
-from tests.providers.compatible import GROQ
 from tests.providers.contract import (
-    FRANCE,
     MADRID,
-    PARIS,
     SPAIN,
     chat,
     loaded,
     multi_turn,
     received,
-    run_text_generation,
 )
 
 from potstill.llms import GroqLLM
+from potstill.llms.groq import build_request
 
-MODEL = GROQ.model
+MODEL = "llama-3.1-8b-instant"
 
 
 @pytest.fixture
@@ -54,6 +50,18 @@ def test_defaults_mirror_distilabel() -> None:
         "temperature": True,
         "top_p": True,
         "stop": True,
+    }
+
+
+def test_build_request_asks_for_one_choice_with_the_kwargs_that_are_set() -> None:
+    body = build_request(MODEL, chat(SPAIN), seed=None, max_new_tokens=20, top_p=0.5, stop="\n")
+
+    assert body == {
+        "messages": chat(SPAIN),
+        "model": MODEL,
+        "max_tokens": 20,
+        "top_p": 0.5,
+        "stop": "\n",
     }
 
 
@@ -89,35 +97,3 @@ def test_defaults_sent_and_unset_kwargs_left_out(groq_env: FakeServer) -> None:
     [request] = received(groq_env, "groq")
     assert (request.body["max_tokens"], request.body["temperature"]) == (128, 1.0)
     assert "seed" not in request.body and "stop" not in request.body
-
-
-def test_num_generations_sends_parallel_requests(groq_env: FakeServer) -> None:
-    llm = loaded(make(max_concurrent_requests=8))
-
-    outputs = llm.generate([chat(SPAIN), chat(FRANCE)], num_generations=3)
-
-    assert outputs == [[MADRID] * 3, [PARIS] * 3]
-    requests = received(groq_env, "groq")
-    assert len(requests) == 6
-    assert all("n" not in request.body for request in requests)
-    # Each request reports its own usage.
-    assert outputs[0].input_tokens == [5, 5, 5]
-    assert outputs[1].output_tokens == [6, 6, 6]
-    assert llm.usage.requests == 6
-    assert llm.usage.input_tokens == 30
-
-
-def test_text_generation_pipeline(groq_env: FakeServer) -> None:
-    rows = run_text_generation(
-        make(),
-        [SPAIN, FRANCE],
-        params={"generation_kwargs": {"seed": 3, "max_new_tokens": 16}, "max_retries": 0},
-        num_generations=2,
-    )
-
-    assert [row["generation"] for row in rows] == [MADRID, MADRID, PARIS, PARIS]
-    requests = received(groq_env, "groq")
-    assert len(requests) == 4
-    assert {(request.body["seed"], request.body["max_tokens"]) for request in requests} == {(3, 16)}
-    statistics = [row["potstill_metadata"]["statistics_text_generation_0"] for row in rows]
-    assert [item["input_tokens"] for item in statistics] == [5, 5, 5, 5]

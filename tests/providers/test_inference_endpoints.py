@@ -1,6 +1,8 @@
-"""InferenceEndpointsLLM through the real `huggingface_hub.AsyncInferenceClient` against the
-loopback TGI server (`<server>/tgi`): the chat-completion route, and the text-generation
-route with a chat-template tokenizer built on the spot (nothing is downloaded)."""
+"""InferenceEndpointsLLM: its pure request building and answer parsing, and through the real
+`huggingface_hub.AsyncInferenceClient` against the loopback TGI server (`<server>/tgi`): the
+chat-completion route, and the text-generation route with a chat-template tokenizer built
+on the spot (nothing is downloaded). What every hosted provider shares is in
+`test_contract.py`."""
 
 from __future__ import annotations
 
@@ -9,26 +11,24 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
-from huggingface_hub import constants
+from huggingface_hub import TextGenerationOutput, constants
 from tests.fake_server import FakeServer
+from tests.providers.cases import hf_hub_for_loopback
 from tests.providers.contract import (
     MADRID,
     SPAIN,
-    bearer,
     chat,
-    check_empty_answer,
-    check_failures_are_isolated,
-    check_missing_key,
-    check_num_generations,
-    check_pipeline,
-    check_retry_succeeds,
-    check_secret_never_shown,
     loaded,
     multi_turn,
     received,
 )
 
 from potstill.llms import InferenceEndpointsLLM
+from potstill.llms.huggingface.inference_endpoints import (
+    build_chat_request,
+    build_text_generation_request,
+    parse_text_generation,
+)
 
 PROVIDER = "tgi"
 CHAT_TEMPLATE = (
@@ -38,10 +38,9 @@ CHAT_TEMPLATE = (
 
 
 @pytest.fixture(autouse=True)
-def _no_saved_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def _no_saved_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No token saved by `hf auth login` leaks in from the machine running the tests."""
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
-    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf" / "stored"))
+    hf_hub_for_loopback(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +61,67 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 def make(server: FakeServer, **kwargs) -> InferenceEndpointsLLM:
     kwargs.setdefault("api_key", "test-key")
     return InferenceEndpointsLLM(base_url=f"{server.url}/tgi", **kwargs)
+
+
+# -- request building and answer parsing (no server) ----------------------------------------------
+
+KWARGS = {
+    "max_new_tokens": 64,
+    "stop_sequences": ["\nUser:"],
+    "seed": 7,
+    "logprobs": False,
+    "top_k": None,
+    "do_sample": True,
+}
+
+
+def test_build_chat_request_leaves_the_text_generation_kwargs_out() -> None:
+    request = build_chat_request(chat(SPAIN), "tgi", **KWARGS)
+
+    assert request == {
+        "messages": chat(SPAIN),
+        "model": "tgi",
+        "max_tokens": 64,
+        "stop": ["\nUser:"],
+        "seed": 7,
+        "logprobs": False,
+    }
+    assert "model" not in build_chat_request(chat(SPAIN), None, **KWARGS)
+
+
+def test_build_text_generation_request_leaves_the_chat_kwargs_out() -> None:
+    request = build_text_generation_request("<|user|>\nHi\n", **KWARGS)
+
+    assert request == {
+        "prompt": "<|user|>\nHi\n",
+        "details": True,
+        "max_new_tokens": 64,
+        "stop": ["\nUser:"],
+        "seed": 7,
+        "top_k": None,
+        "do_sample": True,
+    }
+
+
+def test_parse_text_generation_reads_the_details() -> None:
+    output = TextGenerationOutput.parse_obj_as_instance(
+        {
+            "generated_text": MADRID,
+            "details": {"finish_reason": "eos_token", "generated_tokens": 6, "tokens": []},
+        }
+    )
+    empty = TextGenerationOutput.parse_obj_as_instance(
+        {"generated_text": "", "details": {"finish_reason": "length", "generated_tokens": 0}}
+    )
+
+    generations = parse_text_generation(output, input_tokens=9)
+
+    assert generations == [MADRID]
+    assert (generations.input_tokens, generations.output_tokens) == ([9], [6])
+    assert parse_text_generation(empty, 9).errors == ["empty answer (finish_reason=length)"]
+
+
+# -- the wire --------------------------------------------------------------------------------------
 
 
 def test_chat_completion_route_gets_messages_and_kwargs(fake_server: FakeServer) -> None:
@@ -205,28 +265,6 @@ def test_text_generation_route_with_random_seeds(
     assert len(seeds) == 3
 
 
-def test_num_generations_sends_parallel_requests(fake_server: FakeServer) -> None:
-    check_num_generations(make(fake_server), fake_server, PROVIDER)
-
-
-def test_empty_answer_is_none_with_a_reason(fake_server: FakeServer) -> None:
-    check_empty_answer(make(fake_server), "empty answer")
-
-
-def test_one_failed_request_only_fails_its_generation(fake_server: FakeServer) -> None:
-    check_failures_are_isolated(make(fake_server), fake_server, PROVIDER)
-
-
-def test_transient_error_is_retried(fake_server: FakeServer) -> None:
-    check_retry_succeeds(make(fake_server), fake_server, PROVIDER)
-
-
-def test_missing_token_fails_at_load_naming_the_env_var(fake_server: FakeServer) -> None:
-    check_missing_key(
-        lambda **kw: InferenceEndpointsLLM(base_url=f"{fake_server.url}/tgi", **kw), "HF_TOKEN"
-    )
-
-
 def test_hf_token_is_read_when_the_llm_is_created(
     fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,15 +283,6 @@ def test_token_saved_by_hf_login_is_used(fake_server: FakeServer) -> None:
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert "api_key" not in llm.dump()
-
-
-def test_token_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
-    check_secret_never_shown(
-        lambda key: make(fake_server, api_key=key),
-        fake_server,
-        caplog,
-        bearer,
-    )
 
 
 def test_one_target_is_required() -> None:
@@ -323,17 +352,3 @@ def test_endpoint_name_is_resolved_and_resumed_at_load(
     assert endpoint.calls == ["resume", "wait(300)"]
     assert llm.model_name == "org/served-model"
     assert fake_server.requests[0].path == "/tgi/v1/chat/completions"
-
-
-def test_runs_in_text_generation_pipeline(fake_server: FakeServer) -> None:
-    llm = make(fake_server, model_display_name="tgi-model")
-
-    check_pipeline(llm, {"generation_kwargs": {"temperature": 0.2, "max_new_tokens": 50}})
-
-    requests = received(fake_server, PROVIDER)
-    assert len(requests) == 4
-    assert len({request.body["seed"] for request in requests}) == 4
-    for request in requests:
-        assert request.body["temperature"] == 0.2
-        assert request.body["max_tokens"] == 50
-        assert request.body["messages"][0] == {"role": "system", "content": "Be brief."}

@@ -2,7 +2,8 @@
 
 Mistral's wire path, `/v1/chat/completions`, is also OpenAI's; the fake server serves
 Mistral's format under the `/mistral` prefix, which the SDK reaches through its
-`server_url` (`MistralLLM.endpoint`).
+`server_url` (`MistralLLM.endpoint`). What every hosted provider shares is in
+`test_contract.py`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ from typing import Any
 import pytest
 from tests.fake_server import FakeServer
 from tests.providers.contract import (
-    FRANCE,
     MADRID,
-    PARIS,
     SPAIN,
     chat,
-    check_empty_answer,
     loaded,
     received,
-    run_text_generation,
-    samples,
 )
 
 from potstill.llms import MistralLLM
+from potstill.llms.mistral import build_request
 
 MODEL = "mistral-small-latest"
 
@@ -69,6 +66,14 @@ def test_sdk_retries_are_off(mistral_env: FakeServer) -> None:
     configuration = llm.client.sdk_configuration
     assert configuration.retry_config is None
     assert configuration.timeout_ms == 120_000
+
+
+def test_build_request_sends_n_and_only_the_kwargs_that_are_set() -> None:
+    one = build_request(MODEL, chat(SPAIN), 1, max_new_tokens=30, temperature=None, stop=["END"])
+    three = build_request(MODEL, chat(SPAIN), 3, random_seed=11)
+
+    assert one == {"model": MODEL, "messages": chat(SPAIN), "max_tokens": 30, "stop": ["END"]}
+    assert three == {"model": MODEL, "messages": chat(SPAIN), "n": 3, "random_seed": 11}
 
 
 def test_request_maps_messages_and_kwargs(mistral_env: FakeServer) -> None:
@@ -127,24 +132,6 @@ def test_max_new_tokens_truncates(mistral_env: FakeServer) -> None:
     assert outputs[0].output_tokens == [3]
 
 
-def test_num_generations_is_native_n_with_usage(mistral_env: FakeServer) -> None:
-    llm = loaded(make(mistral_env))
-
-    outputs = llm.generate([chat(SPAIN), chat(FRANCE)], num_generations=3)
-
-    assert outputs[0] == samples(MADRID, 3)
-    assert outputs[1][0] == PARIS and len(outputs[1]) == 3
-    requests = received(mistral_env, "mistral")
-    assert sorted(request.body["n"] for request in requests) == [3, 3]
-    assert outputs[0].input_tokens == [5, None, None]
-    assert outputs[0].usage.output_tokens == 6 + 8 + 8
-    assert llm.usage.input_tokens == 10
-
-
-def test_empty_answer_is_none_with_reason(mistral_env: FakeServer) -> None:
-    check_empty_answer(make(mistral_env), "no content")
-
-
 def test_fake_server_rejects_fields_mistral_does_not_know(mistral_env: FakeServer) -> None:
     body = {"model": MODEL, "messages": chat(SPAIN), "seed": 1}
     request = urllib.request.Request(
@@ -174,20 +161,3 @@ def test_unload_closes_the_client(mistral_env: FakeServer) -> None:
     client = asyncio.run(use_and_unload())
 
     assert client.sdk_configuration.async_client is None
-
-
-def test_text_generation_pipeline(mistral_env: FakeServer) -> None:
-    rows = run_text_generation(
-        make(mistral_env),
-        [SPAIN, FRANCE],
-        params={"generation_kwargs": {"temperature": 0.3, "random_seed": 5}},
-        num_generations=2,
-        system_prompt="Be concise.",
-    )
-
-    assert [row["generation"] for row in rows] == samples(MADRID, 2) + samples(PARIS, 2)
-    requests = received(mistral_env, "mistral")
-    assert len(requests) == 2
-    for request in requests:
-        assert (request.body["temperature"], request.body["random_seed"]) == (0.3, 5)
-        assert request.body["messages"][0] == {"role": "system", "content": "Be concise."}

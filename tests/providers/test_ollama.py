@@ -1,30 +1,25 @@
-"""OllamaLLM through the real `ollama` client against the loopback `/api/chat`."""
+"""OllamaLLM: its pure request building and answer parsing, and its wire format through the
+real `ollama` client against the loopback `/api/chat`. What every hosted provider shares
+is in `test_contract.py`."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from ollama import ChatResponse
 from tests.fake_server import FakeServer
 from tests.providers.contract import (
     MADRID,
     SPAIN,
-    bearer,
     chat,
-    check_empty_answer,
-    check_failures_are_isolated,
-    check_num_generations,
-    check_pipeline,
-    check_retry_succeeds,
-    check_secret_never_shown,
     loaded,
     multi_turn,
-    received,
 )
 
 from potstill.llms import OllamaLLM
+from potstill.llms.ollama import build_request, parse_response
 
-PROVIDER = "ollama"
 MODEL = "llama3.2"
 
 
@@ -38,6 +33,58 @@ def server(fake_server: FakeServer) -> FakeServer:
 def make(server: FakeServer, **kwargs) -> OllamaLLM:
     kwargs.setdefault("model", MODEL)
     return OllamaLLM(host=server.url, **kwargs)
+
+
+# -- request building and answer parsing (no server) ----------------------------------------------
+
+
+def test_build_request_is_one_unstreamed_chat_call() -> None:
+    conversation = [{"role": "user", "content": SPAIN, "images": None}]
+
+    request = build_request(
+        MODEL, conversation, format="json", options={"seed": 7}, keep_alive=None
+    )
+
+    assert request == {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": SPAIN}],
+        "stream": False,
+        "format": "json",
+        "options": {"seed": 7},
+        "keep_alive": None,
+    }
+
+
+def test_parse_response_reads_the_text_and_the_eval_counts() -> None:
+    answer = ChatResponse.model_validate(
+        {
+            "model": MODEL,
+            "message": {"role": "assistant", "content": MADRID},
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": 5,
+            "eval_count": 6,
+        }
+    )
+
+    generations = parse_response(answer)
+
+    assert generations == [MADRID]
+    assert (generations.input_tokens, generations.output_tokens) == ([5], [6])
+
+
+def test_parse_response_of_an_empty_answer_keeps_the_done_reason() -> None:
+    answer = ChatResponse.model_validate(
+        {"model": MODEL, "message": {"role": "assistant", "content": ""}, "done_reason": "load"}
+    )
+
+    generations = parse_response(answer)
+
+    assert generations == [None]
+    assert generations.errors == ["empty answer (done_reason=load)"]
+
+
+# -- the wire --------------------------------------------------------------------------------------
 
 
 def test_messages_format_options_and_keep_alive_reach_the_api(server: FakeServer) -> None:
@@ -85,22 +132,6 @@ def test_options_of_the_wrong_type_fail_before_any_request(server: FakeServer) -
         make(server, generation_kwargs={"options": {"num_predict": "many"}})
 
 
-def test_empty_answer_is_none_with_a_reason(server: FakeServer) -> None:
-    check_empty_answer(make(server), "empty answer")
-
-
-def test_num_generations_sends_parallel_requests(server: FakeServer) -> None:
-    check_num_generations(make(server), server, PROVIDER)
-
-
-def test_one_failed_request_only_fails_its_generation(server: FakeServer) -> None:
-    check_failures_are_isolated(make(server), server, PROVIDER)
-
-
-def test_transient_error_is_retried(server: FakeServer) -> None:
-    check_retry_succeeds(make(server), server, PROVIDER)
-
-
 def test_host_from_the_sdk_env_var(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", server.url)
     llm = loaded(OllamaLLM(model=MODEL))
@@ -109,34 +140,9 @@ def test_host_from_the_sdk_env_var(server: FakeServer, monkeypatch: pytest.Monke
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
 
 
-def test_no_key_needed_but_a_key_is_sent_as_bearer_and_never_shown(
-    fake_server: FakeServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    loaded(make(fake_server))  # no key: loading works (a local Ollama has no auth)
-
-    check_secret_never_shown(
-        lambda key: make(fake_server, api_key=key),
-        fake_server,
-        caplog,
-        bearer,
-    )
-
-
 def test_api_key_from_env(fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_API_KEY", "test-key")
     llm = loaded(make(fake_server))
 
     assert llm.generate([chat(SPAIN)]) == [[MADRID]]
     assert fake_server.requests[0].headers["authorization"] == "Bearer test-key"
-
-
-def test_runs_in_text_generation_pipeline(server: FakeServer) -> None:
-    llm = make(server)
-
-    check_pipeline(llm, {"generation_kwargs": {"options": {"temperature": 0.2}}})
-
-    requests = received(server, PROVIDER)
-    assert len(requests) == 4
-    for request in requests:
-        assert request.body["options"] == {"temperature": 0.2}
-        assert request.body["messages"][0] == {"role": "system", "content": "Be brief."}

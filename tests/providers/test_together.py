@@ -1,13 +1,13 @@
 """`TogetherLLM` through the `openai` SDK against the loopback server's chat completions.
 
-The tests it shares with Anyscale and the other OpenAI-compatible providers are in
-`test_openai_compatible.py`.
+What it shares with the other OpenAI subclasses is in `test_openai_compatible.py`, and with
+every hosted provider in `test_contract.py`.
 """
 
 from __future__ import annotations
 
 from tests.fake_server import FakeServer
-from tests.providers.compatible import TOGETHER
+from tests.providers.cases import HOSTED
 from tests.providers.contract import (
     SPAIN,
     chat,
@@ -17,7 +17,8 @@ from tests.providers.contract import (
 
 
 def test_extra_body_fields_are_merged_into_the_body(fake_server: FakeServer) -> None:
-    llm = loaded(TOGETHER.make(fake_server, api_key="test-key"))
+    [together] = [case for case in HOSTED if case.id == "TogetherLLM"]
+    llm = loaded(together.make(fake_server))
 
     llm.generate([chat(SPAIN)], extra_body={"top_k": 40, "repetition_penalty": 1.1})
 

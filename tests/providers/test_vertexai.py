@@ -1,57 +1,41 @@
-"""VertexAILLM through the real `google-genai` SDK (`vertexai=True`) against the loopback
-`generateContent` endpoint, with static test credentials (no ADC lookup, no network)."""
+"""VertexAILLM: its pure request building and answer parsing, and its wire format through the
+real `google-genai` SDK (`vertexai=True`) against the loopback `generateContent` endpoint,
+with static test credentials (no ADC lookup, no network). What every hosted provider shares
+is in `test_contract.py`."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import google.auth
 import google.oauth2.credentials
 import pytest
+from google.genai.types import GenerateContentResponse
 from tests.fake_server import FakeServer
 from tests.fake_server.vertex_generate import service_account_info
+from tests.providers.cases import isolated_google_env
 from tests.providers.contract import (
     MADRID,
     SPAIN,
-    bearer,
     chat,
-    check_empty_answer,
-    check_failures_are_isolated,
-    check_num_generations,
-    check_pipeline,
-    check_retry_succeeds,
-    check_secret_never_shown,
     loaded,
     multi_turn,
-    received,
 )
 
 from potstill.errors import PotstillUserError
 from potstill.llms import VertexAILLM
+from potstill.llms.vertexai import build_request, parse_response
 
-PROVIDER = "vertexai"
 MODEL = "gemini-2.5-flash"
 PATH = f"/v1beta1/projects/test-project/locations/us-central1/publishers/google/models/{MODEL}:generateContent"
 # google-genai subclasses aiohttp's ClientSession, which aiohttp warns about.
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession")
-_GOOGLE_ENV = (
-    "GOOGLE_CLOUD_PROJECT",
-    "GOOGLE_CLOUD_LOCATION",
-    "GOOGLE_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_GENAI_USE_VERTEXAI",
-    "GOOGLE_GENAI_USE_ENTERPRISE",
-    "GOOGLE_VERTEX_BASE_URL",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-)
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    for name in _GOOGLE_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))  # no gcloud ADC file
-    monkeypatch.setenv("NO_GCE_CHECK", "True")  # never probe the metadata server
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolated_google_env(monkeypatch, tmp_path)
 
 
 def credentials(token: str = "test-key") -> google.oauth2.credentials.Credentials:
@@ -64,6 +48,77 @@ def make(server: FakeServer, token: str = "test-key", **kwargs) -> VertexAILLM:
     kwargs.setdefault("project", "test-project")
     kwargs.setdefault("location", "us-central1")
     return VertexAILLM(base_url=server.url, credentials=credentials(token), **kwargs)
+
+
+# -- request building and answer parsing (no server) ----------------------------------------------
+
+
+def test_build_request_maps_roles_and_sends_only_the_kwargs_that_are_set() -> None:
+    request = build_request(
+        MODEL,
+        multi_turn(),
+        temperature=0.3,
+        top_k=None,
+        safety_settings={"HARM_CATEGORY_HATE_SPEECH": "BLOCK_ONLY_HIGH"},
+    )
+
+    assert request == {
+        "model": MODEL,
+        "contents": [
+            {"role": "user", "parts": [{"text": "Hi"}]},
+            {"role": "model", "parts": [{"text": "Hello."}]},
+            {"role": "user", "parts": [{"text": SPAIN}]},
+        ],
+        "config": {
+            "system_instruction": "Be brief.",
+            "candidate_count": 1,
+            "temperature": 0.3,
+            "safety_settings": [
+                {"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_ONLY_HIGH"}
+            ],
+        },
+    }
+
+
+def test_build_request_refuses_an_unknown_role() -> None:
+    with pytest.raises(ValueError, match="role 'tool'"):
+        build_request(MODEL, [{"role": "tool", "content": "42"}])
+
+
+def test_parse_response_leaves_the_thoughts_out() -> None:
+    answer = GenerateContentResponse.model_validate(
+        {
+            "candidates": [
+                {
+                    "content": {
+                        "role": "model",
+                        "parts": [{"text": "Let me think.", "thought": True}, {"text": MADRID}],
+                    },
+                    "finish_reason": "STOP",
+                }
+            ],
+            "usage_metadata": {"prompt_token_count": 5, "candidates_token_count": 6},
+        }
+    )
+
+    generations = parse_response(answer)
+
+    assert generations == [MADRID]
+    assert (generations.input_tokens, generations.output_tokens) == ([5], [6])
+
+
+def test_parse_response_of_a_blocked_prompt_keeps_the_reason() -> None:
+    answer = GenerateContentResponse.model_validate(
+        {"candidates": [], "prompt_feedback": {"block_reason": "SAFETY"}}
+    )
+
+    generations = parse_response(answer)
+
+    assert generations == [None]
+    assert generations.errors == ["prompt blocked (block_reason=SAFETY)"]
+
+
+# -- the wire --------------------------------------------------------------------------------------
 
 
 def test_roles_are_mapped_and_kwargs_reach_the_api(fake_server: FakeServer) -> None:
@@ -138,26 +193,10 @@ def test_unknown_role_fails_that_input_only(fake_server: FakeServer) -> None:
     assert "role 'tool'" in outputs[0].errors[0]
 
 
-def test_blocked_candidate_is_none_with_the_reason(fake_server: FakeServer) -> None:
-    check_empty_answer(make(fake_server), "SAFETY")
-
-
 def test_max_output_tokens_limits_the_answer(fake_server: FakeServer) -> None:
     llm = loaded(make(fake_server))
 
     assert llm.generate([chat(SPAIN)], max_output_tokens=2) == [["The capital"]]
-
-
-def test_num_generations_sends_parallel_requests(fake_server: FakeServer) -> None:
-    check_num_generations(make(fake_server), fake_server, PROVIDER)
-
-
-def test_one_failed_request_only_fails_its_generation(fake_server: FakeServer) -> None:
-    check_failures_are_isolated(make(fake_server), fake_server, PROVIDER)
-
-
-def test_transient_error_is_retried(fake_server: FakeServer) -> None:
-    check_retry_succeeds(make(fake_server), fake_server, PROVIDER)
 
 
 def test_default_credentials_and_project_are_resolved_at_load(
@@ -232,31 +271,9 @@ def test_any_model_name_is_accepted(fake_server: FakeServer) -> None:
     assert fake_server.requests[0].path.endswith("/models/my-tuned-model:generateContent")
 
 
-def test_token_never_shown(fake_server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
-    check_secret_never_shown(
-        lambda token: make(fake_server, token=token),
-        fake_server,
-        caplog,
-        bearer,
-    )
-
-
 def test_credentials_are_not_dumped(fake_server: FakeServer) -> None:
     dump = make(fake_server).dump()
 
     assert "credentials" not in dump
     assert dump["project"] == "test-project"
     assert dump["location"] == "us-central1"
-
-
-def test_runs_in_text_generation_pipeline(fake_server: FakeServer) -> None:
-    llm = make(fake_server)
-
-    check_pipeline(llm, {"generation_kwargs": {"temperature": 0.2, "max_output_tokens": 50}})
-
-    requests = received(fake_server, PROVIDER)
-    assert len(requests) == 4
-    for request in requests:
-        assert request.body["generationConfig"]["temperature"] == 0.2
-        assert request.body["generationConfig"]["maxOutputTokens"] == 50
-        assert request.body["systemInstruction"]["parts"] == [{"text": "Be brief."}]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar, List, Optional
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, validate_call
+from pydantic import Field, PositiveFloat, PositiveInt, validate_call
 
-from potstill.llms.base import AsyncLLM
+from potstill.llms.hosted import HostedLLM, passed_kwargs, timeout_field
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.fields import ExecutionOnly
 
 
-class AnthropicLLM(AsyncLLM):
+class AnthropicLLM(HostedLLM):
     """An LLM served by Anthropic's Messages API (Claude models).
 
     The system prompt (every `system` message, joined) is sent as the top-level `system`
@@ -23,7 +23,8 @@ class AnthropicLLM(AsyncLLM):
 
     Attributes:
         model: the model name, e.g. `claude-sonnet-4-6`.
-        base_url: the API's base URL; defaults to `$ANTHROPIC_BASE_URL`, else Anthropic's.
+        base_url: the API's base URL; defaults to `$ANTHROPIC_BASE_URL`, else
+            `https://api.anthropic.com`.
         api_key: the API key; defaults to `$ANTHROPIC_API_KEY`. It is sent as `x-api-key`.
         timeout: seconds to wait for a response before giving up on a request.
         http_client: an `httpx2.AsyncClient` for the SDK to use (never serialized); by
@@ -39,42 +40,23 @@ class AnthropicLLM(AsyncLLM):
         ```
     """
 
-    model: str
-    base_url: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-        description="The base URL to use for the Anthropic API.",
-    )
-    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
-        default_factory=lambda: os.getenv("ANTHROPIC_API_KEY"),
-        description="The API key to authenticate the requests to the Anthropic API.",
-    )
-    timeout: RuntimeParameter[PositiveFloat] = Field(
-        default=600.0,
-        description="The maximum time in seconds to wait for a response from the API.",
-    )
+    timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field(600.0)
     http_client: Optional[Any] = Field(default=None, exclude=True, repr=False)
 
     sdk_module: ClassVar[Optional[str]] = "anthropic"
     api_key_env_var: ClassVar[Optional[str]] = "ANTHROPIC_API_KEY"
-
-    @property
-    def model_name(self) -> str:
-        """The `model` field."""
-        return self.model
+    base_url_env_var: ClassVar[Optional[str]] = "ANTHROPIC_BASE_URL"
+    default_base_url: ClassVar[Optional[str]] = "https://api.anthropic.com"
 
     def _create_client(self) -> Any:
         from anthropic import AsyncAnthropic, omit
 
-        key = self._secret()
         return AsyncAnthropic(
-            api_key=key,
-            base_url=self.base_url,
-            timeout=self.timeout,
-            max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
+            **self._client_options(),
             # anthropic 2.x sends `api_key` as a bearer token; Anthropic's API
             # authenticates API keys with the `x-api-key` header.
-            default_headers={"x-api-key": key, "Authorization": omit},  # type: ignore[dict-item]
-            http_client=self.http_client or _http_client(),
+            default_headers={"x-api-key": self._secret(), "Authorization": omit},  # type: ignore[dict-item]
+            http_client=self.http_client or self._http_client(),
         )
 
     @validate_call
@@ -101,32 +83,46 @@ class AnthropicLLM(AsyncLLM):
         Returns:
             The generated text, with the request's token usage.
         """
-        system, messages = _split_system(input)
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens}
-        if system is not None:
-            body["system"] = system
-        if stop_sequences is not None:
-            body["stop_sequences"] = stop_sequences
-        # The 2.x SDK no longer declares the sampling parameters; they travel as extra body
-        # fields, exactly as the API names them.
-        sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k}
-        extra = {name: value for name, value in sampling.items() if value is not None}
-        message = await self.client.messages.create(**body, extra_body=extra or None)
-        return _generations(message)
+        request = build_request(self.model, input, **passed_kwargs(locals()))
+        return parse_response(await self.client.messages.create(**request))
 
 
-def _split_system(input: ChatType) -> tuple[Optional[str], list[dict[str, Any]]]:
-    """Separates the system prompt from the conversation without touching `input`."""
-    system = [message["content"] for message in input if message["role"] == "system"]
-    messages = [
-        {"role": message["role"], "content": message["content"]}
-        for message in input
-        if message["role"] != "system"
-    ]
-    return ("\n\n".join(system) if system else None), messages
+def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments of a `messages.create` call.
+
+    Args:
+        model: the model name.
+        input: the conversation; its `system` messages, joined, become the top-level
+            `system` field.
+        **kwargs: `AnthropicLLM.agenerate`'s generation kwargs; those that are `None` are
+            left out. The 2.x SDK no longer declares the sampling parameters, so
+            `temperature`, `top_p` and `top_k` travel as `extra_body` fields, exactly as the
+            API names them.
+
+    Returns:
+        The arguments.
+    """
+    system, messages = _split_system(input)
+    request: dict[str, Any] = {"model": model, "messages": messages}
+    if system is not None:
+        request["system"] = system
+    extra: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if value is not None:
+            (extra if name in _SAMPLING else request)[name] = value
+    request["extra_body"] = extra or None
+    return request
 
 
-def _generations(message: Any) -> Generations:
+def parse_response(message: Any) -> Generations:
+    """The generation of a `Message`: its text blocks joined, `None` without text.
+
+    Args:
+        message: the SDK's `Message`.
+
+    Returns:
+        The generation, with the request's token usage.
+    """
     texts = [block.text for block in message.content or [] if block.type == "text"]
     text = "".join(texts) if texts else None
     usage = message.usage
@@ -140,11 +136,15 @@ def _generations(message: Any) -> Generations:
     return generations
 
 
-def _http_client() -> Any:
-    """The SDK's aiohttp transport when aiohttp is installed, else the SDK's default."""
-    try:
-        from anthropic import DefaultAioHttpClient
+_SAMPLING = frozenset({"temperature", "top_p", "top_k"})
 
-        return DefaultAioHttpClient()
-    except (ImportError, RuntimeError):
-        return None
+
+def _split_system(input: ChatType) -> tuple[Optional[str], list[dict[str, Any]]]:
+    """Separates the system prompt from the conversation without touching `input`."""
+    system = [message["content"] for message in input if message["role"] == "system"]
+    messages = [
+        {"role": message["role"], "content": message["content"]}
+        for message in input
+        if message["role"] != "system"
+    ]
+    return ("\n\n".join(system) if system else None), messages

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import ClassVar, Optional
 
-from pydantic import Field, SecretStr
-
 from potstill.llms.openai import OpenAILLM
-from potstill.mixins.runtime_parameters import RuntimeParameter
 
 
 class AnyscaleLLM(OpenAILLM):
@@ -34,15 +30,6 @@ class AnyscaleLLM(OpenAILLM):
         ```
     """
 
-    base_url: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv(
-            "ANYSCALE_BASE_URL", "https://api.endpoints.anyscale.com/v1"
-        ),
-        description="The base URL to use for the Anyscale API requests.",
-    )
-    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
-        default_factory=lambda: os.getenv("ANYSCALE_API_KEY"),
-        description="The API key to authenticate the requests to the Anyscale API.",
-    )
-
     api_key_env_var: ClassVar[Optional[str]] = "ANYSCALE_API_KEY"
+    base_url_env_var: ClassVar[Optional[str]] = "ANYSCALE_BASE_URL"
+    default_base_url: ClassVar[Optional[str]] = "https://api.endpoints.anyscale.com/v1"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Optional
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from potstill.errors import PotstillUserError
-from potstill.llms.openai import OpenAILLM, _http_client
+from potstill.llms.openai import OpenAILLM
 from potstill.mixins.runtime_parameters import RuntimeParameter
+
+_API_VERSION_ENV_VAR = "OPENAI_API_VERSION"
 
 
 class AzureOpenAILLM(OpenAILLM):
@@ -42,21 +44,14 @@ class AzureOpenAILLM(OpenAILLM):
         ```
     """
 
-    base_url: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv("AZURE_OPENAI_ENDPOINT"),
-        description="The Azure OpenAI resource endpoint, e.g. "
-        "`https://my-resource.openai.azure.com/`.",
-    )
-    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
-        default_factory=lambda: os.getenv("AZURE_OPENAI_API_KEY"),
-        description="The API key to authenticate the requests to the Azure OpenAI API.",
-    )
     api_version: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv("OPENAI_API_VERSION"),
+        default_factory=lambda: os.getenv(_API_VERSION_ENV_VAR),
         description="The Azure OpenAI API version, sent as the `api-version` query parameter.",
     )
 
     api_key_env_var: ClassVar[Optional[str]] = "AZURE_OPENAI_API_KEY"
+    base_url_env_var: ClassVar[Optional[str]] = "AZURE_OPENAI_ENDPOINT"
+    default_base_url: ClassVar[Optional[str]] = None
 
     def load(self) -> None:
         """Checks the endpoint, API version, SDK and key.
@@ -67,8 +62,8 @@ class AzureOpenAILLM(OpenAILLM):
         missing = [
             f"`{field}` (or the environment variable `{env}`)"
             for field, env in (
-                ("base_url", "AZURE_OPENAI_ENDPOINT"),
-                ("api_version", "OPENAI_API_VERSION"),
+                ("base_url", self.base_url_env_var),
+                ("api_version", _API_VERSION_ENV_VAR),
             )
             if not getattr(self, field)
         ]
@@ -81,13 +76,13 @@ class AzureOpenAILLM(OpenAILLM):
     def _create_client(self) -> Any:
         from openai import AsyncAzureOpenAI
 
+        options = self._client_options()
+        endpoint = options.pop("base_url")
         return AsyncAzureOpenAI(
-            azure_endpoint=self.base_url,
+            **options,
+            azure_endpoint=endpoint,
             azure_deployment=self.model,
             api_version=self.api_version,
-            api_key=self._secret(),
-            max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
-            timeout=self.timeout,
             default_headers=self._headers(),
-            http_client=_http_client(),
+            http_client=self._http_client(),
         )

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar, List, Optional
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, validate_call
+from pydantic import Field, PositiveInt, validate_call
 
-from potstill.llms.base import AsyncLLM
+from potstill.llms.hosted import HostedLLM, passed_kwargs
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 
 
-class CohereLLM(AsyncLLM):
+class CohereLLM(HostedLLM):
     """An LLM served by Cohere's Chat API.
 
     Requests go to the v2 Chat API (`AsyncClientV2.chat`), which the current SDK uses:
@@ -40,19 +39,6 @@ class CohereLLM(AsyncLLM):
         ```
     """
 
-    model: str
-    base_url: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv("COHERE_BASE_URL", "https://api.cohere.com"),
-        description="The base URL to use for the Cohere API requests.",
-    )
-    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
-        default_factory=lambda: os.getenv("COHERE_API_KEY"),
-        description="The API key to authenticate the requests to the Cohere API.",
-    )
-    timeout: RuntimeParameter[PositiveFloat] = Field(
-        default=120,
-        description="The maximum time in seconds to wait for a response from the API.",
-    )
     client_name: RuntimeParameter[str] = Field(
         default="potstill",
         description="The name of the client to use for the API requests.",
@@ -60,22 +46,13 @@ class CohereLLM(AsyncLLM):
 
     sdk_module: ClassVar[Optional[str]] = "cohere"
     api_key_env_var: ClassVar[Optional[str]] = "COHERE_API_KEY"
-
-    @property
-    def model_name(self) -> str:
-        """The `model` field."""
-        return self.model
+    base_url_env_var: ClassVar[Optional[str]] = "COHERE_BASE_URL"
+    default_base_url: ClassVar[Optional[str]] = "https://api.cohere.com"
 
     def _create_client(self) -> Any:
         from cohere import AsyncClientV2
 
-        return AsyncClientV2(
-            api_key=self._secret(),
-            base_url=self.base_url,
-            client_name=self.client_name,
-            timeout=self.timeout,
-            max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
-        )
+        return AsyncClientV2(**self._client_options(), client_name=self.client_name)
 
     async def _aclose_client(self, client: Any) -> None:
         # The client has no `close()`; leaving its async context closes its HTTP client.
@@ -112,25 +89,38 @@ class CohereLLM(AsyncLLM):
         Returns:
             The generated text, with the request's token usage.
         """
-        options = {
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "k": k,
-            "p": p,
-            "seed": seed,
-            "stop_sequences": stop_sequences,
-            "frequency_penalty": frequency_penalty,
-            "presence_penalty": presence_penalty,
-        }
-        response = await self.client.chat(
-            model=self.model,
-            messages=[{"role": m["role"], "content": m["content"]} for m in input],
-            **{name: value for name, value in options.items() if value is not None},
-        )
-        return _generations(response)
+        request = build_request(self.model, input, **passed_kwargs(locals()))
+        return parse_response(await self.client.chat(**request))
 
 
-def _generations(response: Any) -> Generations:
+def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments of a v2 `chat` call.
+
+    Args:
+        model: the Cohere model, e.g. `command-r-plus`.
+        input: the conversation; the role and content of each message (`system`, `user`,
+            `assistant`) make the v2 `messages`.
+        **kwargs: `CohereLLM.agenerate`'s generation kwargs; those that are `None` are
+            left out, so the API's defaults apply.
+
+    Returns:
+        The arguments.
+    """
+    messages = [{"role": message["role"], "content": message["content"]} for message in input]
+    request: dict[str, Any] = {"model": model, "messages": messages}
+    request.update({name: value for name, value in kwargs.items() if value is not None})
+    return request
+
+
+def parse_response(response: Any) -> Generations:
+    """The generation of a v2 chat response: its text blocks joined, `None` when empty.
+
+    Args:
+        response: the SDK's `V2ChatResponse`.
+
+    Returns:
+        The generation, with the token usage from `usage.tokens` (else `usage.billed_units`).
+    """
     message = response.message
     blocks = (message.content or []) if message is not None else []
     text = "".join(block.text for block in blocks if getattr(block, "type", None) == "text")

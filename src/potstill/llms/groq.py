@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar, List, Optional, Union
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, SecretStr, validate_call
+from pydantic import Field, NonNegativeInt, validate_call
 
-from potstill.llms.base import AsyncLLM
-from potstill.llms.openai import _generations, post_json
+from potstill.llms.hosted import HostedLLM, passed_kwargs
+from potstill.llms.openai_format import parse_chat_completion
 from potstill.llms.typing import GenerateOutput
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.fields import ExecutionOnly
 
 _CHAT_PATH = "/openai/v1/chat/completions"
 
 
-class GroqLLM(AsyncLLM):
+class GroqLLM(HostedLLM):
     """An LLM served by Groq.
 
     Groq accepts only `n=1`, so `num_generations` sends that many requests in parallel
@@ -40,43 +40,21 @@ class GroqLLM(AsyncLLM):
         ```
     """
 
-    model: str
-    base_url: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv("GROQ_BASE_URL", "https://api.groq.com"),
-        description="The base URL to use for the Groq API requests.",
-    )
-    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
-        default_factory=lambda: os.getenv("GROQ_API_KEY"),
-        description="The API key to authenticate the requests to the Groq API.",
-    )
-    max_retries: RuntimeParameter[NonNegativeInt] = Field(
+    max_retries: ExecutionOnly[RuntimeParameter[NonNegativeInt]] = Field(
         default=2,
         description="The maximum number of times to retry the request to the API before "
         "failing (on rate limits, server errors, timeouts and connection errors).",
     )
-    timeout: RuntimeParameter[PositiveFloat] = Field(
-        default=120,
-        description="The maximum time in seconds to wait for a response from the API.",
-    )
 
     sdk_module: ClassVar[Optional[str]] = "groq"
     api_key_env_var: ClassVar[Optional[str]] = "GROQ_API_KEY"
-
-    @property
-    def model_name(self) -> str:
-        """The `model` field."""
-        return self.model
+    base_url_env_var: ClassVar[Optional[str]] = "GROQ_BASE_URL"
+    default_base_url: ClassVar[Optional[str]] = "https://api.groq.com"
 
     def _create_client(self) -> Any:
         from groq import AsyncGroq
 
-        return AsyncGroq(
-            base_url=self.base_url,
-            api_key=self._secret(),
-            max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
-            timeout=self.timeout,
-            http_client=_http_client(),
-        )
+        return AsyncGroq(**self._client_options(), http_client=self._http_client())
 
     @validate_call
     async def agenerate(
@@ -101,25 +79,24 @@ class GroqLLM(AsyncLLM):
         Returns:
             The completion, with the request's token usage.
         """
-        body: dict[str, Any] = {
-            "messages": input,
-            "model": self.model,
-            "max_tokens": max_new_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-        }
-        if seed is not None:
-            body["seed"] = seed
-        if stop is not None:
-            body["stop"] = stop
-        return _generations(await post_json(self.client, _CHAT_PATH, body), logprobs=False)
+        body = build_request(self.model, input, **passed_kwargs(locals()))
+        return parse_chat_completion(await self._post_json(_CHAT_PATH, body))
 
 
-def _http_client() -> Any:
-    """The SDK's aiohttp transport when its `aiohttp` extra is installed, else the default."""
-    try:
-        from groq import DefaultAioHttpClient
+def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
+    """The JSON body of a Groq chat completions request (one choice: Groq takes only `n=1`).
 
-        return DefaultAioHttpClient()
-    except (ImportError, RuntimeError):
-        return None
+    Args:
+        model: the model name.
+        input: the conversation, sent as `messages` unchanged.
+        **kwargs: `GroqLLM.agenerate`'s generation kwargs: `max_new_tokens` is sent as
+            `max_tokens`; kwargs that are `None` are left out.
+
+    Returns:
+        The body.
+    """
+    body: dict[str, Any] = {"messages": input, "model": model}
+    for name, value in kwargs.items():
+        if value is not None:
+            body["max_tokens" if name == "max_new_tokens" else name] = value
+    return body

@@ -16,9 +16,12 @@ from pydantic import (
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
-from potstill.llms.typing import GenerateOutput, Generations
+from potstill.llms.hosted import passed_kwargs, timeout_field
+from potstill.llms.openai_format import parse_chat_completion
+from potstill.llms.typing import GenerateOutput
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.fields import ExecutionOnly
 from potstill.utils.imports import require
 
 # Generation kwargs that make LiteLLM answer without the provider's credentials.
@@ -68,10 +71,7 @@ class LiteLLM(AsyncLLM):
         default=None,
         description="The base URL of the provider's API, e.g. for an OpenAI-compatible server.",
     )
-    timeout: RuntimeParameter[PositiveFloat] = Field(
-        default=600.0,
-        description="The maximum time in seconds to wait for a response from the API.",
-    )
+    timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field(600.0)
 
     sdk_module: ClassVar[Optional[str]] = "litellm"
 
@@ -100,6 +100,14 @@ class LiteLLM(AsyncLLM):
     def model_name(self) -> str:
         """The `model` field."""
         return self.model
+
+    def describe_endpoint(self) -> Optional[str]:
+        """The `api_base` field, named in error messages.
+
+        Returns:
+            The provider's base URL, or `None` when LiteLLM picks it.
+        """
+        return self.api_base
 
     def load(self) -> None:
         """Imports `litellm`, sets its output verbosity and checks the provider's key.
@@ -203,46 +211,12 @@ class LiteLLM(AsyncLLM):
         Returns:
             The completions, with the call's token usage.
         """
+        kwargs = passed_kwargs(locals())  # first: `locals()` holds only the arguments
         import litellm
 
-        request: dict[str, Any] = {
-            "functions": functions,
-            "function_call": function_call,
-            "temperature": temperature,
-            "top_p": top_p,
-            "stop": stop,
-            "max_tokens": max_tokens,
-            "presence_penalty": presence_penalty,
-            "frequency_penalty": frequency_penalty,
-            "logit_bias": logit_bias,
-            "user": user,
-            "metadata": metadata,
-            "api_base": api_base or self.api_base,
-            "api_version": api_version,
-            "api_key": api_key.get_secret_value() if api_key is not None else self._secret(),
-            "model_list": model_list,
-            "mock_response": mock_response,
-            "custom_llm_provider": custom_llm_provider,
-            "seed": seed,
-            "response_format": response_format,
-        }
-        request = {key: value for key, value in request.items() if value is not None}
-        request["timeout"] = force_timeout or self.timeout
-        request["num_retries"] = 0  # retries happen in AsyncLLM, honouring Retry-After
-
+        request = build_request(self.api_base, self._secret(), self.timeout, **kwargs)
         response = await self._acompletion(litellm, input, num_generations, request)
-        choices = sorted(response.choices or [], key=lambda choice: choice.index)
-        texts = [getattr(choice.message, "content", None) for choice in choices]
-        usage = getattr(response, "usage", None)
-        generations = Generations.from_request(
-            texts,
-            input_tokens=usage.prompt_tokens if usage is not None else None,
-            output_tokens=usage.completion_tokens if usage is not None else None,
-        )
-        for index, (choice, text) in enumerate(zip(choices, texts)):
-            if text is None:
-                generations.errors[index] = f"no content (finish_reason={choice.finish_reason})"
-        return generations
+        return parse_chat_completion(response.model_dump())
 
     async def _acompletion(
         self, litellm: Any, input: ChatType, n: int, request: dict[str, Any]
@@ -265,6 +239,38 @@ class LiteLLM(AsyncLLM):
             self._drop_params = True
             kwargs["drop_params"] = True
             return await litellm.acompletion(model=self.model, messages=input, **kwargs)
+
+
+def build_request(
+    api_base: Optional[str], api_key: Optional[str], timeout: float, /, **kwargs: Any
+) -> dict[str, Any]:
+    """The keyword arguments of a `litellm.acompletion` call, besides the model, the
+    messages and `n`.
+
+    Args:
+        api_base: the LLM's `api_base`, for a call without its own.
+        api_key: the LLM's API key (revealed), for a call without its own.
+        timeout: the LLM's `timeout`, for a call without `force_timeout`.
+        **kwargs: `LiteLLM.agenerate`'s generation kwargs; those that are `None` are left
+            out.
+
+    Returns:
+        The arguments, with LiteLLM's own retries off (`AsyncLLM` retries).
+    """
+    key = kwargs.get("api_key")
+    given = {
+        **kwargs,
+        "api_base": kwargs.get("api_base") or api_base,
+        "api_key": key.get_secret_value() if key is not None else api_key,
+    }
+    request = {
+        name: value
+        for name, value in given.items()
+        if value is not None and name != "force_timeout"
+    }
+    request["timeout"] = kwargs.get("force_timeout") or timeout
+    request["num_retries"] = 0  # retries happen in AsyncLLM, honouring Retry-After
+    return request
 
 
 def _split_key(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any]:

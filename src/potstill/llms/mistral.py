@@ -8,9 +8,14 @@ from typing import Any, ClassVar, Dict, List, Optional, Union
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, validate_call
 
 from potstill.llms.base import AsyncLLM
-from potstill.llms.typing import GenerateOutput, Generations
+from potstill.llms.hosted import passed_kwargs, timeout_field
+from potstill.llms.openai_format import parse_chat_completion
+from potstill.llms.typing import GenerateOutput
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.fields import ExecutionOnly
+
+_API_KEY_ENV_VAR = "MISTRAL_API_KEY"
 
 
 class MistralLLM(AsyncLLM):
@@ -41,21 +46,26 @@ class MistralLLM(AsyncLLM):
         description="The server URL of the Mistral API (the SDK's `server_url`).",
     )
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
-        default_factory=lambda: os.getenv("MISTRAL_API_KEY"),
+        default_factory=lambda: os.getenv(_API_KEY_ENV_VAR),
         description="The API key to authenticate the requests to the Mistral API.",
     )
-    timeout: RuntimeParameter[PositiveFloat] = Field(
-        default=120,
-        description="The maximum time in seconds to wait for a response from the API.",
-    )
+    timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field()
 
     sdk_module: ClassVar[Optional[str]] = "mistralai"
-    api_key_env_var: ClassVar[Optional[str]] = "MISTRAL_API_KEY"
+    api_key_env_var: ClassVar[Optional[str]] = _API_KEY_ENV_VAR
 
     @property
     def model_name(self) -> str:
         """The `model` field."""
         return self.model
+
+    def describe_endpoint(self) -> Optional[str]:
+        """The `endpoint` field, named in error messages.
+
+        Returns:
+            The server URL.
+        """
+        return self.endpoint
 
     def _create_client(self) -> Any:
         return _mistral_class()(
@@ -104,33 +114,33 @@ class MistralLLM(AsyncLLM):
         Returns:
             The completions, with the request's token usage.
         """
-        kwargs: dict[str, Any] = {"model": self.model, "messages": input}
-        if num_generations != 1:
-            kwargs["n"] = num_generations
-        optional = {
-            "max_tokens": max_new_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "random_seed": random_seed,
-            "stop": stop,
-            "presence_penalty": presence_penalty,
-            "frequency_penalty": frequency_penalty,
-            "response_format": response_format,
-        }
-        kwargs.update({key: value for key, value in optional.items() if value is not None})
-        response = await self.client.chat.complete_async(**kwargs)
-        choices = sorted(response.choices or [], key=lambda choice: choice.index)
-        texts = [_text(choice.message) for choice in choices]
-        usage = response.usage
-        generations = Generations.from_request(
-            texts,
-            input_tokens=usage.prompt_tokens if usage else None,
-            output_tokens=usage.completion_tokens if usage else None,
-        )
-        for index, (choice, text) in enumerate(zip(choices, texts)):
-            if text is None:
-                generations.errors[index] = f"no content (finish_reason={choice.finish_reason})"
-        return generations
+        request = build_request(self.model, input, num_generations, **passed_kwargs(locals()))
+        response = await self.client.chat.complete_async(**request)
+        return parse_chat_completion(response.model_dump())
+
+
+def build_request(
+    model: str, input: ChatType, num_generations: int = 1, **kwargs: Any
+) -> dict[str, Any]:
+    """The keyword arguments of a `chat.complete_async` call.
+
+    Args:
+        model: the Mistral model, e.g. `mistral-small-latest`.
+        input: the conversation, whose messages the SDK validates and sends.
+        num_generations: sent as `n`, unless it is 1.
+        **kwargs: `MistralLLM.agenerate`'s generation kwargs: `max_new_tokens` is sent as
+            `max_tokens`; kwargs that are `None` are left out, so the model's defaults apply.
+
+    Returns:
+        The arguments.
+    """
+    request: dict[str, Any] = {"model": model, "messages": input}
+    if num_generations != 1:
+        request["n"] = num_generations
+    for name, value in kwargs.items():
+        if value is not None:
+            request["max_tokens" if name == "max_new_tokens" else name] = value
+    return request
 
 
 def _mistral_class() -> Any:
@@ -140,18 +150,6 @@ def _mistral_class() -> Any:
     except ImportError:
         from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
     return Mistral
-
-
-def _text(message: Any) -> Optional[str]:
-    """The text of an assistant message: a string, or the text chunks of a chunk list."""
-    content = getattr(message, "content", None) if message is not None else None
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [getattr(chunk, "text", None) for chunk in content]
-        texts = [part for part in parts if isinstance(part, str)]
-        return "".join(texts) if texts else None
-    return None
 
 
 class _NoDebugLog:

@@ -9,9 +9,11 @@ from pydantic import ConfigDict, Field, PositiveFloat, SecretStr, validate_call
 from typing_extensions import TypedDict
 
 from potstill.llms.base import AsyncLLM
+from potstill.llms.hosted import passed_kwargs, timeout_field
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.fields import ExecutionOnly
 
 
 class Options(TypedDict, total=False):
@@ -82,9 +84,7 @@ class OllamaLLM(AsyncLLM):
     host: Optional[RuntimeParameter[str]] = Field(
         default=None, description="The host of the Ollama API."
     )
-    timeout: RuntimeParameter[PositiveFloat] = Field(
-        default=120, description="The timeout for the Ollama API."
-    )
+    timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field()
     follow_redirects: bool = True
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
         default_factory=lambda: os.getenv("OLLAMA_API_KEY"),
@@ -97,6 +97,14 @@ class OllamaLLM(AsyncLLM):
     def model_name(self) -> str:
         """The `model` field."""
         return self.model
+
+    def describe_endpoint(self) -> Optional[str]:
+        """The `host` field, named in error messages.
+
+        Returns:
+            The server's URL, or `None` when the SDK picks it (`$OLLAMA_HOST`).
+        """
+        return self.host
 
     def _create_client(self) -> Any:
         from ollama import AsyncClient
@@ -131,20 +139,47 @@ class OllamaLLM(AsyncLLM):
         Returns:
             The generated text, with the request's token usage.
         """
-        response = await self.client.chat(
-            model=self.model,
-            messages=[{"role": m["role"], "content": m["content"]} for m in input],
-            stream=False,
-            format=format,
-            options=dict(options) if options is not None else None,
-            keep_alive=keep_alive,
-        )
-        text = response.message.content if response.message is not None else None
-        generations = Generations.from_request(
-            [text or None],
-            input_tokens=response.prompt_eval_count,
-            output_tokens=response.eval_count,
-        )
-        if not text:
-            generations.errors[0] = f"empty answer (done_reason={response.done_reason})"
-        return generations
+        request = build_request(self.model, input, **passed_kwargs(locals()))
+        return parse_response(await self.client.chat(**request))
+
+
+def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments of a (not streamed) `chat` call.
+
+    Args:
+        model: the model the server runs, e.g. `llama3.2`.
+        input: the conversation; Ollama takes each message's role and content as they are.
+        **kwargs: `OllamaLLM.agenerate`'s generation kwargs (`format`, `options`,
+            `keep_alive`), passed as they are.
+
+    Returns:
+        The arguments.
+    """
+    options = kwargs.get("options")
+    return {
+        **kwargs,
+        "model": model,
+        "messages": [{"role": message["role"], "content": message["content"]} for message in input],
+        "stream": False,
+        "options": dict(options) if options is not None else None,
+    }
+
+
+def parse_response(response: Any) -> Generations:
+    """The generation of a chat response: the message's text, `None` when empty.
+
+    Args:
+        response: the SDK's `ChatResponse`.
+
+    Returns:
+        The generation, with the token usage from `prompt_eval_count` and `eval_count`.
+    """
+    text = response.message.content if response.message is not None else None
+    generations = Generations.from_request(
+        [text or None],
+        input_tokens=response.prompt_eval_count,
+        output_tokens=response.eval_count,
+    )
+    if not text:
+        generations.errors[0] = f"empty answer (done_reason={response.done_reason})"
+    return generations

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
+from typing import Any, ClassVar, Dict, List, Optional, Union
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, validate_call
+from pydantic import Field, NonNegativeInt, PositiveInt, SecretStr, validate_call
 
-from potstill.llms.base import AsyncLLM
+from potstill.llms.hosted import HostedLLM, passed_kwargs
 from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
-from potstill.llms.typing import GenerateOutput, Generations
+from potstill.llms.openai_format import (
+    ResponseFormat,
+    parse_chat_completion,
+    parse_text_completion,
+    wire_response_format,
+)
+from potstill.llms.typing import GenerateOutput
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 
-ResponseFormat = Union[Literal["text", "json", "json_object"], Dict[str, Any]]
+__all__ = ["OpenAILLM", "ResponseFormat", "build_raw_request", "build_request"]
 
 
-class OpenAILLM(AsyncLLM, MagpieChatTemplateMixin):
+class OpenAILLM(HostedLLM, MagpieChatTemplateMixin):
     """An LLM served by OpenAI, or by any server that speaks its chat completions API.
 
     `num_generations` uses the API's native `n`. Token usage comes from the response's
@@ -25,7 +29,8 @@ class OpenAILLM(AsyncLLM, MagpieChatTemplateMixin):
 
     Attributes:
         model: the model name, e.g. `gpt-4o-mini`.
-        base_url: the API's base URL; defaults to `$OPENAI_BASE_URL`, else OpenAI's.
+        base_url: the API's base URL; defaults to `$OPENAI_BASE_URL`, else
+            `https://api.openai.com/v1`.
         api_key: the API key; defaults to `$OPENAI_API_KEY`.
         timeout: seconds to wait for a response before giving up on a request.
         default_headers: extra HTTP headers sent with every request (secret: never dumped).
@@ -45,19 +50,6 @@ class OpenAILLM(AsyncLLM, MagpieChatTemplateMixin):
         ```
     """
 
-    model: str
-    base_url: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-        description="The base URL to use for the OpenAI API requests.",
-    )
-    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
-        default_factory=lambda: os.getenv("OPENAI_API_KEY"),
-        description="The API key to authenticate the requests to the OpenAI API.",
-    )
-    timeout: RuntimeParameter[PositiveFloat] = Field(
-        default=120,
-        description="The maximum time in seconds to wait for a response from the API.",
-    )
     default_headers: Optional[RuntimeParameter[Dict[str, SecretStr]]] = Field(
         default=None,
         description="Extra HTTP headers to send with every request (kept secret: headers "
@@ -66,22 +58,16 @@ class OpenAILLM(AsyncLLM, MagpieChatTemplateMixin):
 
     sdk_module: ClassVar[Optional[str]] = "openai"
     api_key_env_var: ClassVar[Optional[str]] = "OPENAI_API_KEY"
-
-    @property
-    def model_name(self) -> str:
-        """The `model` field."""
-        return self.model
+    base_url_env_var: ClassVar[Optional[str]] = "OPENAI_BASE_URL"
+    default_base_url: ClassVar[Optional[str]] = "https://api.openai.com/v1"
 
     def _create_client(self) -> Any:
         from openai import AsyncOpenAI
 
         return AsyncOpenAI(
-            base_url=self.base_url,
-            api_key=self._secret(),
-            max_retries=0,  # retries happen in AsyncLLM, honouring Retry-After
-            timeout=self.timeout,
+            **self._client_options(),
             default_headers=self._headers(),
-            http_client=_http_client(),
+            http_client=self._http_client(),
         )
 
     def _headers(self) -> Optional[dict[str, str]]:
@@ -129,126 +115,58 @@ class OpenAILLM(AsyncLLM, MagpieChatTemplateMixin):
         Returns:
             The completions, with the request's token usage.
         """
-        kwargs: dict[str, Any] = {
-            "messages": input,
-            "model": self.model,
-            "n": num_generations,
-            "max_tokens": max_new_tokens,
-            "frequency_penalty": frequency_penalty,
-            "presence_penalty": presence_penalty,
-            "temperature": temperature,
-            "top_p": top_p,
-        }
-        optional = {
-            "stop": stop,
-            "response_format": _response_format(response_format),
-            "seed": seed,
-            "top_logprobs": top_logprobs,
-        }
-        kwargs.update({key: value for key, value in optional.items() if value is not None})
-        if logprobs:
-            kwargs["logprobs"] = True
-        # The SDK merges `extra_body` into the JSON body; `client.post` takes the body as is.
-        kwargs.update(extra_body or {})
+        body = build_request(self.model, input, num_generations, **passed_kwargs(locals()))
         if self.uses_magpie_prompt(input):
-            return _raw_completion(await post_json(self.client, "/completions", _raw(kwargs, self)))
-        return _generations(await post_json(self.client, "/chat/completions", kwargs), logprobs)
+            raw = build_raw_request(body, self.render_raw_prompt(input))
+            return parse_text_completion(await self._post_json("/completions", raw))
+        return parse_chat_completion(await self._post_json("/chat/completions", body), logprobs)
 
 
-def _response_format(value: Optional[ResponseFormat]) -> Optional[Dict[str, Any]]:
-    if value is None or isinstance(value, dict):
-        return value
-    return {"type": "text"} if value == "text" else {"type": "json_object"}
-
-
-def _http_client() -> Any:
-    """The SDK's aiohttp transport when aiohttp is installed (much faster under
-    concurrency than the default httpx transport), else the SDK's default."""
-    try:
-        from openai import DefaultAioHttpClient
-
-        return DefaultAioHttpClient()
-    except (ImportError, RuntimeError):  # the SDK's `aiohttp` extra is not installed
-        return None
-
-
-async def post_json(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POSTs a JSON body through an OpenAI-style SDK client and returns the decoded answer.
-
-    This is the SDK's documented way to make a custom request (`client.post(...)`): it keeps
-    the SDK's auth, base URL, headers, retries and error types, but skips the typed
-    transformation of the request and parsing of the response, which cost more CPU than
-    the HTTP call itself when hundreds of requests are in flight.
-
-    Args:
-        client: an `AsyncOpenAI`-like client.
-        path: the endpoint, e.g. `/chat/completions`.
-        body: the JSON body.
-
-    Returns:
-        The decoded JSON object.
-    """
-    text = await client.post(path, cast_to=str, body=body)
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"Expected a JSON object from {path}, got {type(data).__name__}.")
-    return data
-
-
-def _generations(completion: dict[str, Any], logprobs: bool) -> Generations:
-    choices = sorted(completion.get("choices") or [], key=lambda choice: choice.get("index", 0))
-    messages = [choice.get("message") or {} for choice in choices]
-    usage = completion.get("usage") or {}
-    generations = Generations.from_request(
-        [message.get("content") for message in messages],
-        input_tokens=usage.get("prompt_tokens"),
-        output_tokens=usage.get("completion_tokens"),
-        logprobs=[_choice_logprobs(choice) for choice in choices] if logprobs else None,
-    )
-    for index, (choice, message) in enumerate(zip(choices, messages)):
-        if message.get("content") is None:
-            refusal = message.get("refusal")
-            generations.errors[index] = (
-                f"refused: {refusal}"
-                if refusal
-                else f"no content (finish_reason={choice.get('finish_reason')})"
-            )
-    return generations
-
-
-def _raw(body: dict[str, Any], llm: MagpieChatTemplateMixin) -> dict[str, Any]:
-    """The completions-endpoint body of a Magpie request: the rendered prompt instead of
-    the messages, without the chat-only fields."""
-    raw = {k: v for k, v in body.items() if k not in _CHAT_ONLY}
-    raw["prompt"] = llm.render_raw_prompt(body["messages"])
-    return raw
-
-
+# potstill's name -> the API's, where they differ.
+_WIRE_NAMES = {"max_new_tokens": "max_tokens"}
+# Fields of a chat request that the completions endpoint does not take.
 _CHAT_ONLY = frozenset({"messages", "response_format", "logprobs", "top_logprobs"})
 
 
-def _raw_completion(completion: dict[str, Any]) -> Generations:
-    choices = sorted(completion.get("choices") or [], key=lambda choice: choice.get("index", 0))
-    usage = completion.get("usage") or {}
-    return Generations.from_request(
-        [choice.get("text") for choice in choices],
-        input_tokens=usage.get("prompt_tokens"),
-        output_tokens=usage.get("completion_tokens"),
-    )
+def build_request(
+    model: str, input: ChatType, num_generations: int = 1, **kwargs: Any
+) -> dict[str, Any]:
+    """The JSON body of a chat completions request.
+
+    Args:
+        model: the model name.
+        input: the conversation, sent as `messages` unchanged.
+        num_generations: sent as `n`.
+        **kwargs: `OpenAILLM.agenerate`'s generation kwargs: `max_new_tokens` is sent as
+            `max_tokens`, `response_format` in the API's form, `logprobs` only when true,
+            `extra_body` merged into the body; kwargs that are `None` are left out.
+
+    Returns:
+        The body.
+    """
+    body: dict[str, Any] = {"messages": input, "model": model, "n": num_generations}
+    for name, value in kwargs.items():
+        if value is None or name == "extra_body" or (name == "logprobs" and not value):
+            continue
+        body[_WIRE_NAMES.get(name, name)] = (
+            wire_response_format(value) if name == "response_format" else value
+        )
+    # The SDK merges `extra_body` into the JSON body; `client.post` takes the body as is.
+    body.update(kwargs.get("extra_body") or {})
+    return body
 
 
-def _choice_logprobs(choice: dict[str, Any]) -> Optional[list[dict[str, Any]]]:
-    content = (choice.get("logprobs") or {}).get("content")
-    if not content:
-        return None
-    return [
-        {
-            "token": item.get("token"),
-            "logprob": item.get("logprob"),
-            "top_logprobs": [
-                {"token": top.get("token"), "logprob": top.get("logprob")}
-                for top in item.get("top_logprobs") or []
-            ],
-        }
-        for item in content
-    ]
+def build_raw_request(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """The completions-endpoint body of a Magpie request: the rendered prompt instead of the
+    messages, without the chat-only fields.
+
+    Args:
+        body: the chat request's body (`build_request`).
+        prompt: the raw prompt (`render_raw_prompt`).
+
+    Returns:
+        The body for `/completions`.
+    """
+    raw = {name: value for name, value in body.items() if name not in _CHAT_ONLY}
+    raw["prompt"] = prompt
+    return raw

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import ClassVar, Optional
 
-from pydantic import Field, SecretStr
-
 from potstill.llms.openai import OpenAILLM
-from potstill.mixins.runtime_parameters import RuntimeParameter
 
 
 class TogetherLLM(OpenAILLM):
@@ -34,13 +30,6 @@ class TogetherLLM(OpenAILLM):
         ```
     """
 
-    base_url: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv("TOGETHER_BASE_URL", "https://api.together.xyz/v1"),
-        description="The base URL to use for the Together API requests.",
-    )
-    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
-        default_factory=lambda: os.getenv("TOGETHER_API_KEY"),
-        description="The API key to authenticate the requests to the Together API.",
-    )
-
     api_key_env_var: ClassVar[Optional[str]] = "TOGETHER_API_KEY"
+    base_url_env_var: ClassVar[Optional[str]] = "TOGETHER_BASE_URL"
+    default_base_url: ClassVar[Optional[str]] = "https://api.together.xyz/v1"

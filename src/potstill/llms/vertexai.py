@@ -9,10 +9,13 @@ from pydantic import Field, PositiveFloat, PositiveInt, PrivateAttr, validate_ca
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
+from potstill.llms.hosted import passed_kwargs, timeout_field
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.fields import ExecutionOnly
 
+_PROJECT_ENV_VAR = "GOOGLE_CLOUD_PROJECT"
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 _ROLES = {"user": "user", "assistant": "model", "model": "model"}
 
@@ -57,7 +60,7 @@ class VertexAILLM(AsyncLLM):
 
     model: str
     project: Optional[RuntimeParameter[str]] = Field(
-        default_factory=lambda: os.getenv("GOOGLE_CLOUD_PROJECT"),
+        default_factory=lambda: os.getenv(_PROJECT_ENV_VAR),
         description="The Google Cloud project to bill and authorize the requests with.",
     )
     location: Optional[RuntimeParameter[str]] = Field(
@@ -67,10 +70,7 @@ class VertexAILLM(AsyncLLM):
     base_url: Optional[RuntimeParameter[str]] = Field(
         default=None, description="A custom Vertex AI endpoint; `None` uses Google's."
     )
-    timeout: RuntimeParameter[PositiveFloat] = Field(
-        default=120,
-        description="The maximum time in seconds to wait for a response from the API.",
-    )
+    timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field()
     credentials: Optional[Any] = Field(default=None, exclude=True, repr=False)
 
     sdk_module: ClassVar[Optional[str]] = "google.genai"
@@ -84,6 +84,14 @@ class VertexAILLM(AsyncLLM):
         """The `model` field."""
         return self.model
 
+    def describe_endpoint(self) -> Optional[str]:
+        """The `base_url` field, named in error messages.
+
+        Returns:
+            The custom endpoint, or `None` for Google's.
+        """
+        return self.base_url
+
     def load(self) -> None:
         """Checks the SDK and resolves the credentials and the project once."""
         super().load()
@@ -95,7 +103,7 @@ class VertexAILLM(AsyncLLM):
             raise PotstillUserError(
                 "To use `VertexAILLM` a Google Cloud project must be provided via the "
                 "`project` attribute or runtime parameter, or set the environment variable "
-                "`GOOGLE_CLOUD_PROJECT`."
+                f"`{_PROJECT_ENV_VAR}`."
             )
         self._credentials, self._project = credentials, project
 
@@ -152,24 +160,59 @@ class VertexAILLM(AsyncLLM):
         Returns:
             The generated text (`None` when blocked), with the request's token usage.
         """
-        system, contents = _to_contents(input)
-        config: dict[str, Any] = {
-            "system_instruction": system,
-            "candidate_count": 1,
-            "temperature": temperature,
-            "top_p": top_p,
-            "top_k": top_k,
-            "max_output_tokens": max_output_tokens,
-            "stop_sequences": stop_sequences,
-            "safety_settings": _safety_settings(safety_settings),
-            "tools": tools,
-        }
-        response = await self.client.aio.models.generate_content(
-            model=self.model,
-            contents=contents,
-            config={name: value for name, value in config.items() if value is not None},
-        )
-        return _generations(response)
+        request = build_request(self.model, input, **passed_kwargs(locals()))
+        return parse_response(await self.client.aio.models.generate_content(**request))
+
+
+def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments of a `models.generate_content` call asking for one candidate.
+
+    Args:
+        model: the model name.
+        input: the conversation: `system` messages, joined, become the
+            `system_instruction`; `assistant` becomes Gemini's `model` role.
+        **kwargs: `VertexAILLM.agenerate`'s generation kwargs, sent in the `config`;
+            `safety_settings` as a mapping becomes a list; those that are `None` are left
+            out, so the model's defaults apply.
+
+    Returns:
+        The arguments.
+
+    Raises:
+        ValueError: for a message whose role Gemini does not have.
+    """
+    system, contents = _to_contents(input)
+    settings = {**kwargs, "safety_settings": _safety_settings(kwargs.get("safety_settings"))}
+    config = {"system_instruction": system, "candidate_count": 1, **settings}
+    return {
+        "model": model,
+        "contents": contents,
+        "config": {name: value for name, value in config.items() if value is not None},
+    }
+
+
+def parse_response(response: Any) -> Generations:
+    """The generation of a `GenerateContentResponse`: the first candidate's text (thoughts
+    left out), `None` when blocked or empty, with the reason kept.
+
+    Args:
+        response: the SDK's response.
+
+    Returns:
+        The generation, with the token usage from `usage_metadata`.
+    """
+    candidate = (response.candidates or [None])[0]
+    parts = (candidate.content.parts or []) if candidate and candidate.content else []
+    text = "".join(part.text for part in parts if part.text and not part.thought)
+    usage = response.usage_metadata
+    generations = Generations.from_request(
+        [text or None],
+        input_tokens=usage.prompt_token_count if usage else None,
+        output_tokens=usage.candidates_token_count if usage else None,
+    )
+    if not text:
+        generations.errors[0] = _why_empty(response, candidate)
+    return generations
 
 
 def _default_credentials() -> tuple[Any, Optional[str]]:
@@ -209,21 +252,6 @@ def _safety_settings(value: Optional[SafetySettings]) -> Optional[list[dict[str,
     if value is None or isinstance(value, list):
         return value
     return [{"category": category, "threshold": threshold} for category, threshold in value.items()]
-
-
-def _generations(response: Any) -> Generations:
-    candidate = (response.candidates or [None])[0]
-    parts = (candidate.content.parts or []) if candidate and candidate.content else []
-    text = "".join(part.text for part in parts if part.text and not part.thought)
-    usage = response.usage_metadata
-    generations = Generations.from_request(
-        [text or None],
-        input_tokens=usage.prompt_token_count if usage else None,
-        output_tokens=usage.candidates_token_count if usage else None,
-    )
-    if not text:
-        generations.errors[0] = _why_empty(response, candidate)
-    return generations
 
 
 def _why_empty(response: Any, candidate: Any) -> str:

@@ -21,12 +21,16 @@ from pydantic import (
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
+from potstill.llms.hosted import passed_kwargs, timeout_field
+from potstill.llms.openai_format import parse_chat_completion
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
+from potstill.utils.fields import ExecutionOnly
 from potstill.utils.secrets import register_secret
 from potstill.utils.stacklevel import user_stacklevel
 
+_TOKEN_ENV_VAR = "HF_TOKEN"
 _MAX_STOP_SEQUENCES = 4
 _MAX_SEED = 2**31 - 1
 # Kwargs that only one of the two routes understands, with the defaults that mean "unset".
@@ -48,6 +52,9 @@ _CHAT_ONLY = {
     "tools": None,
     "top_logprobs": None,
 }
+
+# potstill's name -> the chat-completion route's, where they differ.
+_CHAT_NAMES = {"max_new_tokens": "max_tokens", "stop_sequences": "stop"}
 
 _log = logging.getLogger("potstill.llms.inference_endpoints")
 
@@ -103,15 +110,12 @@ class InferenceEndpointsLLM(AsyncLLM):
         default=None, description="The base URL to use for the Inference Endpoints API requests."
     )
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
-        default_factory=lambda: os.getenv("HF_TOKEN"),
+        default_factory=lambda: os.getenv(_TOKEN_ENV_VAR),
         description="The API key to authenticate the requests to the Inference Endpoints API.",
     )
     tokenizer_id: Optional[str] = None
     model_display_name: Optional[str] = None
-    timeout: RuntimeParameter[PositiveFloat] = Field(
-        default=120,
-        description="The maximum time in seconds to wait for a response from the API.",
-    )
+    timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field()
 
     sdk_module: ClassVar[Optional[str]] = "huggingface_hub"
     sdk_extra: ClassVar[Optional[str]] = "hf-inference-endpoints"
@@ -172,6 +176,15 @@ class InferenceEndpointsLLM(AsyncLLM):
             or type(self).__name__
         )
 
+    def describe_endpoint(self) -> Optional[str]:
+        """The URL requests go to (`base_url`, or the resolved endpoint's), named in error
+        messages.
+
+        Returns:
+            The URL, or `None` for a model served by Inference Providers.
+        """
+        return self._url or self.base_url
+
     def load(self) -> None:
         """Checks the SDK and the token, resolves the endpoint and loads the tokenizer."""
         super().load()
@@ -182,8 +195,8 @@ class InferenceEndpointsLLM(AsyncLLM):
         if self._token is None:
             raise PotstillUserError(
                 "To use `InferenceEndpointsLLM` an API key must be provided via `api_key` "
-                "attribute or runtime parameter, or set the environment variable `HF_TOKEN` "
-                "(or log in with `hf auth login`)."
+                "attribute or runtime parameter, or set the environment variable "
+                f"`{_TOKEN_ENV_VAR}` (or log in with `hf auth login`)."
             )
         self._url, self._model_name = None, None
         if self.endpoint_name:
@@ -265,60 +278,28 @@ class InferenceEndpointsLLM(AsyncLLM):
         Returns:
             The generated text, with the request's token usage.
         """
-        given = dict(locals())
-        seed = seed if seed is not None else random.randint(0, _MAX_SEED)
-        stop = self._stop_list(stop_sequences)
+        given = passed_kwargs(locals())
+        kwargs = {
+            **given,
+            "seed": seed if seed is not None else random.randint(0, _MAX_SEED),
+            "stop_sequences": self._stop_list(stop_sequences),
+        }
         if self._tokenizer is None:
             self._warn_ignored(given, _TEXT_GENERATION_ONLY, "without a `tokenizer_id`")
+            model = (self.model_id or "tgi") if self._url else None
             completion = await self.client.chat_completion(
-                messages=[{"role": m["role"], "content": m["content"]} for m in input],
-                **({"model": self.model_id or "tgi"} if self._url else {}),
-                max_tokens=max_new_tokens,
-                frequency_penalty=frequency_penalty,
-                logit_bias=logit_bias,
-                logprobs=logprobs,
-                presence_penalty=presence_penalty,
-                seed=seed,
-                stop=stop,
-                temperature=temperature,
-                tool_choice=tool_choice,
-                tool_prompt=tool_prompt,
-                tools=tools,
-                top_logprobs=top_logprobs,
-                top_p=top_p,
+                **build_chat_request(input, model, **kwargs)
             )
-            return _chat_generations(completion, logprobs)
+            return parse_chat_completion(completion, logprobs, blank_is_empty=True)
         self._warn_ignored(given, _CHAT_ONLY, "with a `tokenizer_id` (text generation)")
         prompt = self._tokenizer.apply_chat_template(
             list(input), tokenize=False, add_generation_prompt=True
         )
         output = await self.client.text_generation(
-            prompt,
-            details=True,
-            max_new_tokens=max_new_tokens,
-            frequency_penalty=frequency_penalty,
-            repetition_penalty=repetition_penalty,
-            temperature=temperature,
-            do_sample=do_sample,
-            top_k=top_k,
-            top_n_tokens=top_n_tokens,
-            top_p=top_p,
-            typical_p=typical_p,
-            stop=stop,
-            return_full_text=return_full_text,
-            seed=seed,
-            watermark=watermark,
+            **build_text_generation_request(prompt, **kwargs)
         )
-        text = output.generated_text
-        generations = Generations.from_request(
-            [text or None],
-            input_tokens=len(self._tokenizer.encode(prompt, add_special_tokens=False)),
-            output_tokens=output.details.generated_tokens if output.details else None,
-        )
-        if not text:
-            reason = output.details.finish_reason if output.details else None
-            generations.errors[0] = f"empty answer (finish_reason={reason})"
-        return generations
+        prompt_tokens = len(self._tokenizer.encode(prompt, add_special_tokens=False))
+        return parse_text_generation(output, prompt_tokens)
 
     def _stop_list(self, stop: Optional[Union[str, List[str]]]) -> Optional[List[str]]:
         if stop is None:
@@ -371,33 +352,67 @@ def _load_tokenizer(tokenizer_id: Optional[str], token: Optional[str]) -> Any:
     return AutoTokenizer.from_pretrained(tokenizer_id, token=token)
 
 
-def _chat_generations(completion: Any, logprobs: bool) -> Generations:
-    choice = (completion.choices or [None])[0]
-    text = choice.message.content if choice is not None else None
-    usage = completion.usage
+def build_chat_request(input: ChatType, model: Optional[str], **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments of a `chat_completion` call.
+
+    Args:
+        input: the conversation, sent as `messages` (`role` and `content` of each).
+        model: the model named in the body (a TGI server takes any name), or `None` when
+            the client's target names it.
+        **kwargs: `InferenceEndpointsLLM.agenerate`'s generation kwargs:
+            `max_new_tokens` is sent as `max_tokens` and `stop_sequences` as `stop`; the
+            text-generation-only kwargs are left out.
+
+    Returns:
+        The arguments.
+    """
+    request = {
+        _CHAT_NAMES.get(name, name): value
+        for name, value in kwargs.items()
+        if name not in _TEXT_GENERATION_ONLY
+    }
+    request["messages"] = [{"role": m["role"], "content": m["content"]} for m in input]
+    if model is not None:
+        request["model"] = model
+    return request
+
+
+def build_text_generation_request(prompt: str, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments of a `text_generation` call, asking for the details (usage).
+
+    Args:
+        prompt: the prompt, rendered with the tokenizer's chat template.
+        **kwargs: `InferenceEndpointsLLM.agenerate`'s generation kwargs: `stop_sequences`
+            is sent as `stop`; the chat-only kwargs are left out.
+
+    Returns:
+        The arguments.
+    """
+    request = {
+        ("stop" if name == "stop_sequences" else name): value
+        for name, value in kwargs.items()
+        if name not in _CHAT_ONLY
+    }
+    return {"prompt": prompt, "details": True, **request}
+
+
+def parse_text_generation(output: Any, input_tokens: Optional[int]) -> Generations:
+    """The generation of a `text_generation` answer, `None` when empty.
+
+    Args:
+        output: the client's `TextGenerationOutput` (with its details).
+        input_tokens: the prompt's tokens, counted with the tokenizer.
+
+    Returns:
+        The generation, with the generated tokens from the details.
+    """
+    text = output.generated_text
     generations = Generations.from_request(
         [text or None],
-        input_tokens=usage.prompt_tokens if usage else None,
-        output_tokens=usage.completion_tokens if usage else None,
-        logprobs=[_logprobs(choice)] if logprobs else None,
+        input_tokens=input_tokens,
+        output_tokens=output.details.generated_tokens if output.details else None,
     )
     if not text:
-        reason = choice.finish_reason if choice is not None else "no choices"
+        reason = output.details.finish_reason if output.details else None
         generations.errors[0] = f"empty answer (finish_reason={reason})"
     return generations
-
-
-def _logprobs(choice: Any) -> Optional[list[dict[str, Any]]]:
-    content = choice.logprobs.content if choice is not None and choice.logprobs else None
-    if not content:
-        return None
-    return [
-        {
-            "token": item.token,
-            "logprob": item.logprob,
-            "top_logprobs": [
-                {"token": top.token, "logprob": top.logprob} for top in item.top_logprobs or []
-            ],
-        }
-        for item in content
-    ]

@@ -1,5 +1,6 @@
-"""OpenAILLM against the loopback server through the real `openai` SDK: fields, env vars,
-generation kwargs on the wire, native n, usage, timeouts, retries and secrets."""
+"""OpenAILLM: its pure request building, and against the loopback server through the real
+`openai` SDK: fields, generation kwargs on the wire, native n, usage, timeouts, retries and
+secrets. What every hosted provider shares is in `test_contract.py`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from typing import Any
 
 import openai
 import pytest
-from pydantic import SecretStr
 from tests.fake_server import FakeServer
 
-from potstill.errors import PotstillUserError
 from potstill.llms import OpenAILLM
+from potstill.llms.openai import build_raw_request, build_request
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
@@ -54,17 +54,6 @@ def test_model_is_required() -> None:
         OpenAILLM()
 
 
-def test_base_url_and_api_key_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-
-    llm = OpenAILLM(model="gpt-4")
-
-    assert llm.base_url == "http://127.0.0.1:9/v1"
-    assert isinstance(llm.api_key, SecretStr)
-    assert llm.api_key.get_secret_value() == "sk-from-env"
-
-
 def test_explicit_values_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
@@ -75,17 +64,6 @@ def test_explicit_values_win_over_the_environment(monkeypatch: pytest.MonkeyPatc
     assert llm.api_key.get_secret_value() == "sk-explicit"
 
 
-def test_missing_key_fails_at_load_naming_the_env_var() -> None:
-    llm = OpenAILLM(model="gpt-4")  # constructing without a key is fine
-
-    with pytest.raises(PotstillUserError) as info:
-        llm.load()
-
-    assert "OPENAI_API_KEY" in str(info.value)
-    assert "api_key" in str(info.value)
-    assert not llm.is_loaded
-
-
 def test_api_key_and_base_url_as_runtime_parameters(fake_server: FakeServer) -> None:
     llm = OpenAILLM(model="gpt-4")
 
@@ -93,6 +71,54 @@ def test_api_key_and_base_url_as_runtime_parameters(fake_server: FakeServer) -> 
     llm.load()
 
     assert llm.generate(inputs=[chat(SPAIN)]) == [[MADRID]]
+
+
+# -- request building (no server) ------------------------------------------------------------------
+
+
+def test_build_request_sends_kwargs_under_the_apis_names() -> None:
+    body = build_request(
+        "gpt-4o-mini",
+        chat(SPAIN),
+        2,
+        max_new_tokens=64,
+        frequency_penalty=0.5,
+        temperature=0.2,
+        stop=None,
+        response_format="json",
+        seed=None,
+        logprobs=False,
+        top_logprobs=None,
+        extra_body={"top_k": 40},
+    )
+
+    assert body == {
+        "messages": chat(SPAIN),
+        "model": "gpt-4o-mini",
+        "n": 2,
+        "max_tokens": 64,
+        "frequency_penalty": 0.5,
+        "temperature": 0.2,
+        "response_format": {"type": "json_object"},
+        "top_k": 40,
+    }
+
+
+def test_build_request_sends_logprobs_only_when_asked() -> None:
+    body = build_request("m", chat(SPAIN), logprobs=True, top_logprobs=2)
+
+    assert (body["logprobs"], body["top_logprobs"], body["n"]) == (True, 2, 1)
+
+
+def test_build_raw_request_drops_the_chat_only_fields() -> None:
+    body = build_request(
+        "m", chat(SPAIN), max_new_tokens=8, response_format="json", logprobs=True, top_logprobs=1
+    )
+
+    raw = build_raw_request(body, "<|im_start|>user\n")
+
+    assert raw == {"model": "m", "n": 1, "max_tokens": 8, "prompt": "<|im_start|>user\n"}
+    assert "messages" in body, "the chat body is left as it was"
 
 
 # -- the wire ----------------------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""`HostedLLM`: the base of the LLMs behind a hosted API reached at a base URL with a key.
+
+A provider class names its API once, in class variables, and gets from here the fields such
+an API has (`model`, `base_url`, `api_key`, `timeout`), their defaults from the environment,
+the endpoint named in error messages, and the SDK transport:
+
+```python
+class TogetherLLM(OpenAILLM):
+    api_key_env_var = "TOGETHER_API_KEY"
+    base_url_env_var = "TOGETHER_BASE_URL"
+    default_base_url = "https://api.together.xyz/v1"
+```
+
+What stays in the provider's module is what differs: the SDK client it creates, and
+`agenerate` in three steps: build the request (a pure function), send it with the SDK,
+parse the answer (a pure function, or `potstill.llms.openai_format` for an OpenAI-shaped
+one). Tests call the pure functions without a server.
+
+Providers whose fields have other names in distilabel (Mistral's `endpoint`, Ollama's
+`host`, LiteLLM's `api_base`, Vertex AI's Google credentials, Inference Endpoints'
+`model_id`) build on `AsyncLLM` directly, with `timeout_field` and `passed_kwargs` from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from typing import Any, ClassVar, Optional
+
+from pydantic import Field, PositiveFloat, SecretStr, model_validator
+
+from potstill.llms.base import AsyncLLM
+from potstill.mixins.runtime_parameters import RuntimeParameter
+from potstill.utils.fields import ExecutionOnly
+
+# Locals of an `agenerate` call that are not generation kwargs (`__class__` is there when the
+# method uses `super()`).
+_NOT_KWARGS = frozenset({"self", "input", "num_generations", "__class__"})
+
+
+def timeout_field(default: float = 120.0) -> Any:
+    """The `timeout` field of a hosted LLM, declared as
+    `timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field()`.
+
+    Args:
+        default: the default, in seconds.
+
+    Returns:
+        The pydantic field.
+    """
+    return Field(
+        default=default,
+        description="The maximum time in seconds to wait for a response from the API.",
+    )
+
+
+class HostedLLM(AsyncLLM):
+    """An LLM served behind a hosted HTTP API, reached at a base URL with an API key.
+
+    `api_key` and `base_url` not given when the LLM is created are read from the
+    environment variables the class names (`api_key_env_var`, `base_url_env_var`), and
+    `base_url` falls back to `default_base_url`. `load()` fails naming `api_key_env_var`
+    when there is no key. The SDK client is created with its own retries off: `AsyncLLM`
+    retries, honouring `Retry-After`.
+
+    Attributes:
+        model: the model name.
+        base_url: the API's base URL; defaults to `$<base_url_env_var>`, else
+            `default_base_url`.
+        api_key: the API key; defaults to `$<api_key_env_var>`.
+        timeout: seconds to wait for a response before giving up on a request.
+    """
+
+    model: str
+    # Their descriptions come from each provider's docstring, which names its env vars.
+    base_url: Optional[RuntimeParameter[str]] = None
+    api_key: Optional[RuntimeParameter[SecretStr]] = None
+    timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field()
+
+    base_url_env_var: ClassVar[Optional[str]] = None
+    """The env var `base_url` defaults to."""
+    default_base_url: ClassVar[Optional[str]] = None
+    """`base_url` when it is neither given nor set in `base_url_env_var`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_environment(cls, data: Any) -> Any:
+        """`api_key` and `base_url` that are not given are read from the environment when
+        the LLM is created (a value given as `None` stays `None`)."""
+        if not isinstance(data, dict):
+            return data
+        defaults: dict[str, Any] = {}
+        if "api_key" not in data and cls.api_key_env_var:
+            defaults["api_key"] = os.getenv(cls.api_key_env_var)
+        if "base_url" not in data:
+            defaults["base_url"] = (
+                os.getenv(cls.base_url_env_var, cls.default_base_url)
+                if cls.base_url_env_var
+                else cls.default_base_url
+            )
+        return {**defaults, **data}
+
+    @property
+    def model_name(self) -> str:
+        """The `model` field."""
+        return self.model
+
+    def describe_endpoint(self) -> Optional[str]:
+        """The `base_url` field, named in error messages.
+
+        Returns:
+            The base URL, or `None` when the SDK picks it.
+        """
+        return self.base_url
+
+    def _client_options(self) -> dict[str, Any]:
+        """The options the SDK clients take alike (`openai`, `groq`, `anthropic`, `cohere`):
+        key, base URL and timeout, with the SDK's own retries off (`AsyncLLM` retries)."""
+        return {
+            "api_key": self._secret(),
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "max_retries": 0,
+        }
+
+    def _http_client(self) -> Any:
+        """The HTTP client for an SDK generated by Stainless (`openai`, `groq`, `anthropic`):
+        its aiohttp transport when available; see `aiohttp_transport`."""
+        return aiohttp_transport(self.sdk_module)
+
+    async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POSTs a JSON body with the SDK client; see `post_json`."""
+        return await post_json(self.client, path, body)
+
+
+def aiohttp_transport(sdk_module: Optional[str]) -> Any:
+    """The aiohttp transport of a Stainless-generated SDK (`DefaultAioHttpClient`), much
+    faster under concurrency than its default httpx transport.
+
+    Args:
+        sdk_module: the SDK, e.g. `openai`.
+
+    Returns:
+        A new transport, or `None` (the SDK's default) when the SDK's `aiohttp` extra is
+        not installed or the SDK has none.
+    """
+    if not sdk_module:
+        return None
+    try:
+        return importlib.import_module(sdk_module).DefaultAioHttpClient()
+    except (ImportError, AttributeError, RuntimeError):  # no `aiohttp` extra
+        return None
+
+
+async def post_json(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POSTs a JSON body through a Stainless-generated SDK client; returns the decoded answer.
+
+    This is the SDK's documented way to make a custom request (`client.post(...)`): it keeps
+    the SDK's auth, base URL, headers and error types, but skips the typed transformation of
+    the request and parsing of the response, which cost more CPU than the HTTP call itself
+    when hundreds of requests are in flight.
+
+    Args:
+        client: an `AsyncOpenAI`-like client.
+        path: the endpoint, e.g. `/chat/completions`.
+        body: the JSON body.
+
+    Returns:
+        The decoded JSON object.
+
+    Raises:
+        ValueError: when the answer is JSON but not an object.
+    """
+    text = await client.post(path, cast_to=str, body=body)
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"Expected a JSON object from {path}, got {type(data).__name__}.")
+    return data
+
+
+def passed_kwargs(call_locals: dict[str, Any]) -> dict[str, Any]:
+    """The generation kwargs of an `agenerate` call, for its pure request builder.
+
+    Call it first thing in `agenerate` as `passed_kwargs(locals())`: there `locals()` holds
+    exactly the call's arguments, so the kwargs are listed once, in the signature.
+
+    Args:
+        call_locals: `locals()` at the start of `agenerate`.
+
+    Returns:
+        Kwarg name -> value, without `self`, `input` and `num_generations`.
+    """
+    return {name: value for name, value in call_locals.items() if name not in _NOT_KWARGS}
