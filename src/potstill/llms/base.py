@@ -57,7 +57,7 @@ from potstill.mixins.runtime_parameters import (
 from potstill.typing import ChatType
 from potstill.utils.batch_progress import current_batch_progress
 from potstill.utils.docstring import parse_google_docstring
-from potstill.utils.fields import is_secret_field, without_execution_fields
+from potstill.utils.fields import ExecutionOnly, is_secret_field, without_execution_fields
 from potstill.utils.imports import require
 from potstill.utils.portal import portal, run_sync
 from potstill.utils.secrets import (
@@ -136,12 +136,12 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         description="The kwargs to be propagated to either `generate` or `agenerate` "
         "methods within each `LLM`.",
     )
-    use_response_cache: RuntimeParameter[bool] = Field(
+    use_response_cache: ExecutionOnly[RuntimeParameter[bool]] = Field(
         default=False,
         description="Reuse answers cached on disk for identical requests (same model, "
         "conversation, generation kwargs and generation index) and cache new ones.",
     )
-    response_cache_dir: Optional[RuntimeParameter[str]] = Field(
+    response_cache_dir: ExecutionOnly[Optional[RuntimeParameter[str]]] = Field(
         default=None,
         description="Where the response cache lives (default `$POTSTILL_RESPONSE_CACHE_DIR` "
         "or `~/.cache/potstill/responses`).",
@@ -418,7 +418,7 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         """What identifies this LLM's answers in the response cache: its whole configuration
         (class, model, endpoint, project...) except generation kwargs (part of each request's
         key) and settings that do not change answers (limits, retries, timeouts)."""
-        dump = without_execution_fields(self.dump())
+        dump = without_execution_fields(self.dump(), type(self))
         dump.pop("generation_kwargs", None)
         return dump
 
@@ -617,45 +617,45 @@ class AsyncLLM(LLM):
         output_tokens_per_minute: the most output tokens per minute.
     """
 
-    max_concurrent_requests: RuntimeParameter[PositiveInt] = Field(
+    max_concurrent_requests: ExecutionOnly[RuntimeParameter[PositiveInt]] = Field(
         default=64,
         description="The most requests this LLM sends at once, shared by every task using it.",
     )
-    max_retries: RuntimeParameter[NonNegativeInt] = Field(
+    max_retries: ExecutionOnly[RuntimeParameter[NonNegativeInt]] = Field(
         default=6,
         description="The maximum number of times to retry the request to the API before "
         "failing (on rate limits, server errors, timeouts and connection errors).",
     )
-    max_retry_time: RuntimeParameter[PositiveFloat] = Field(
+    max_retry_time: ExecutionOnly[RuntimeParameter[PositiveFloat]] = Field(
         default=600.0,
         description="The most seconds one request may spend across all its attempts and "
         "waits before it is given up.",
     )
-    refused_connection_retry_time: RuntimeParameter[NonNegativeFloat] = Field(
+    refused_connection_retry_time: ExecutionOnly[RuntimeParameter[NonNegativeFloat]] = Field(
         default=1.0,
         description="The most seconds a request keeps retrying while the endpoint refuses "
         "connections (nothing listens there: a wrong URL or a server that is not running); "
         "0 gives up at once. Raise it when the server may still be starting.",
     )
-    retry_backoff: RuntimeParameter[PositiveFloat] = Field(
+    retry_backoff: ExecutionOnly[RuntimeParameter[PositiveFloat]] = Field(
         default=0.5,
         description="The backoff before the first retry, in seconds; it doubles with each "
         "retry (with full jitter, capped at 30 s) unless the server sends `Retry-After`.",
     )
-    requests_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+    requests_per_minute: ExecutionOnly[Optional[RuntimeParameter[PositiveFloat]]] = Field(
         default=None,
         description="The most requests this LLM starts per minute (spread evenly), shared "
         "by every task using it.",
     )
-    tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+    tokens_per_minute: ExecutionOnly[Optional[RuntimeParameter[PositiveFloat]]] = Field(
         default=None,
         description="The most tokens (input + output) per minute, shared by every task "
         "using this LLM.",
     )
-    input_tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+    input_tokens_per_minute: ExecutionOnly[Optional[RuntimeParameter[PositiveFloat]]] = Field(
         default=None, description="The most input (prompt) tokens per minute."
     )
-    output_tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+    output_tokens_per_minute: ExecutionOnly[Optional[RuntimeParameter[PositiveFloat]]] = Field(
         default=None, description="The most output (generated) tokens per minute."
     )
 

@@ -31,7 +31,7 @@ from typing import Any, Optional, Union
 
 from potstill.llms.typing import Generations
 from potstill.utils.append_log import AppendLog, MappedLog, read_lines, seal, unseal
-from potstill.utils.fingerprint import stable_value
+from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json
 
 logger = logging.getLogger("potstill.cache")
 
@@ -168,15 +168,10 @@ def request_key(
     Returns:
         A hex digest.
     """
-    # `repr` of JSON-like data is deterministic and several times cheaper than json.dumps;
-    # kwargs are sorted so their order never matters.
     # Callables (e.g. vLLM `logits_processors`) are named by what they are, not by their
-    # address, so the key is the same in every process.
-    arguments = sorted((name, stable_value(value)) for name, value in kwargs.items())
-    payload = (sorted(identity.items()), input, arguments, num_generations, index)
-    # `surrogatepass`: text that is not valid UTF-8 still gets its own key, and never fails.
-    data = repr(payload).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=20).hexdigest()
+    # address, so the key is the same in every process; kwargs are sorted by name.
+    text = canonical_json([CANONICAL_FORMAT, identity, input, kwargs, num_generations, index])
+    return hashlib.blake2b(text.encode("ascii"), digest_size=20).hexdigest()
 
 
 def default_response_cache_dir() -> Path:
