@@ -47,9 +47,9 @@ def test_a_request_key_is_pinned_to_its_format() -> None:
     # Changing the text of a request changes every stored key: raise `CANONICAL_FORMAT` then,
     # and update this value.
     key = request_key({"model": "m"}, [{"role": "user", "content": "hi"}], {"t": 0.5}, 1, None)
-    text = '[1, {"model": "m"}, [{"content": "hi", "role": "user"}], {"t": 0.5}, 1, null]'
+    text = '[1, {"model": "m"}][[{"content": "hi", "role": "user"}], {"t": 0.5}, 1, null]'
     assert key == hashlib.blake2b(text.encode("ascii"), digest_size=20).hexdigest()
-    assert key == "dc819ab9147108721463c19121f9d13b31b9f401"
+    assert key == "d33a3a88b8b3c583a0976814c0d829f81e2fa715"
 
 
 def test_request_keys_ignore_the_order_of_nested_kwargs_but_not_their_values() -> None:

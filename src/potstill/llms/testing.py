@@ -28,7 +28,7 @@ from typing import Any, Callable, ClassVar, Optional
 
 from pydantic import Field, NonNegativeFloat, PrivateAttr, validate_call
 
-from potstill.llms.base import AsyncLLM
+from potstill.llms.async_llm import AsyncLLM
 from potstill.llms.typing import Generations
 from potstill.typing import ChatType
 

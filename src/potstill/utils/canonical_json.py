@@ -34,9 +34,14 @@ def canonical_json(value: Any) -> str:
         The text, ASCII only.
     """
     try:
-        return json.dumps(value, sort_keys=True, default=stable_text)
+        return _ENCODER.encode(value)
     except TypeError:  # a mapping mixes key types (`{1: ..., "a": ...}`) and cannot be sorted
-        return json.dumps(_text_keys(value), sort_keys=True, default=stable_text)
+        return _ENCODER.encode(_text_keys(value))
+
+
+# One encoder for every call (`json.dumps` with options builds one per call; keys are hashed
+# on the hot path of every request).
+_ENCODER = json.JSONEncoder(sort_keys=True, default=stable_text)
 
 
 def _text_keys(value: Any) -> Any:
