@@ -137,12 +137,9 @@ class AsyncLLM(LLM):
     def generate(  # type: ignore[override]
         self, inputs: list[ChatType], num_generations: int = 1, **kwargs: Any
     ) -> list[GenerateOutput]:
-        """Generates for every input concurrently; works from scripts, notebooks and threads.
-
-        Args:
-            inputs: the conversations to continue.
-            num_generations: how many generations per input.
-            **kwargs: generation kwargs.
+        """`LLM.generate` for an async LLM, provided here (providers implement `agenerate`):
+        the inputs' requests run concurrently on a background event loop, so it works the
+        same from scripts, notebooks and threads.
 
         Returns:
             One `Generations` (a list of texts) per input, in input order.
@@ -150,28 +147,15 @@ class AsyncLLM(LLM):
         self._ensure_loaded("generate")
         return run_sync(self.agenerate_outputs(inputs, num_generations, **kwargs))  # type: ignore[return-value]
 
-    def generate_outputs(
-        self,
-        inputs: list[ChatType],
-        num_generations: int = 1,
-        *,
-        row_offset: int = 0,
-        **kwargs: Any,
+    def _run_batch(
+        self, inputs: list[ChatType], num_generations: Any, row_offset: int, kwargs: dict
     ) -> list[Generations]:
-        self._ensure_loaded("generate")
-        return run_sync(
-            self.agenerate_outputs(inputs, num_generations, row_offset=row_offset, **kwargs)
-        )
+        return run_sync(self._arun_batch(inputs, num_generations, row_offset, kwargs))
 
-    async def agenerate_outputs(
-        self,
-        inputs: list[ChatType],
-        num_generations: int = 1,
-        *,
-        row_offset: int = 0,
-        **kwargs: Any,
+    async def _arun_batch(
+        self, inputs: list[ChatType], num_generations: Any, row_offset: int, kwargs: dict
     ) -> list[Generations]:
-        self._ensure_loaded("generate")
+        """Runs one batch's requests (see `potstill.llms.requests`)."""
         return await BatchRequests(self, num_generations).run(inputs, row_offset, kwargs)
 
     def output_token_cap(self, kwargs: dict[str, Any]) -> Optional[int]:

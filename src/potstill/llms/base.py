@@ -295,10 +295,12 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         row_offset: int = 0,
         **kwargs: Any,
     ) -> list[Generations]:
-        """Like `generate`, but never raises for a failed input and keeps usage.
+        """Like `generate`, but never raises for a failed input, reuses the answers the
+        pipeline step's journal (or the response cache) has, and keeps usage.
 
-        A batch that fails as a whole is retried input by input, so one bad input only
-        costs its own generations.
+        A failed input gets `None` generations with the error kept beside them; the other
+        inputs keep their answers (a synchronous LLM's batch that fails as a whole is retried
+        input by input).
 
         Args:
             inputs: the conversations to continue.
@@ -310,15 +312,7 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             One `Generations` per input.
         """
         self._ensure_loaded("generate")
-        return generate_batch(self, inputs, num_generations, row_offset, kwargs)
-
-    def cache_identity(self) -> dict[str, Any]:
-        """What identifies this LLM's answers in the response cache: its whole configuration
-        (class, model, endpoint, project...) except generation kwargs (part of each request's
-        key) and settings that do not change answers (limits, retries, timeouts)."""
-        dump = without_execution_fields(self.dump(), type(self))
-        dump.pop("generation_kwargs", None)
-        return dump
+        return self._run_batch(inputs, num_generations, row_offset, kwargs)
 
     async def agenerate_outputs(
         self,
@@ -328,7 +322,7 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         row_offset: int = 0,
         **kwargs: Any,
     ) -> list[Generations]:
-        """Async `generate_outputs`: a synchronous LLM runs in a worker thread.
+        """`generate_outputs` for async code (a synchronous LLM runs in a worker thread).
 
         Args:
             inputs: the conversations to continue.
@@ -339,11 +333,27 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         Returns:
             One `Generations` per input.
         """
-        return await asyncio.to_thread(
-            functools.partial(
-                self.generate_outputs, inputs, num_generations, row_offset=row_offset, **kwargs
-            )
-        )
+        self._ensure_loaded("generate")
+        return await self._arun_batch(inputs, num_generations, row_offset, kwargs)
+
+    def _run_batch(
+        self, inputs: list[ChatType], num_generations: Any, row_offset: int, kwargs: dict
+    ) -> list[Generations]:
+        """Runs one batch (see `potstill.llms.sync_batches`); `AsyncLLM` runs its own."""
+        return generate_batch(self, inputs, num_generations, row_offset, kwargs)
+
+    async def _arun_batch(
+        self, inputs: list[ChatType], num_generations: Any, row_offset: int, kwargs: dict
+    ) -> list[Generations]:
+        return await asyncio.to_thread(self._run_batch, inputs, num_generations, row_offset, kwargs)
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What identifies this LLM's answers in the response cache: its whole configuration
+        (class, model, endpoint, project...) except generation kwargs (part of each request's
+        key) and settings that do not change answers (limits, retries, timeouts)."""
+        dump = without_execution_fields(self.dump(), type(self))
+        dump.pop("generation_kwargs", None)
+        return dump
 
     def describe_endpoint(self) -> Optional[str]:
         """The URL or host the LLM sends requests to, named in error messages (`None` for a

@@ -154,16 +154,8 @@ class TestLLM(_RecordingLLM):
     output_text: Optional[str] = None
 
     async def answer(self, input: ChatType, num_generations: int, **kwargs: Any) -> Generations:
-        """The echoed (or fixed) generations, with word counts as usage.
-
-        Args:
-            input: the conversation.
-            num_generations: how many generations to return.
-            **kwargs: the generation kwargs (they change nothing).
-
-        Returns:
-            The generations.
-        """
+        """The echoed (or fixed) generations, with word counts as usage (the generation
+        kwargs change nothing)."""
         if self.output_text is not None:
             texts = [self.output_text] * num_generations
         else:
@@ -221,16 +213,8 @@ class FunctionLLM(_RecordingLLM):
     function: Callable[..., Any]
 
     async def answer(self, input: ChatType, num_generations: int, **kwargs: Any) -> Generations:
-        """Calls the function (once per request, or once per generation; see the class).
-
-        Args:
-            input: the conversation.
-            num_generations: how many generations to return.
-            **kwargs: the generation kwargs, passed on.
-
-        Returns:
-            The function's generations.
-        """
+        """The function's generations: it is called once per request, or once per
+        generation (see the class)."""
         if _takes_num_generations(self.function):
             answer = await _result(self.function(input, num_generations=num_generations, **kwargs))
             return Generations.coerce(answer)
