@@ -143,7 +143,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     _loaded: bool = PrivateAttr(default=False)
     _logger: Optional[logging.Logger] = PrivateAttr(default=None)
     _usage: UsageTracker = PrivateAttr(default_factory=UsageTracker)
-    _generate_lock: Any = PrivateAttr(default_factory=threading.Lock)
+    # One thread at a time uses the model (see `potstill.llms.local` for the whole story).
+    _model_lock: Any = PrivateAttr(default_factory=threading.RLock)
     _constructor_generation_kwargs: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

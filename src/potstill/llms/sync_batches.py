@@ -2,9 +2,9 @@
 
 Inputs answered before (in the pipeline step's journal or the response cache) are not sent
 again; the others go to `generate` in one call. A call that fails as a whole is retried input
-by input, so one bad input only costs its own generations. `generate` runs one call at a time
-per instance: local models are not thread-safe, and one instance may serve several tasks, each
-in its own worker thread.
+by input, so one bad input only costs its own generations. Each call holds the LLM's
+`_model_lock`: local models are not thread-safe, and one instance may serve several tasks,
+each in its own worker thread (see `potstill.llms.local`).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def generate_isolated(
     progress = current_batch_progress()
     start = progress.done if progress is not None else 0.0
     try:
-        with llm._generate_lock:
+        with llm._model_lock:
             outputs = llm.generate(inputs=inputs, num_generations=num_generations, **kwargs)
         results = [
             fit_to_count(llm, Generations.coerce(output), num_generations, row_offset + row)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import threading
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Union
 
 from pydantic import (
@@ -17,9 +16,8 @@ from pydantic import (
 )
 
 from potstill.errors import PotstillUserError
-from potstill.llms.base import LLM
 from potstill.llms.chat_templates import renderer, resolve_chat_template
-from potstill.llms.local import load_or_release
+from potstill.llms.local import LocalLLM
 from potstill.llms.mixins.cuda_device_placement import CudaDevicePlacementMixin
 from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
 from potstill.llms.typing import GenerateOutput, Generations
@@ -27,7 +25,7 @@ from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 
 
-class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
+class vLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
     """A model run by vLLM's offline engine (`vllm.LLM`) in this process.
 
     Each call hands the whole batch to the engine, which schedules it with continuous
@@ -93,10 +91,8 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
     )
     sdk_module: ClassVar[Optional[str]] = "vllm"
 
-    _model: Any = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
     _chat_template: Optional[str] = PrivateAttr(default=None)
-    _lock: Any = PrivateAttr(default=None)
 
     @field_validator("skip_tokenizer_init")
     @classmethod
@@ -113,17 +109,8 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         """The `model` field."""
         return self.model
 
-    def load(self) -> None:
-        """Starts the vLLM engine with the model (the slow part: weights, KV cache).
-
-        Loading again shuts the running engine down first.
-        """
-        if self._model is not None:
-            self._release()
-        super().load()
-        load_or_release(self._start_engine, self._release)
-
-    def _start_engine(self) -> None:
+    def _load_model(self) -> None:
+        """Starts the vLLM engine with the model (the slow part: weights, KV cache)."""
         from vllm import LLM as Engine  # type: ignore[import-not-found]
 
         self._assign_cuda_devices()
@@ -147,12 +134,6 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         """Adopts the tokenizer that renders prompts (vLLM's, once the engine runs)."""
         self._tokenizer = tokenizer
         self._chat_template = resolve_chat_template(tokenizer, self.chat_template)
-        self._lock = threading.Lock()
-
-    def unload(self) -> None:
-        """Shuts the engine down and frees its memory."""
-        self._release()
-        super().unload()
 
     @property
     def _desired_num_gpus(self) -> int:
@@ -162,6 +143,7 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         )
 
     def _release(self) -> None:
+        """Shuts the engine down and frees its memory."""
         model, self._model, self._tokenizer = self._model, None, None
         self._release_cuda_devices()
         if model is not None:
@@ -262,7 +244,6 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             return []
         from vllm import SamplingParams  # type: ignore[import-not-found]
 
-        prompts = [self.prepare_input(conversation) for conversation in inputs]
         sequences = num_generations if temperature > 0 else 1
         params = sampling_kwargs(
             n=sequences,
@@ -283,8 +264,9 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             extra_sampling_params=extra_sampling_params,
             accepted=_sampling_params_fields(SamplingParams),
         )
-        requests = [{"prompt_token_ids": self.prompt_token_ids(prompt)} for prompt in prompts]
-        with self._lock:
+        with self._model_lock:  # see `potstill.llms.local`
+            prompts = [self.prepare_input(conversation) for conversation in inputs]
+            requests = [{"prompt_token_ids": self.prompt_token_ids(p)} for p in prompts]
             outputs = self._model.generate(requests, SamplingParams(**params), use_tqdm=False)
         return [
             _generations(output, prompt if echo else "", num_generations, logprobs is not None)
