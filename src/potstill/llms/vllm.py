@@ -10,22 +10,19 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     PositiveInt,
-    PrivateAttr,
     field_validator,
     validate_call,
 )
 
 from potstill.errors import PotstillUserError
-from potstill.llms.chat_templates import renderer, resolve_chat_template
-from potstill.llms.local import LocalLLM
-from potstill.llms.mixins.cuda_device_placement import CudaDevicePlacementMixin
-from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
+from potstill.llms.chat_templates import resolve_chat_template
+from potstill.llms.local import ChatTemplateLLM
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 
 
-class vLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
+class vLLM(ChatTemplateLLM):
     """A model run by vLLM's offline engine (`vllm.LLM`) in this process.
 
     Each call hands the whole batch to the engine, which schedules it with continuous
@@ -72,16 +69,12 @@ class vLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         ```
     """
 
-    model: str
     dtype: str = "auto"
-    trust_remote_code: bool = False
     quantization: Optional[str] = None
     revision: Optional[str] = None
-    tokenizer: Optional[str] = None
     tokenizer_mode: str = "auto"
     tokenizer_revision: Optional[str] = None
     skip_tokenizer_init: bool = False
-    chat_template: Optional[str] = None
     seed: int = 0
     extra_kwargs: Optional[RuntimeParameter[Dict[str, Any]]] = Field(
         default_factory=dict,
@@ -90,9 +83,6 @@ class vLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         "https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/llm.py",
     )
     sdk_module: ClassVar[Optional[str]] = "vllm"
-
-    _tokenizer: Any = PrivateAttr(default=None)
-    _chat_template: Optional[str] = PrivateAttr(default=None)
 
     @field_validator("skip_tokenizer_init")
     @classmethod
@@ -103,11 +93,6 @@ class vLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
                 "templates cannot be rendered nor completions decoded; leave it False"
             )
         return value
-
-    @property
-    def model_name(self) -> str:
-        """The `model` field."""
-        return self.model
 
     def _load_model(self) -> None:
         """Starts the vLLM engine with the model (the slow part: weights, KV cache)."""
@@ -160,20 +145,6 @@ class vLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             )
 
             cleanup_dist_env_and_memory()
-
-    def prepare_input(self, input: ChatType) -> str:
-        """Renders one conversation into the prompt text the model continues.
-
-        Args:
-            input: the conversation.
-
-        Returns:
-            The prompt, rendered with the chat template and its generation prompt (or, with
-            `use_magpie_template`, followed by the pre-query template).
-        """
-        if self._tokenizer is None:
-            self._ensure_loaded("prepare_input")
-        return self.magpie_prompt(input, renderer(self._tokenizer, self._chat_template or ""))
 
     def prompt_token_ids(self, prompt: str) -> List[int]:
         """Tokenizes a rendered prompt without adding special tokens (the template has

@@ -6,19 +6,17 @@ import gc
 import os
 from typing import Any, ClassVar, Dict, List, Optional, Union
 
-from pydantic import Field, PositiveInt, PrivateAttr, SecretStr, validate_call
+from pydantic import Field, PositiveInt, SecretStr, validate_call
 
 from potstill.errors import PotstillUserError
-from potstill.llms.chat_templates import renderer, resolve_chat_template
-from potstill.llms.local import LocalLLM
-from potstill.llms.mixins.cuda_device_placement import CudaDevicePlacementMixin
-from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
+from potstill.llms.chat_templates import resolve_chat_template
+from potstill.llms.local import ChatTemplateLLM
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.typing import ChatType
 from potstill.utils.imports import require
 
 
-class TransformersLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
+class TransformersLLM(ChatTemplateLLM):
     """A causal language model from the Hugging Face Hub (or a local folder), run with
     `transformers` in this process.
 
@@ -61,14 +59,10 @@ class TransformersLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixi
         ```
     """
 
-    model: str
     revision: str = "main"
     torch_dtype: str = "auto"
-    trust_remote_code: bool = False
     model_kwargs: Optional[Dict[str, Any]] = None
-    tokenizer: Optional[str] = None
     use_fast: bool = True
-    chat_template: Optional[str] = None
     device: Optional[Union[str, int]] = None
     device_map: Optional[Union[str, Dict[str, Any]]] = None
     token: Optional[SecretStr] = Field(  # type: ignore[assignment]
@@ -77,14 +71,6 @@ class TransformersLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixi
     )
     sdk_module: ClassVar[Optional[str]] = "transformers"
     sdk_extra: ClassVar[Optional[str]] = "transformers"
-
-    _tokenizer: Any = PrivateAttr(default=None)
-    _chat_template: Optional[str] = PrivateAttr(default=None)
-
-    @property
-    def model_name(self) -> str:
-        """The `model` field."""
-        return self.model
 
     def _load_model(self) -> None:
         """Loads the tokenizer and the model (from the Hub cache or a local folder)."""
@@ -159,19 +145,6 @@ class TransformersLLM(LocalLLM, CudaDevicePlacementMixin, MagpieChatTemplateMixi
                 torch.cuda.empty_cache()
         except ImportError:
             pass
-
-    def prepare_input(self, input: ChatType) -> str:
-        """Renders one conversation into the prompt text the model continues.
-
-        Args:
-            input: the conversation.
-
-        Returns:
-            The prompt, rendered with the chat template and its generation prompt (or, with
-            `use_magpie_template`, followed by the pre-query template).
-        """
-        self._ensure_loaded("prepare_input")
-        return self.magpie_prompt(input, renderer(self._tokenizer, self._chat_template or ""))
 
     @validate_call
     def generate(  # type: ignore[override]
