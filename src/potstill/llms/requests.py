@@ -57,6 +57,7 @@ class BatchRequests:
         "llm",
         "native",
         "num_generations",
+        "private",
         "progress",
         "semaphore",
         "share",
@@ -73,6 +74,9 @@ class BatchRequests:
         self.limiter = rate_limiter(llm)
         self.semaphore = loop_state(llm).semaphore
         self.usage = llm._usage
+        # Private attributes read per request, straight from their dict (pydantic's lookup is
+        # slow).
+        self.private = llm.__pydantic_private__
         # The loaded check ran for the batch: call the validated `agenerate` directly.
         method = type(llm).agenerate
         self.agenerate = functools.partial(getattr(method, "__wrapped__", method), llm)
@@ -158,7 +162,8 @@ class BatchRequests:
         generation each at once, instead of paying a round trip for one choice first.
         """
         llm = self.llm
-        if llm._ignores_n and num_generations > 1:
+        ignores_n = self.private["_ignores_n"]
+        if ignores_n and num_generations > 1:
             self.usage.record_extra(num_generations - 1)
             parts = await asyncio.gather(
                 *(self.send(input, 1, kwargs, row) for _ in range(num_generations))
@@ -167,7 +172,7 @@ class BatchRequests:
         generations = await self.send(input, num_generations, kwargs, row)
         short = num_generations - len(generations)
         if short > 0 and generations:
-            if not llm._ignores_n:
+            if not ignores_n and not self.private["_ignores_n"]:
                 llm._ignores_n = True
                 llm.logger.info(
                     "Row %d: the endpoint returned %d of %d generations (it ignores `n`); "

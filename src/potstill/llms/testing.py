@@ -50,6 +50,30 @@ class RecordedRequest:
     kwargs: dict[str, Any]
 
 
+class _RequestLog:
+    """The requests a test LLM received and how many were in flight at once (plain attributes:
+    pydantic private attributes are slow to update on every request)."""
+
+    __slots__ = ("_lock", "in_flight", "peak", "requests")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.peak = 0
+
+    def start(self, request: Optional[RecordedRequest]) -> None:
+        with self._lock:
+            if request is not None:
+                self.requests.append(request)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
 class _RecordingLLM(AsyncLLM):
     """What both test LLMs share: each request is recorded, takes `latency` seconds and counts
     towards `peak_concurrency`; `answer` (which subclasses implement) makes its generations."""
@@ -60,11 +84,13 @@ class _RecordingLLM(AsyncLLM):
     latency: NonNegativeFloat = Field(
         default=0.0, description="Seconds each request takes (it waits on the event loop)."
     )
+    keep_requests: bool = Field(
+        default=True,
+        description="Keep every request in `requests` (turn it off for long runs, such as "
+        "benchmarks, where the list would only grow).",
+    )
 
-    _requests: list[RecordedRequest] = PrivateAttr(default_factory=list)
-    _count_lock: Any = PrivateAttr(default_factory=threading.Lock)
-    _in_flight: int = PrivateAttr(default=0)
-    _peak: int = PrivateAttr(default=0)
+    _log: _RequestLog = PrivateAttr(default_factory=lambda: _RequestLog())
 
     @property
     def model_name(self) -> str:
@@ -73,14 +99,15 @@ class _RecordingLLM(AsyncLLM):
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, in the order they came (answered from the journal
-        or the response cache, a request is not sent, so not recorded)."""
-        return list(self._requests)
+        """Every request received so far, in the order they came, unless `keep_requests` is
+        off (answered from the journal or the response cache, a request is not sent, so not
+        recorded)."""
+        return list(self._log.requests)
 
     @property
     def peak_concurrency(self) -> int:
         """The most requests that were in flight at once."""
-        return self._peak
+        return self._log.peak
 
     @validate_call
     async def agenerate(
@@ -97,17 +124,14 @@ class _RecordingLLM(AsyncLLM):
         Returns:
             The generations, with token usage.
         """
-        self._requests.append(RecordedRequest(input, num_generations, kwargs))
-        with self._count_lock:
-            self._in_flight += 1
-            self._peak = max(self._peak, self._in_flight)
+        log = self.__pydantic_private__["_log"]  # `self._log`, without pydantic's slow lookup
+        log.start(RecordedRequest(input, num_generations, kwargs) if self.keep_requests else None)
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
             return await self.answer(input, num_generations, **kwargs)
         finally:
-            with self._count_lock:
-                self._in_flight -= 1
+            log.finish()
 
     async def answer(self, input: ChatType, num_generations: int, **kwargs: Any) -> Generations:
         """The generations of one request (subclasses implement it).
@@ -139,6 +163,7 @@ class TestLLM(_RecordingLLM):
         model: the name it reports as `model_name`.
         output_text: the text of every generation; `None` echoes the last message.
         latency: seconds each request takes.
+        keep_requests: keep every request in `requests`.
 
     Examples:
         ```python
@@ -187,6 +212,7 @@ class FunctionLLM(_RecordingLLM):
         function: answers one conversation (see above).
         model: the name it reports as `model_name`.
         latency: seconds each request takes, before the function is called.
+        keep_requests: keep every request in `requests`.
 
     Examples:
         ```python
