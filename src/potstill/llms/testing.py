@@ -31,6 +31,7 @@ from pydantic import Field, NonNegativeFloat, PrivateAttr, validate_call
 from potstill.llms.async_llm import AsyncLLM
 from potstill.llms.typing import Generations
 from potstill.typing import ChatType
+from potstill.utils.fields import ExecutionOnly
 
 __all__ = ["FunctionLLM", "RecordedRequest", "TestLLM"]
 
@@ -81,10 +82,10 @@ class _RecordingLLM(AsyncLLM):
     __test__: ClassVar[bool] = False  # pytest: not a test class, whatever its name says
 
     model: str = "test"
-    latency: NonNegativeFloat = Field(
+    latency: ExecutionOnly[NonNegativeFloat] = Field(
         default=0.0, description="Seconds each request takes (it waits on the event loop)."
     )
-    keep_requests: bool = Field(
+    keep_requests: ExecutionOnly[bool] = Field(
         default=True,
         description="Keep every request in `requests` (turn it off for long runs, such as "
         "benchmarks, where the list would only grow).",
