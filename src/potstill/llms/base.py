@@ -32,6 +32,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_vali
 from potstill.errors import LLMNotLoadedError, PotstillUserError
 from potstill.llms.failures import describe_error
 from potstill.llms.generation_kwargs import GenerationKwargsSpec, spec_for
+from potstill.llms.loading import marks_loaded, requires_loaded
 from potstill.llms.sync_batches import generate_batch
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.llms.usage import UsageSummary, UsageTracker
@@ -56,42 +57,6 @@ if TYPE_CHECKING:
     from potstill.llms.async_llm import AsyncLLM
 
 __all__ = ["LLM", "AsyncLLM", "describe_error"]
-
-
-def _marks_loaded(load: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(load)
-    def wrapper(self: LLM, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = load(self, *args, **kwargs)
-        except BaseException:
-            # `super().load()` may have marked it loaded before the subclass's part failed.
-            self._loaded = False
-            raise
-        self._loaded = True
-        return result
-
-    return wrapper
-
-
-def _requires_loaded(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps a subclass's `generate`/`agenerate` so that it refuses to run unloaded."""
-    if inspect.iscoroutinefunction(method):
-
-        @functools.wraps(method)
-        async def async_wrapper(self: LLM, *args: Any, **kwargs: Any) -> Any:
-            self._ensure_loaded(method.__name__)
-            return await method(self, *args, **kwargs)
-
-        async_wrapper._potstill_checked = True  # type: ignore[attr-defined]
-        return async_wrapper
-
-    @functools.wraps(method)
-    def wrapper(self: LLM, *args: Any, **kwargs: Any) -> Any:
-        self._ensure_loaded(method.__name__)
-        return method(self, *args, **kwargs)
-
-    wrapper._potstill_checked = True  # type: ignore[attr-defined]
-    return wrapper
 
 
 class LLM(RuntimeParametersMixin, _Serializable, ABC):
@@ -150,11 +115,11 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "load" in cls.__dict__:
-            cls.load = _marks_loaded(cls.__dict__["load"])  # type: ignore[method-assign]
+            cls.load = marks_loaded(cls.__dict__["load"])  # type: ignore[method-assign]
         for name in ("generate", "agenerate"):
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "_potstill_checked", False):
-                setattr(cls, name, _requires_loaded(method))
+                setattr(cls, name, requires_loaded(method))
 
     @model_validator(mode="wrap")
     @classmethod
