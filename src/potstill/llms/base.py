@@ -6,7 +6,7 @@ a batch at once: local models) or, subclassing `AsyncLLM` (`potstill.llms.async_
 `agenerate` (one input, async: hosted APIs). This module holds what every LLM shares:
 
 - the lifecycle: `load()` / `unload()`, and the check that refuses to generate before `load()`
-  (`generate`/`agenerate` of every subclass are wrapped at class creation);
+  (`generate`/`agenerate` of every subclass are wrapped at class creation: see `loading`);
 - the generation kwargs: the keyword arguments of `generate`/`agenerate` are runtime
   parameters under `generation_kwargs`, validated whenever they are set;
 - what tasks call: `generate_outputs` / `agenerate_outputs`, which never raise for a failed
@@ -15,6 +15,7 @@ a batch at once: local models) or, subclassing `AsyncLLM` (`potstill.llms.async_
 How a batch runs lives beside it: `sync_batches` (a synchronous LLM's batch), `requests` (an
 AsyncLLM's requests, limits and retries), `failures` (what a failed request leaves), `cache`
 (the journal and the response cache), `clients` (an AsyncLLM's SDK clients per event loop).
+`local` is the base of the in-process models; `testing` has LLMs for tests.
 """
 
 from __future__ import annotations
