@@ -289,17 +289,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         row_offset: int = 0,
         **kwargs: Any,
     ) -> list[Generations]:
-        """`generate_outputs` for async code (a synchronous LLM runs in a worker thread).
-
-        Args:
-            inputs: the conversations to continue.
-            num_generations: how many generations per input.
-            row_offset: index of the first input in the dataset, for log messages.
-            **kwargs: generation kwargs.
-
-        Returns:
-            One `Generations` per input.
-        """
+        """The async form of `generate_outputs`, with the same arguments and result (a
+        synchronous LLM runs in a worker thread)."""
         self._ensure_loaded("generate")
         return await self._arun_batch(inputs, num_generations, row_offset, kwargs)
 
