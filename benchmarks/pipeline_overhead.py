@@ -14,35 +14,10 @@ import tempfile
 import time
 from typing import Any
 
-from pydantic import validate_call
-
-from potstill.llms import AsyncLLM
-from potstill.llms.typing import GenerateOutput
+from potstill.llms.testing import TestLLM
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
-from potstill.steps.tasks.typing import ChatType
-
-
-class InstantLLM(AsyncLLM):
-    """Answers every request immediately, without any I/O."""
-
-    @property
-    def model_name(self) -> str:
-        return "instant"
-
-    @validate_call
-    async def agenerate(
-        self, input: ChatType, num_generations: int = 1, temperature: float = 1.0
-    ) -> GenerateOutput:
-        """Echoes the last message.
-
-        Args:
-            input: the conversation.
-            num_generations: how many copies.
-            temperature: ignored.
-        """
-        return [input[-1]["content"]] * num_generations
 
 
 def main() -> None:
@@ -58,7 +33,9 @@ def main() -> None:
             name="overhead", cache_dir=cache_dir, show_progress=args.progress
         ) as pipeline:
             load = LoadDataFromDicts(data=data, batch_size=args.batch_size)
-            generate = TextGeneration(llm=InstantLLM(), input_batch_size=args.batch_size)
+            # `TestLLM` answers at once, without I/O: what is measured is potstill's own cost.
+            llm = TestLLM(model="instant", keep_requests=False)
+            generate = TextGeneration(llm=llm, input_batch_size=args.batch_size)
             load >> generate
         # The first run in a process also pays one-time imports (pyarrow, pandas, datasets);
         # the second shows the steady cost. Both are printed.

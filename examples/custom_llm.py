@@ -1,6 +1,8 @@
 """Custom LLMs: a synchronous `LLM` and an asynchronous `AsyncLLM`, used in a pipeline.
 
-Neither needs a network or an API key. Run: `python examples/custom_llm.py`.
+Neither needs a network or an API key. Run: `python examples/custom_llm.py`. (To test a
+pipeline without a provider, `potstill.llms.testing` has ready-made ones: `TestLLM` echoes,
+`FunctionLLM` answers with a function of yours.)
 """
 
 import asyncio

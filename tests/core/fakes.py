@@ -1,7 +1,9 @@
 """Small in-process LLMs and steps shared by the core tests.
 
 They never touch the network, so tests that only need "an LLM" stay fast; tests about
-the wire format use `OpenAILLM` against the loopback server instead.
+the wire format use `OpenAILLM` against the loopback server instead. The async ones build on
+the public `potstill.llms.testing.TestLLM`; `EchoLLM` is synchronous (the path local models
+take), which `potstill.llms.testing` does not cover.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any, ClassVar, List, Optional
 import numpy as np
 from pydantic import PrivateAttr, validate_call
 
-from potstill.llms import LLM, AsyncLLM
+from potstill.llms import LLM
+from potstill.llms.testing import TestLLM
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.steps import GeneratorStep, Step, StepInput
 from potstill.steps.tasks.typing import ChatType
@@ -123,18 +126,15 @@ class EchoLLM(LLM):
         return outputs
 
 
-class SleepyAsyncLLM(AsyncLLM):
-    """An async LLM without network: sleeps `delay=<s>` from the text, then echoes.
+class SleepyAsyncLLM(TestLLM):
+    """`TestLLM` (it echoes `"<text> #<i>"`, with usage) that first sleeps `delay=<s>` from the
+    text, and records the order requests finished and the threads they ran on.
 
-    Records the most requests it had in flight at once and the order requests finished.
     A text containing `boom` raises `ValueError` (not retried).
     """
 
     model: str = "sleepy-async"
 
-    _lock: Any = PrivateAttr(default_factory=threading.Lock)
-    _in_flight: int = PrivateAttr(default=0)
-    _peak: int = PrivateAttr(default=0)
     _finished: list[str] = PrivateAttr(default_factory=list)
     _threads: set[str] = PrivateAttr(default_factory=set)
 
@@ -143,50 +143,24 @@ class SleepyAsyncLLM(AsyncLLM):
         LoadCounter.loads += 1
 
     @property
-    def model_name(self) -> str:
-        return self.model
-
-    @property
     def peak(self) -> int:
-        return self._peak
+        return self.peak_concurrency
 
     @property
     def finished(self) -> list[str]:
         return list(self._finished)
 
-    @validate_call
-    async def agenerate(
-        self, input: ChatType, num_generations: int = 1, suffix: str = ""
-    ) -> GenerateOutput:
-        """Echoes the last user message after an optional delay.
-
-        Args:
-            input: the conversation.
-            num_generations: generations to return.
-            suffix: appended to every generation.
-
-        Returns:
-            The generations with usage.
-        """
+    async def answer(self, input: ChatType, num_generations: int, **kwargs: Any) -> Generations:
         text = last_user_text(input)
-        with self._lock:
-            self._in_flight += 1
-            self._peak = max(self._peak, self._in_flight)
-            self._threads.add(threading.current_thread().name)
+        self._threads.add(threading.current_thread().name)
         try:
             match = _DELAY.search(text)
             await asyncio.sleep(float(match.group(1)) if match else 0)
             if "boom" in text:
                 raise ValueError(f"boom in {text!r}")
         finally:
-            with self._lock:
-                self._in_flight -= 1
-                self._finished.append(text)
-        return Generations.from_request(
-            [f"{text} #{index}{suffix}" for index in range(num_generations)],
-            input_tokens=tokens(text),
-            output_tokens=sum(tokens(f"{text} #{i}") for i in range(num_generations)),
-        )
+            self._finished.append(text)
+        return await super().answer(input, num_generations, **kwargs)
 
 
 class HiddenStateLLM(LLM):

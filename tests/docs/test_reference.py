@@ -18,6 +18,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference"
 # Public module -> the reference page that documents its classes and functions.
 PAGES = {
     "potstill.llms": "llms.md",
+    "potstill.llms.testing": "llms.md",
     "potstill.steps": "steps.md",
     "potstill.steps.tasks": "tasks.md",
     "potstill.pipeline": "pipeline.md",

@@ -2,7 +2,7 @@
 
 A request's key hashes the LLM's identity (class, model, endpoint), the conversation, the
 generation kwargs, `num_generations` and the generation's index, so the N samples of one
-input stay distinct. Two stores use it:
+input stay distinct. Two answer files use it:
 
 - the per-step journal of a pipeline run, always on: every answered request is appended with
   its row, so a killed run that resumes re-sends none of the requests that had finished (and
@@ -10,12 +10,15 @@ input stay distinct. Two stores use it:
 - the opt-in response cache (`use_response_cache=True` on an LLM or a `Pipeline`), shared by
   every run: a re-run over the same inputs makes no requests.
 
-Each store is an append-only JSON-lines file (see `potstill.utils.append_log`): what was
+Each is an `AnswerFile`: an append-only JSON-lines file (see `potstill.utils.append_log`): what was
 appended survives `kill -9`, and a line cut short is skipped when the file is read back. Each
 line carries a checksum: a line damaged on disk is skipped with a warning naming the file, and
 only its request is sent again. Text that is not valid UTF-8 (a lone surrogate) is kept exactly,
 as a JSON escape. Only answers without errors are stored: a failed request is never
 remembered, so the next run sends it again.
+
+An LLM looks its requests up through one `KnownAnswers` per batch (`known_answers(llm)`),
+whichever path sends them (a synchronous LLM's batch or an AsyncLLM's requests).
 """
 
 from __future__ import annotations
@@ -27,23 +30,26 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from potstill.llms.typing import Generations
 from potstill.utils.append_log import AppendLog, MappedLog, read_lines, seal, unseal
-from potstill.utils.fingerprint import stable_value
+from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json
+
+if TYPE_CHECKING:
+    from potstill.llms.base import LLM
 
 logger = logging.getLogger("potstill.cache")
 
-_active: contextvars.ContextVar[tuple[ResponseStore, ...]] = contextvars.ContextVar(
+_active: contextvars.ContextVar[tuple[AnswerFile, ...]] = contextvars.ContextVar(
     "potstill_response_stores", default=()
 )
-_open_stores: dict[Path, ResponseStore] = {}
+_open_stores: dict[Path, AnswerFile] = {}
 _open_lock = threading.Lock()
 
 
-class ResponseStore:
-    """An append-only file of request key -> generations, indexed in memory.
+class AnswerFile:
+    """An append-only file of request key -> generations (the answers), indexed in memory.
 
     Attributes:
         per_row: whether entries are per dataset row (the journal: two identical rows are
@@ -121,13 +127,81 @@ class ResponseStore:
         self._index = {}
 
 
-def open_store(path: Path, per_row: bool = False) -> ResponseStore:
+ResponseStore = AnswerFile
+"""`AnswerFile`'s former name, kept while the pipeline's modules still use it."""
+
+
+class KnownAnswers:
+    """Where the requests of one batch look for answers given before, and leave their new
+    ones: the pipeline step's journal and, when the LLM has it on, the response cache.
+
+    One is made per batch (see `known_answers`), so the LLM's identity is dumped once per
+    batch, not once per request.
+
+    Attributes:
+        files: the journal and/or the response cache, looked up in that order.
+        identity: what identifies the LLM's answers (its `cache_identity()`).
+    """
+
+    __slots__ = ("_identity_text", "files", "identity")
+
+    def __init__(self, files: tuple[AnswerFile, ...], identity: dict[str, Any]) -> None:
+        self.files = files
+        self.identity = identity
+        self._identity_text = identity_text(identity)
+
+    def key(
+        self,
+        input: Any,
+        kwargs: dict[str, Any],
+        num_generations: Optional[int],
+        index: Optional[int],
+    ) -> str:
+        """The key of one request (see `request_key`)."""
+        return _key(self._identity_text, input, kwargs, num_generations, index)
+
+    def recall(self, key: str, row: int) -> Optional[Generations]:
+        """The answer given before to a request of row `row`, if any. It is copied into the
+        files looked up before the one that had it (the journal keeps what the cache had)."""
+        for position, file in enumerate(self.files):
+            found = file.get(file.key(key, row))
+            if found is not None:
+                for other in self.files[:position]:
+                    other.put(other.key(key, row), found)
+                return found
+        return None
+
+    def remember(self, key: str, row: int, generations: Generations) -> None:
+        """Keeps a new answer in every file (answers with errors are not kept)."""
+        for file in self.files:
+            file.put(file.key(key, row), generations)
+
+
+def known_answers(llm: LLM) -> Optional[KnownAnswers]:
+    """The `KnownAnswers` of a batch of `llm`'s requests.
+
+    Args:
+        llm: the LLM about to send the batch.
+
+    Returns:
+        `None` when no answers are kept (outside a pipeline run, with the cache off).
+    """
+    files = active_stores()
+    if llm.use_response_cache:
+        folder = Path(llm.response_cache_dir or default_response_cache_dir())
+        cache = open_store(folder / "responses.jsonl")
+        if cache not in files:  # the pipeline may have turned on the same cache
+            files = (*files, cache)
+    return KnownAnswers(files, llm.cache_identity()) if files else None
+
+
+def open_store(path: Path, per_row: bool = False) -> AnswerFile:
     """The store for `path`, shared by everything in this process that uses it."""
     path = Path(os.path.abspath(path))
     with _open_lock:
         store = _open_stores.get(path)
         if store is None:
-            store = _open_stores[path] = ResponseStore(path, per_row=per_row)
+            store = _open_stores[path] = AnswerFile(path, per_row=per_row)
         return store
 
 
@@ -139,12 +213,12 @@ def forget_store(path: Path) -> None:
         store.release()
 
 
-def active_stores() -> tuple[ResponseStore, ...]:
+def active_stores() -> tuple[AnswerFile, ...]:
     """The stores the current pipeline step uses (its journal), if any."""
     return _active.get()
 
 
-def use_stores(*stores: ResponseStore) -> contextvars.Token[tuple[ResponseStore, ...]]:
+def use_stores(*stores: AnswerFile) -> contextvars.Token[tuple[AnswerFile, ...]]:
     """Makes `stores` active for the current context (the engine does this per step)."""
     return _active.set(stores)
 
@@ -168,15 +242,25 @@ def request_key(
     Returns:
         A hex digest.
     """
-    # `repr` of JSON-like data is deterministic and several times cheaper than json.dumps;
-    # kwargs are sorted so their order never matters.
+    return _key(identity_text(identity), input, kwargs, num_generations, index)
+
+
+def identity_text(identity: dict[str, Any]) -> str:
+    """The part of every request key that identifies the LLM (the same for a whole batch)."""
+    return canonical_json([CANONICAL_FORMAT, identity])
+
+
+def _key(
+    identity: str,
+    input: Any,
+    kwargs: dict[str, Any],
+    num_generations: Optional[int],
+    index: Optional[int],
+) -> str:
     # Callables (e.g. vLLM `logits_processors`) are named by what they are, not by their
-    # address, so the key is the same in every process.
-    arguments = sorted((name, stable_value(value)) for name, value in kwargs.items())
-    payload = (sorted(identity.items()), input, arguments, num_generations, index)
-    # `surrogatepass`: text that is not valid UTF-8 still gets its own key, and never fails.
-    data = repr(payload).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=20).hexdigest()
+    # address, so the key is the same in every process; kwargs are sorted by name.
+    text = identity + canonical_json([input, kwargs, num_generations, index])
+    return hashlib.blake2b(text.encode("ascii"), digest_size=20).hexdigest()
 
 
 def default_response_cache_dir() -> Path:

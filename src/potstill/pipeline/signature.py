@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from potstill.llms.base import LLM
 from potstill.pipeline.dag import DAG
 from potstill.steps.base import _Step
+from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json
 from potstill.utils.fields import without_execution_fields
 from potstill.utils.fingerprint import code_fingerprint
 
@@ -42,8 +42,8 @@ def step_signatures(dag: DAG) -> dict[str, str]:
         routing = dag.routing_batch_function(name)
         if routing is not None:  # where its batches went is part of what it produced
             payload["routing"] = routing.dump()
-        text = json.dumps(payload, sort_keys=True, default=str)
-        signatures[name] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        text = canonical_json([CANONICAL_FORMAT, payload])
+        signatures[name] = hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
     return signatures
 
 
@@ -53,8 +53,9 @@ def signature_dump(step: _Step) -> dict[str, Any]:
     dump = step.dump()
     dump.pop("runtime_parameters_info", None)
     for field in type(step).model_fields:
-        if isinstance(getattr(step, field, None), LLM) and isinstance(dump.get(field), dict):
-            dump[field] = without_execution_fields(dump[field])
+        llm = getattr(step, field, None)
+        if isinstance(llm, LLM) and isinstance(dump.get(field), dict):
+            dump[field] = without_execution_fields(dump[field], type(llm))
     return dump
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import typing
 from typing import Annotated, Any, TypeVar
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 _T = TypeVar("_T")
@@ -67,7 +68,8 @@ def _mentions_secret(annotation: Any) -> bool:
     return any(_mentions_secret(arg) for arg in typing.get_args(annotation))
 
 
-# Fields of an LLM that change how it runs but not what it produces.
+# Fields of an LLM that change how it runs but not what it produces, by name: kept while the
+# providers' fields get their `ExecutionOnly` marker (`execution_only_fields` honours both).
 EXECUTION_ONLY_FIELDS = frozenset(
     {
         "runtime_parameters_info",
@@ -87,16 +89,42 @@ EXECUTION_ONLY_FIELDS = frozenset(
 )
 
 
-def without_execution_fields(dump: dict[str, Any]) -> dict[str, Any]:
-    """An LLM's dump without its own fields in `EXECUTION_ONLY_FIELDS`.
+@functools.cache
+def execution_only_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The names of a model's fields that are marked `ExecutionOnly`.
+
+    A field a subclass declares again keeps the marker of the class it overrides (a provider
+    that changes the default of `max_retries` does not make it part of its answers).
+
+    Args:
+        model: the pydantic model class (an LLM class).
+
+    Returns:
+        The field names, plus `runtime_parameters_info` (the dump's descriptions of the
+        runtime parameters, which change no answer either).
+    """
+    ancestors = [base for base in model.__mro__ if issubclass(base, BaseModel)]
+    marked = {
+        name
+        for name in model.model_fields
+        for base in ancestors
+        if name in base.model_fields and is_execution_only(base.model_fields[name])
+    }
+    return frozenset(marked | EXECUTION_ONLY_FIELDS | {"runtime_parameters_info"})
+
+
+def without_execution_fields(dump: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """An LLM's dump without its own execution-only fields (see `execution_only_fields`).
 
     Only the top level is filtered: a `timeout` key inside generation kwargs, a data row or a
     mapping is content, not an execution setting.
 
     Args:
         dump: the LLM's `dump()`.
+        model: the LLM's class.
 
     Returns:
         A copy without those fields.
     """
-    return {key: value for key, value in dump.items() if key not in EXECUTION_ONLY_FIELDS}
+    leave_out = execution_only_fields(model)
+    return {key: value for key, value in dump.items() if key not in leave_out}

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import gc
 import os
-import threading
 from typing import Any, ClassVar, Dict, List, Optional, Union
 
-from pydantic import Field, PositiveInt, PrivateAttr, SecretStr, validate_call
+from pydantic import Field, PositiveInt, SecretStr, validate_call
 
 from potstill.errors import PotstillUserError
-from potstill.llms.base import LLM
-from potstill.llms.chat_templates import renderer, resolve_chat_template
-from potstill.llms.local import load_or_release
-from potstill.llms.mixins.cuda_device_placement import CudaDevicePlacementMixin
-from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
+from potstill.llms.chat_templates import resolve_chat_template
+from potstill.llms.local import ChatTemplateLLM
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.typing import ChatType
 from potstill.utils.imports import require
 
 
-class TransformersLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
+class TransformersLLM(ChatTemplateLLM):
     """A causal language model from the Hugging Face Hub (or a local folder), run with
     `transformers` in this process.
 
@@ -63,14 +59,10 @@ class TransformersLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         ```
     """
 
-    model: str
     revision: str = "main"
     torch_dtype: str = "auto"
-    trust_remote_code: bool = False
     model_kwargs: Optional[Dict[str, Any]] = None
-    tokenizer: Optional[str] = None
     use_fast: bool = True
-    chat_template: Optional[str] = None
     device: Optional[Union[str, int]] = None
     device_map: Optional[Union[str, Dict[str, Any]]] = None
     token: Optional[SecretStr] = Field(  # type: ignore[assignment]
@@ -80,27 +72,8 @@ class TransformersLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
     sdk_module: ClassVar[Optional[str]] = "transformers"
     sdk_extra: ClassVar[Optional[str]] = "transformers"
 
-    _model: Any = PrivateAttr(default=None)
-    _tokenizer: Any = PrivateAttr(default=None)
-    _chat_template: Optional[str] = PrivateAttr(default=None)
-    _lock: Any = PrivateAttr(default=None)
-
-    @property
-    def model_name(self) -> str:
-        """The `model` field."""
-        return self.model
-
-    def load(self) -> None:
-        """Loads the tokenizer and the model (from the Hub cache or a local folder).
-
-        Loading again replaces the model loaded before (after freeing it).
-        """
-        if self._model is not None:
-            self._release()
-        super().load()
-        load_or_release(self._load_model, self._release)
-
     def _load_model(self) -> None:
+        """Loads the tokenizer and the model (from the Hub cache or a local folder)."""
         require("torch", "transformers")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -133,7 +106,6 @@ class TransformersLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             model = model.to(device)  # type: ignore[arg-type]
         model.eval()
         self._model = model
-        self._lock = threading.Lock()
 
     def _placement(self) -> tuple[Optional[str], dict[str, Any]]:
         """Where the model goes: a device to move it to, or `from_pretrained` kwargs
@@ -160,12 +132,8 @@ class TransformersLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
         free = {index: torch.cuda.mem_get_info(index)[0] for index in devices}
         return None, {"device_map": "auto", "max_memory": free}
 
-    def unload(self) -> None:
-        """Frees the model and the tokenizer (and the GPU memory they held)."""
-        self._release()
-        super().unload()
-
     def _release(self) -> None:
+        """Frees the model and the tokenizer (and the GPU memory they held)."""
         self._model = None
         self._tokenizer = None
         self._release_cuda_devices()
@@ -177,19 +145,6 @@ class TransformersLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
                 torch.cuda.empty_cache()
         except ImportError:
             pass
-
-    def prepare_input(self, input: ChatType) -> str:
-        """Renders one conversation into the prompt text the model continues.
-
-        Args:
-            input: the conversation.
-
-        Returns:
-            The prompt, rendered with the chat template and its generation prompt (or, with
-            `use_magpie_template`, followed by the pre-query template).
-        """
-        self._ensure_loaded("prepare_input")
-        return self.magpie_prompt(input, renderer(self._tokenizer, self._chat_template or ""))
 
     @validate_call
     def generate(  # type: ignore[override]
@@ -225,28 +180,28 @@ class TransformersLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             return []
         import torch
 
-        prompts = [self.prepare_input(conversation) for conversation in inputs]
-        # Greedy decoding is deterministic: one sequence per prompt, copied N times.
-        sequences = num_generations if do_sample else 1
-        options: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
-            "repetition_penalty": repetition_penalty,
-            "do_sample": do_sample,
-            "num_return_sequences": sequences,
-            "pad_token_id": self._tokenizer.pad_token_id,
-        }
-        if do_sample:
-            options.update(temperature=temperature, top_p=top_p, top_k=top_k)
-        with self._lock, torch.inference_mode():
+        with self._model_lock, torch.inference_mode():  # see `potstill.llms.local`
+            prompts = [self.prepare_input(conversation) for conversation in inputs]
+            # Greedy decoding is deterministic: one sequence per prompt, copied N times.
+            sequences = num_generations if do_sample else 1
+            options: dict[str, Any] = {
+                "max_new_tokens": max_new_tokens,
+                "repetition_penalty": repetition_penalty,
+                "do_sample": do_sample,
+                "num_return_sequences": sequences,
+                "pad_token_id": self._tokenizer.pad_token_id,
+            }
+            if do_sample:
+                options.update(temperature=temperature, top_p=top_p, top_k=top_k)
             encoded = self._encode(prompts)
             output = self._model.generate(**encoded, **options)
-        generated = output[:, encoded["input_ids"].shape[1] :].tolist()
-        stops = _eos_ids(self._model, self._tokenizer)
-        counts = [_generated_length(ids, stops) for ids in generated]
-        texts = self._tokenizer.batch_decode(
-            [ids[:count] for ids, count in zip(generated, counts)], skip_special_tokens=True
-        )
-        prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
+            generated = output[:, encoded["input_ids"].shape[1] :].tolist()
+            stops = _eos_ids(self._model, self._tokenizer)
+            counts = [_generated_length(ids, stops) for ids in generated]
+            texts = self._tokenizer.batch_decode(
+                [ids[:count] for ids, count in zip(generated, counts)], skip_special_tokens=True
+            )
+            prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
         results: List[GenerateOutput] = []
         for index, prompt_count in enumerate(prompt_tokens):
             rows = slice(index * sequences, (index + 1) * sequences)
@@ -276,8 +231,8 @@ class TransformersLLM(LLM, CudaDevicePlacementMixin, MagpieChatTemplateMixin):
             return []
         import torch
 
-        prompts = [self.prepare_input(conversation) for conversation in inputs]
-        with self._lock, torch.inference_mode():
+        with self._model_lock, torch.inference_mode():
+            prompts = [self.prepare_input(conversation) for conversation in inputs]
             # Right padding: every prompt keeps positions 0..n-1 (models with absolute
             # position embeddings would otherwise shift), and causal attention keeps the
             # trailing padding from touching the real tokens.

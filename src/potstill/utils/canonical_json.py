@@ -1,0 +1,61 @@
+"""One text per value: what request keys and step signatures hash.
+
+A request's key (`potstill.llms.cache.request_key`) and a step's signature
+(`potstill.pipeline.signature`) must be the same for the same content in every process, and
+different as soon as the content differs. Both hash `canonical_json(value)`: JSON with every
+mapping's keys sorted (at every depth), ASCII only (text that is not valid UTF-8, such as a
+lone surrogate, is escaped, so it still has a text), and values JSON cannot hold written
+without memory addresses (a callable by its name and code fingerprint).
+
+`CANONICAL_FORMAT` is hashed with the text: when the text of some value has to change, raising
+it changes every key and signature at once, so nothing stored under the old text is taken for
+the answer to a new request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from potstill.utils.fingerprint import stable_text
+
+CANONICAL_FORMAT = 1
+"""The version of the text `canonical_json` writes (see the module docstring)."""
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical text of JSON-like data (see the module docstring).
+
+    Args:
+        value: dicts, lists, tuples (written as lists), strings, numbers, booleans and
+            `None`, possibly holding callables or other objects (written as text).
+
+    Returns:
+        The text, ASCII only.
+    """
+    try:
+        return _ENCODER.encode(value)
+    except TypeError:  # a mapping mixes key types (`{1: ..., "a": ...}`) and cannot be sorted
+        return _ENCODER.encode(_text_keys(value))
+
+
+# One encoder for every call (`json.dumps` with options builds one per call; keys are hashed
+# on the hot path of every request).
+_ENCODER = json.JSONEncoder(sort_keys=True, default=stable_text)
+
+
+def _text_keys(value: Any) -> Any:
+    """`value` with every mapping's keys turned into text, as JSON writes them."""
+    if isinstance(value, dict):
+        return {_key_text(key): _text_keys(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text_keys(item) for item in value]
+    return value
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, (int, float, bool)) or key is None:
+        return json.dumps(key)  # as JSON writes such keys: `1`, `2.5`, `true`, `null`
+    return stable_text(key)
