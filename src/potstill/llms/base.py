@@ -320,10 +320,6 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         Returns:
             The endpoint, or `None`.
         """
-        for name in ("base_url", "endpoint", "host", "api_base"):
-            value = getattr(self, name, None)
-            if isinstance(value, str) and value:
-                return value
         return None
 
     @property

@@ -127,10 +127,6 @@ class AnswerFile:
         self._index = {}
 
 
-ResponseStore = AnswerFile
-"""`AnswerFile`'s former name, kept while the pipeline's modules still use it."""
-
-
 class KnownAnswers:
     """Where the requests of one batch look for answers given before, and leave their new
     ones: the pipeline step's journal and, when the LLM has it on, the response cache.

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Union
 
 from potstill.errors import DamagedBatchError, PipelineRunError
 from potstill.llms.base import AsyncLLM, describe_error
-from potstill.llms.cache import ResponseStore, default_response_cache_dir, open_store, use_stores
+from potstill.llms.cache import AnswerFile, default_response_cache_dir, open_store, use_stores
 from potstill.pipeline.routing import StepRouting
 from potstill.pipeline.step_batches import BatchToWrite, StepBatches, new_batch_id
 from potstill.pipeline.step_input import (
@@ -138,7 +138,7 @@ class StepNode:
         routing = self.engine.nodes[source].routing
         return routing.decision(seq) if routing is not None else None
 
-    def response_stores(self) -> tuple[ResponseStore, ...]:
+    def response_stores(self) -> tuple[AnswerFile, ...]:
         """The stores this step's LLM requests go through: its journal, then the response
         cache (in the LLM's `response_cache_dir`) when the pipeline turns it on."""
         if not isinstance(self.step, _Task):

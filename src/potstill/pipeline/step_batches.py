@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Optional
 
 from potstill.errors import BatchWriteError, DamagedBatchError
-from potstill.llms.cache import ResponseStore, forget_store, open_store
+from potstill.llms.cache import AnswerFile, forget_store, open_store
 from potstill.typing import Row
 from potstill.utils.append_log import AppendLog, read_lines, seal, unseal
 from potstill.utils.rows import find_type_conflict, without_invalid_text
@@ -377,7 +377,7 @@ class StepBatches:
             return dict(info)
         return None
 
-    def journal(self) -> ResponseStore:
+    def journal(self) -> AnswerFile:
         """The step's request journal: every answered request of its LLM, kept for resume."""
         return open_store(self.path / _JOURNAL, per_row=True)
 

@@ -68,27 +68,6 @@ def _mentions_secret(annotation: Any) -> bool:
     return any(_mentions_secret(arg) for arg in typing.get_args(annotation))
 
 
-# Fields of an LLM that change how it runs but not what it produces, by name: kept while the
-# providers' fields get their `ExecutionOnly` marker (`execution_only_fields` honours both).
-EXECUTION_ONLY_FIELDS = frozenset(
-    {
-        "runtime_parameters_info",
-        "max_concurrent_requests",
-        "timeout",
-        "max_retries",
-        "max_retry_time",
-        "refused_connection_retry_time",
-        "retry_backoff",
-        "requests_per_minute",
-        "tokens_per_minute",
-        "input_tokens_per_minute",
-        "output_tokens_per_minute",
-        "use_response_cache",
-        "response_cache_dir",
-    }
-)
-
-
 @functools.cache
 def execution_only_fields(model: type[BaseModel]) -> frozenset[str]:
     """The names of a model's fields that are marked `ExecutionOnly`.
@@ -110,7 +89,7 @@ def execution_only_fields(model: type[BaseModel]) -> frozenset[str]:
         for base in ancestors
         if name in base.model_fields and is_execution_only(base.model_fields[name])
     }
-    return frozenset(marked | EXECUTION_ONLY_FIELDS | {"runtime_parameters_info"})
+    return frozenset(marked | {"runtime_parameters_info"})
 
 
 def without_execution_fields(dump: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
