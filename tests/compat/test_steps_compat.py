@@ -136,6 +136,7 @@ def test_step_decorator_kinds_and_runtime_parameters() -> None:
     assert [
         (item["name"], item["optional"])
         for item in pipeline.get_runtime_parameters_info()[numbers.name]
+        if item["name"] != "resources"
     ] == [("batch_size", True), ("count", True)]
     distiset = pipeline.run(parameters={numbers.name: {"count": 4}}, use_cache=False)
     assert distiset["default"]["train"]["n"] == [3, 2, 1, 0]
@@ -150,7 +151,7 @@ def test_pipeline_runtime_parameters_info_lists_every_step() -> None:
     info = pipeline.get_runtime_parameters_info()
 
     assert list(info) == [load.name, task.name]
-    assert {item["name"] for item in info[load.name]} == {"batch_size"}
+    assert {item["name"] for item in info[load.name]} == {"resources", "batch_size"}
     llm_info = next(item for item in info[task.name] if item["name"] == "llm")
     kwargs = next(
         i for i in llm_info["runtime_parameters_info"] if i["name"] == "generation_kwargs"

@@ -291,6 +291,7 @@ def test_step_decorator_builds_step_classes() -> None:
     assert length.name == "instruction_length_0"
     assert length.inputs == ["instruction"] and length.outputs == ["length"]
     assert length.runtime_parameters_names == {
+        "resources": dict.fromkeys(["replicas", "cpus", "gpus", "memory", "resources"], True),
         "input_batch_size": True,
         "factor": True,
         "label": False,  # RuntimeParameter without a default: required

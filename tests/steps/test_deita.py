@@ -113,4 +113,4 @@ def test_deita_filtering_in_a_pipeline(tmp_path: Path) -> None:
     # Each row has a twin (distance 0), so with threshold 0 the best two are the twins of 0.49.
     rows = p.run(params={"deita": {"data_budget": 2, "diversity_threshold": 0.0}}, use_cache=False)
     assert [row["deita_score"] for row in rows["default"]["train"]] == pytest.approx([0.49, 0.49])
-    assert deita.get_runtime_parameters_info()[1]["name"] == "data_budget"
+    assert deita.get_runtime_parameters_info()[2]["name"] == "data_budget"  # after resources

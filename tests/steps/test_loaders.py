@@ -165,6 +165,7 @@ def test_runtime_parameters_and_the_dump(tmp_path: Path) -> None:
     assert "s3cret" not in dumped and "storage_options" not in dumped.split("runtime_parameters")[0]
     names = [info["name"] for info in load.get_runtime_parameters_info()]
     assert names == [
+        "resources",
         "batch_size",
         "num_examples",
         "data_files",

@@ -47,6 +47,7 @@ from potstill.typing import ChatType
 from potstill.utils.docstring import parse_google_docstring
 from potstill.utils.fields import ExecutionOnly, is_secret_field, without_execution_fields
 from potstill.utils.imports import require
+from potstill.utils.pickling import portable_state, restore_state
 from potstill.utils.secrets import (
     hide_secret_inputs,
     register_environment_secrets,
@@ -205,6 +206,17 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
                 name = type(self).__name__
             self._logger = logging.getLogger(f"potstill.llm.{name}")
         return self._logger
+
+    # -- pickling (a Ray worker receives its step, and the step's LLM, pickled) ----------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The LLM's configuration, secrets included (they travel in memory only), without
+        its runtime state: the copy is unloaded (see `potstill.utils.pickling`)."""
+        return portable_state(self, reset=_RUNTIME_FLAGS)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        restore_state(self, state)
+        register_secrets_of(self)  # redacted from this process's errors and logs too
 
     # -- the contract ------------------------------------------------------------------
 
@@ -391,6 +403,11 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """Dumps the LLM's configuration (secrets excluded) with its `type_info`."""
         return dump_model(self, **kwargs)
+
+
+# Plain private attributes that describe a loaded LLM's state, not its configuration: a
+# pickled copy starts unloaded, and its new limiter is configured on first use.
+_RUNTIME_FLAGS = ("_loaded", "_limits")
 
 
 @functools.cache

@@ -427,6 +427,19 @@ class Pipeline(_Serializable):
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, steps={list(self.dag.steps)})"
 
+    # -- pickling ------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The pipeline, outside any `with` block (its steps pickle without runtime state)."""
+        state = dict(self.__dict__)
+        state["_tokens"] = []
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for step in self.dag.steps.values():  # a pickled step leaves its pipeline behind
+            step.pipeline = self
+
 
 BasePipeline = Pipeline
 """distilabel's name for the base of its pipelines, for type hints; potstill has one

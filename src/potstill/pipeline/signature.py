@@ -49,9 +49,10 @@ def step_signatures(dag: DAG) -> dict[str, str]:
 
 def signature_dump(step: _Step) -> dict[str, Any]:
     """The step's dump without what does not change its output: the runtime-parameters
-    descriptions, and the execution-only settings of its LLMs (at their own level only)."""
-    dump = step.dump()
-    dump.pop("runtime_parameters_info", None)
+    descriptions, its resources, and the execution-only settings of its LLMs (at their own
+    level only)."""
+    # The step's own execution-only fields (its `resources`: replicas on Ray) go too.
+    dump = without_execution_fields(step.dump(), type(step))
     for field in type(step).model_fields:
         llm = getattr(step, field, None)
         if isinstance(llm, LLM) and isinstance(dump.get(field), dict):

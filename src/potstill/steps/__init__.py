@@ -22,6 +22,7 @@ from potstill.steps.generators.huggingface import (
 from potstill.steps.globals.huggingface import PushToHub
 from potstill.steps.keep import KeepColumns
 from potstill.steps.merge import MergeColumns
+from potstill.steps.resources import StepResources
 from potstill.steps.typing import GeneratorStepOutput, StepInput, StepOutput
 
 __all__ = [
@@ -48,5 +49,6 @@ __all__ = [
     "Step",
     "StepInput",
     "StepOutput",
+    "StepResources",
     "step",
 ]

@@ -20,6 +20,7 @@ from potstill.errors import PotstillUserError
 from potstill.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
 from potstill.pipeline.context import current_pipeline
 from potstill.pipeline.routing_batch_function import RoutingBatchFunction
+from potstill.steps.resources import StepResources
 from potstill.steps.typing import (
     STEP_INPUT,
     GeneratorStepOutput,
@@ -28,7 +29,9 @@ from potstill.steps.typing import (
     StepOutput,
 )
 from potstill.typing import Row
+from potstill.utils.fields import ExecutionOnly
 from potstill.utils.names import snake_case
+from potstill.utils.pickling import portable_state, restore_state
 from potstill.utils.serialization import _Serializable, dump_model
 
 if TYPE_CHECKING:
@@ -43,6 +46,8 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
     Attributes:
         name: unique within the pipeline; inferred as `snake_case_N` from the class name
             when not given.
+        resources: the step's replicas and what each reserves on Ray (see `StepResources`);
+            the local engine runs every step once.
         input_mappings: step input column -> dataset column it reads from.
         output_mappings: step output column -> dataset column it writes to.
     """
@@ -55,6 +60,10 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
     )
 
     name: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+    resources: ExecutionOnly[StepResources] = Field(
+        default_factory=StepResources,
+        description="The replicas of the step and the resources each one reserves on Ray.",
+    )
     pipeline: Any = Field(default=None, exclude=True, repr=False)
     input_mappings: dict[str, str] = Field(default_factory=dict)
     output_mappings: dict[str, str] = Field(default_factory=dict)
@@ -134,6 +143,18 @@ class _Step(RuntimeParametersMixin, _Serializable, ABC):
                     f"Step {self.name!r}: `{label[:-1]}_mappings` key {key!r} is not one of "
                     f"its {label} {sorted(columns)}. Map one of those instead."
                 )
+
+    # -- pickling (a Ray worker receives its step pickled) -------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The step without its pipeline (the worker needs the step alone) and without
+        runtime state (see `potstill.utils.pickling`)."""
+        state = portable_state(self)
+        state["__dict__"]["pipeline"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        restore_state(self, state)
 
     # -- kind ----------------------------------------------------------------------------
 
