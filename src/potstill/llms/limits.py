@@ -111,32 +111,64 @@ class RateLimiter:
         Returns:
             The reservation, to `settle` with the real usage.
         """
-        reservation = Reservation(
-            input_tokens=estimate_tokens(input) if self._needs_tokens() else 0,
+        reservation = self._reservation(
+            estimate_tokens(input) if self._needs_tokens() else 0, max_output_tokens
+        )
+        async with self._gate():
+            while True:
+                with self._lock:
+                    now = time.monotonic()
+                    ready = self._ready()
+                    if ready <= now:
+                        self._book(ready, now, reservation)
+                        return reservation
+                await asyncio.sleep(ready - now)
+
+    def reserve(
+        self, input_tokens: int, max_output_tokens: Optional[int]
+    ) -> tuple[float, Reservation]:
+        """Books one request at the first moment every limit allows, without waiting: the
+        form a limiter shared by several processes uses (the caller waits).
+
+        Args:
+            input_tokens: the request's estimated input tokens (`estimate_tokens`).
+            max_output_tokens: the request's output cap, if known.
+
+        Returns:
+            The seconds from now until the request may be sent, and the reservation.
+        """
+        reservation = self._reservation(input_tokens, max_output_tokens)
+        with self._lock:
+            now = time.monotonic()
+            ready = self._ready()
+            return self._book(ready, now, reservation) - now, reservation
+
+    def _reservation(self, input_tokens: int, max_output_tokens: Optional[int]) -> Reservation:
+        return Reservation(
+            input_tokens=input_tokens if self._needs_tokens() else 0,
             output_tokens=self._estimate_output(max_output_tokens),
         )
+
+    def _ready(self) -> float:
+        """When the next request may start under every limit (hold `_lock`)."""
+        return max([self._cooldown_until, *(p.next_start for p in self._pacers.values())])
+
+    def _book(self, ready: float, now: float, reservation: Reservation) -> float:
+        """Books a request at `ready`, or now when that has passed; returns when it starts
+        (hold `_lock`)."""
+        # Waking a little late (timer resolution, a busy loop) keeps the cadence; after a
+        # longer stall the schedule restarts from now, so the requests that were due are not
+        # released in a burst.
+        booked = ready if ready > now or now - ready <= _CATCH_UP_S else now
         costs = {
             "requests": 1,
             "tokens": reservation.input_tokens + reservation.output_tokens,
             "input": reservation.input_tokens,
             "output": reservation.output_tokens,
         }
-        async with self._gate():
-            while True:
-                with self._lock:
-                    now = time.monotonic()
-                    ready = max(
-                        [self._cooldown_until, *(p.next_start for p in self._pacers.values())]
-                    )
-                    if ready <= now:
-                        # Waking a little late (timer resolution, a busy loop) keeps the
-                        # cadence; after a longer stall the schedule restarts from now, so
-                        # the requests that were due are not released in a burst.
-                        booked = ready if now - ready <= _CATCH_UP_S else now
-                        for name, pacer in self._pacers.items():
-                            pacer.book(booked, costs[name])
-                        return reservation
-                await asyncio.sleep(ready - now)
+        for name, pacer in self._pacers.items():
+            pacer.book(booked, costs[name])
+        return booked
 
     def _gate(self) -> asyncio.Lock:
         """The lock that lets one request at a time through, per event loop."""

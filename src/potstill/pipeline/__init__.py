@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from potstill.pipeline.routing_batch_function import routing_batch_function, sample_n_steps
 
-__all__ = ["Pipeline", "routing_batch_function", "sample_n_steps"]
+__all__ = ["Pipeline", "RayPipeline", "routing_batch_function", "sample_n_steps"]
 
 if TYPE_CHECKING:
     from potstill.pipeline.base import Pipeline
+    from potstill.pipeline.ray import RayPipeline
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from potstill.pipeline.base import Pipeline
 
         return Pipeline
+    if name == "RayPipeline":  # importing it does not import Ray
+        from potstill.pipeline.ray import RayPipeline
+
+        return RayPipeline
     raise AttributeError(f"module 'potstill.pipeline' has no attribute {name!r}")

@@ -9,7 +9,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from potstill import __version__
 from potstill.distiset import Distiset, stored_table
@@ -26,6 +26,7 @@ from potstill.pipeline.signature import step_signatures
 from potstill.pipeline.step_batches import StepBatches
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
+from potstill.steps.resources import note_ray_only_resources
 from potstill.steps.tasks.base import _Task
 from potstill.utils.datasets_progress import quiet_datasets_progress
 from potstill.utils.logging import setup_logging
@@ -39,6 +40,9 @@ from potstill.utils.serialization import (
     refuse_remote_code,
     resolve_class,
 )
+
+if TYPE_CHECKING:
+    from potstill.pipeline.ray import RayPipeline
 
 logger = logging.getLogger("potstill.pipeline")
 
@@ -148,6 +152,10 @@ class Pipeline(_Serializable):
             Its `failed_rows` counts the rows that failed, per step and in total; when some
             did, one warning at the end of the run says so.
         """
+        if self._runs_on_ray_by_default():
+            return self.ray().run(
+                params=params, use_cache=use_cache, parameters=parameters, show_progress=show_progress
+            )
         try:
             return run_sync(
                 self.arun(
@@ -164,6 +172,39 @@ class Pipeline(_Serializable):
                 self.name,
             )
             raise
+
+    def ray(
+        self,
+        ray_head_node_url: Optional[str] = None,
+        ray_init_kwargs: Optional[dict[str, Any]] = None,
+    ) -> RayPipeline:
+        """This pipeline on a Ray cluster: the same steps and the same result, each step on
+        its replicas (see the guide "Scaling with Ray").
+
+        Args:
+            ray_head_node_url: the cluster to join, e.g. `"ray://head:10001"` or
+                `"head:6379"`; `None` joins the cluster of a Ray job (or `$RAY_ADDRESS`),
+                else starts Ray on this machine.
+            ray_init_kwargs: more arguments for `ray.init` (e.g. `runtime_env`).
+
+        Returns:
+            A `RayPipeline` sharing this pipeline's steps: `pipeline.ray().run(...)`.
+
+        Raises:
+            ImportError: when Ray is not installed (`pip install 'potstill[ray]'`).
+        """
+        from potstill.pipeline.ray import RayPipeline
+
+        return RayPipeline.from_pipeline(self, ray_head_node_url, ray_init_kwargs)
+
+    def _runs_on_ray_by_default(self) -> bool:
+        """Whether `run` goes to Ray by itself: inside a Ray job, or `POTSTILL_ENGINE=ray`."""
+        from potstill.pipeline.ray.connection import script_executed_in_ray_cluster
+
+        if not script_executed_in_ray_cluster():
+            return False
+        logger.info("Script running in a Ray cluster: pipeline %r runs on Ray.", self.name)
+        return True
 
     async def arun(
         self,
@@ -273,12 +314,23 @@ class Pipeline(_Serializable):
         engine = Engine(
             self.dag, folder, steps, progress, max_generator_batches, self.use_response_cache
         )
+        self._prepare_engine(engine)
         logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
         progress.start(expected_rows(self.dag))
         try:
             await engine.run()
         finally:
             progress.stop()
+
+    def _prepare_engine(self, engine: Engine) -> None:
+        """Called before the engine runs. The local engine runs every step once, in this
+        process, and says so when a step asks for replicas (the Ray engine, `RayPipeline`,
+        puts steps on replicas here).
+
+        Args:
+            engine: the engine about to run.
+        """
+        note_ray_only_resources(self.dag.steps.values())
 
     def get_runtime_parameters_info(self) -> dict[str, list[dict[str, Any]]]:
         """The runtime parameters of every step, as `run(params=...)` takes them.

@@ -131,7 +131,7 @@ class Engine:
     async def _load_all(self) -> None:
         steps = list(self.dag.steps.values())
         with loading_scope():  # an LLM shared by several steps loads once
-            loads = [self.nodes[step.name].worker.submit(step.load) for step in steps]  # type: ignore[index]
+            loads = [self.nodes[step.name].load() for step in steps]  # type: ignore[index]
         results = await asyncio.gather(*loads, return_exceptions=True)
         failures = [(s, r) for s, r in zip(steps, results) if isinstance(r, BaseException)]
         if failures:
@@ -146,7 +146,7 @@ class Engine:
     async def _unload_all(self) -> None:
         for node in self.nodes.values():
             try:
-                await node.worker.submit(node.step.unload)
+                await node.unload()
             except Exception as error:  # unloading must not hide the run's outcome
                 logger.warning("Step %r failed to unload: %s", node.name, describe_error(error))
             finally:

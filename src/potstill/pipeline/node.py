@@ -7,7 +7,8 @@ a time in its worker thread (see `worker.py`). A batch whose output is stored fr
 run, computed from the same input and without failed rows, is read back instead of
 computed. Every computed batch is queued for the run's folder as it finishes, and outputs are
 passed on in input order, to every successor or, for a routing step, to those its routing
-batch function picks (see `routing.py`).
+batch function picks (see `routing.py`). A step can also run elsewhere: the Ray engine gives
+its node a `remote` (`RemoteStep`) that loads it on replicas and processes its batches there.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import asyncio
 import hashlib
 import logging
 import math
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, NamedTuple, Optional, Protocol, Union
 
 from potstill.errors import DamagedBatchError, PipelineRunError
 from potstill.llms.base import AsyncLLM, describe_error
@@ -78,6 +80,20 @@ class _Finished(NamedTuple):
     shown: int  # rows the display already counts for it
 
 
+class RemoteStep(Protocol):
+    """Where a step runs when not in this process (the Ray engine's replicas)."""
+
+    async def start(self) -> None:
+        """Loads the step wherever it runs."""
+
+    async def process(self, data: list[list[Row]], offset: int) -> list[Row]:
+        """Processes one batch (`data`: one list of rows per predecessor) and returns its
+        output rows, raising what the step raised."""
+
+    async def stop(self) -> None:
+        """Unloads the step and releases what `start` acquired."""
+
+
 class StepNode:
     """Runtime state of one step."""
 
@@ -97,6 +113,7 @@ class StepNode:
         self.next_emit = 0
         self.finished = False
         self.worker = StepWorker(self.name)
+        self.remote: Optional[RemoteStep] = None  # set by an engine that runs it elsewhere
         # Only tasks on an async LLM run on the loop; a task on a synchronous (local) LLM
         # runs in its step's worker thread, so its model is never called from two threads.
         self.uses_async = (
@@ -148,6 +165,21 @@ class StepNode:
             return (journal,)
         folder = self.step.llm.response_cache_dir or default_response_cache_dir()
         return (journal, open_store(Path(folder) / "responses.jsonl"))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def load(self) -> Awaitable[None]:
+        """Loads the step: in its worker thread, or where it runs remotely."""
+        if self.remote is not None:
+            return self.remote.start()
+        return self.worker.submit(self.step.load)
+
+    async def unload(self) -> None:
+        """Unloads the step (in its worker thread, or where it runs remotely)."""
+        if self.remote is not None:
+            await self.remote.stop()
+        else:
+            await self.worker.submit(self.step.unload)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -256,33 +288,40 @@ class StepNode:
 
     async def _run_step(self, batch: Batch, tracker: Optional[BatchProgress] = None) -> list[Row]:
         step = self.step
+        if self.remote is not None:
+            try:
+                return await self.remote.process(batch.data, batch.offset)
+            except Exception as error:
+                return self._failed_batch(batch, error)
         # Answers already in the journal (or the response cache) are not requested again.
         use_stores(*self.response_stores())
         # The LLM reports finished inputs to the batch's tracker (this task's context only).
         track_batch(tracker)
         try:
             if self.uses_async:
-                assert isinstance(step, Task)
-                inputs = step._apply_input_mappings(batch.data[0])
-                rows = await step.aprocess(inputs, row_offset=batch.offset)
-                return step._apply_output_mappings(rows)
-            return await self.worker.submit(_process_sync, step, batch.data, batch.offset)
+                return await process_async(step, batch.data, batch.offset)
+            return await self.worker.submit(process_sync, step, batch.data, batch.offset)
         except Exception as error:
-            if isinstance(step, GlobalStep):
-                raise PipelineRunError(
-                    f"Global step {self.name!r} failed: {describe_error(error)}"
-                ) from error
-            logger.warning(
-                "Step %r failed on batch %d (rows %d-%d): %s. Its output columns are set to "
-                "None for these rows.",
-                self.name,
-                batch.seq,
-                batch.offset,
-                batch.offset + len(batch.data[0]) - 1,
-                describe_error(error),
-                exc_info=logger.isEnabledFor(logging.DEBUG),
-            )
-            return _rows_on_failure(step, batch.data[0], describe_error(error))
+            return self._failed_batch(batch, error)
+
+    def _failed_batch(self, batch: Batch, error: Exception) -> list[Row]:
+        """The rows of a batch the step failed on (a failed global step stops the run)."""
+        step = self.step
+        if isinstance(step, GlobalStep):
+            raise PipelineRunError(
+                f"Global step {self.name!r} failed: {describe_error(error)}"
+            ) from error
+        logger.warning(
+            "Step %r failed on batch %d (rows %d-%d): %s. Its output columns are set to "
+            "None for these rows.",
+            self.name,
+            batch.seq,
+            batch.offset,
+            batch.offset + len(batch.data[0]) - 1,
+            describe_error(error),
+            exc_info=logger.isEnabledFor(logging.DEBUG),
+        )
+        return _rows_on_failure(step, batch.data[0], describe_error(error))
 
     # -- output --------------------------------------------------------------------------
 
@@ -335,7 +374,15 @@ class StepNode:
         self.engine.node_finished()
 
 
-def _process_sync(step: _Step, data: list[list[Row]], offset: int) -> list[Row]:
+async def process_async(step: _Step, data: list[list[Row]], offset: int) -> list[Row]:
+    """Processes a batch of a task on an async LLM on the running event loop."""
+    assert isinstance(step, Task)
+    rows = await step.aprocess(step._apply_input_mappings(data[0]), row_offset=offset)
+    return step._apply_output_mappings(rows)
+
+
+def process_sync(step: _Step, data: list[list[Row]], offset: int) -> list[Row]:
+    """Processes a batch of any other step (in its worker thread)."""
     token = set_row_offset(offset)
     try:
         return [row for chunk in step.process_applying_mappings(*data) for row in chunk]  # type: ignore[attr-defined]

@@ -377,9 +377,14 @@ class StepBatches:
             return dict(info)
         return None
 
+    @property
+    def journal_path(self) -> Path:
+        """Where the step's request journal lives (see `journal`)."""
+        return self.path / _JOURNAL
+
     def journal(self) -> AnswerFile:
         """The step's request journal: every answered request of its LLM, kept for resume."""
-        return open_store(self.path / _JOURNAL, per_row=True)
+        return open_store(self.journal_path, per_row=True)
 
     def close(self) -> None:
         """Closes the manifest and the journal, and frees the journal's memory."""

@@ -1,0 +1,183 @@
+"""`RayPipeline`: a pipeline that runs its steps on a Ray cluster.
+
+distilabel's spelling works as it is: `pipeline.ray(ray_head_node_url=None,
+ray_init_kwargs=None).run(params=...)`, or `RayPipeline(...)` used like `Pipeline`. The
+result is the same `Distiset`, row for row, as the local engine's; see `run.py` for what runs
+where, and the guide "Scaling with Ray".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from potstill.distiset import Distiset
+from potstill.pipeline.base import Params, Pipeline
+from potstill.pipeline.engine import Engine
+from potstill.pipeline.ray.connection import RayConnection, import_ray
+from potstill.pipeline.ray.run import RayRun
+from potstill.pipeline.run_folder import RunFolder
+from potstill.pipeline.step_batches import StepBatches
+from potstill.utils.serialization import TYPE_INFO_KEY
+
+
+class RayPipeline(Pipeline):
+    """A pipeline whose steps run on a Ray cluster, each on its replicas.
+
+    ```python
+    with RayPipeline(name="gen", ray_head_node_url="ray://head:10001") as pipeline:
+        ...
+    distiset = pipeline.run(params={"text_generation_0": {"resources": {"replicas": 4}}})
+    ```
+
+    Args:
+        name: as for `Pipeline`.
+        description: as for `Pipeline`.
+        cache_dir: as for `Pipeline` (on the driver's machine: no shared filesystem needed).
+        enable_metadata: as for `Pipeline`.
+        show_progress: as for `Pipeline`.
+        use_response_cache: as for `Pipeline`.
+        ray_head_node_url: the cluster to join; `None` joins the cluster of a Ray job (or
+            `$RAY_ADDRESS`), else starts Ray on this machine.
+        ray_init_kwargs: more arguments for `ray.init` (e.g. `runtime_env`).
+
+    Raises:
+        ImportError: when Ray is not installed (`pip install 'potstill[ray]'`).
+    """
+
+    def __init__(
+        self,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        cache_dir: Optional[Union[str, os.PathLike[str]]] = None,
+        enable_metadata: bool = True,
+        show_progress: bool = True,
+        use_response_cache: bool = False,
+        ray_head_node_url: Optional[str] = None,
+        ray_init_kwargs: Optional[dict[str, Any]] = None,
+    ) -> None:
+        import_ray()
+        super().__init__(
+            name=name,
+            description=description,
+            cache_dir=cache_dir,
+            enable_metadata=enable_metadata,
+            show_progress=show_progress,
+            use_response_cache=use_response_cache,
+        )
+        self.ray_head_node_url = ray_head_node_url
+        self.ray_init_kwargs = dict(ray_init_kwargs or {})
+        self._ray_run: Optional[RayRun] = None
+
+    @classmethod
+    def from_pipeline(
+        cls,
+        pipeline: Pipeline,
+        ray_head_node_url: Optional[str] = None,
+        ray_init_kwargs: Optional[dict[str, Any]] = None,
+    ) -> RayPipeline:
+        """A `RayPipeline` with the settings and the steps of `pipeline` (`Pipeline.ray`)."""
+        ray_pipeline = cls(
+            name=pipeline.name,
+            description=pipeline.description,
+            cache_dir=pipeline._cache_dir,
+            enable_metadata=pipeline.enable_metadata,
+            show_progress=pipeline.show_progress,
+            use_response_cache=pipeline.use_response_cache,
+            ray_head_node_url=ray_head_node_url,
+            ray_init_kwargs=ray_init_kwargs,
+        )
+        ray_pipeline.dag = pipeline.dag
+        return ray_pipeline
+
+    def ray(
+        self,
+        ray_head_node_url: Optional[str] = None,
+        ray_init_kwargs: Optional[dict[str, Any]] = None,
+    ) -> RayPipeline:
+        """This pipeline, with the given cluster settings when any are given."""
+        if ray_head_node_url is not None:
+            self.ray_head_node_url = ray_head_node_url
+        if ray_init_kwargs is not None:
+            self.ray_init_kwargs = dict(ray_init_kwargs)
+        return self
+
+    def _runs_on_ray_by_default(self) -> bool:
+        return False
+
+    def _connection(self) -> RayConnection:
+        return RayConnection(self.ray_head_node_url, self.ray_init_kwargs)
+
+    def run(
+        self,
+        params: Optional[Params] = None,
+        use_cache: bool = True,
+        *,
+        parameters: Optional[Params] = None,
+        show_progress: Optional[bool] = None,
+    ) -> Distiset:
+        """Runs the pipeline on Ray (see `Pipeline.run` for the arguments); Ray is
+        initialized for the run unless it is already."""
+        with self._connection():
+            return super().run(
+                params=params, use_cache=use_cache, parameters=parameters, show_progress=show_progress
+            )
+
+    async def arun(
+        self,
+        params: Optional[Params] = None,
+        use_cache: bool = True,
+        *,
+        parameters: Optional[Params] = None,
+        show_progress: Optional[bool] = None,
+        _max_generator_batches: Optional[int] = None,
+        _cache_dir: Optional[Path] = None,
+    ) -> Distiset:
+        """`run` for async code."""
+        connection = self._connection()
+        await asyncio.to_thread(connection.__enter__)
+        try:
+            return await super().arun(
+                params=params,
+                use_cache=use_cache,
+                parameters=parameters,
+                show_progress=show_progress,
+                _max_generator_batches=_max_generator_batches,
+                _cache_dir=_cache_dir,
+            )
+        finally:
+            await asyncio.to_thread(connection.__exit__, None, None, None)
+
+    def _prepare_engine(self, engine: Engine) -> None:
+        self._ray_run = RayRun(engine, self.name, self.use_response_cache)
+
+    async def _execute(
+        self,
+        folder: RunFolder,
+        steps: dict[str, StepBatches],
+        show_progress: Optional[bool],
+        max_generator_batches: Optional[int],
+    ) -> None:
+        try:
+            await super()._execute(folder, steps, show_progress, max_generator_batches)
+        finally:
+            if self._ray_run is not None:
+                run, self._ray_run = self._ray_run, None
+                await run.close()
+
+    def dump(self, **kwargs: Any) -> dict[str, Any]:
+        """As `Pipeline.dump`, typed `Pipeline`: a saved pipeline loads as a local one (run
+        it on Ray with `.ray()` or `potstill pipeline run --ray`)."""
+        data = super().dump(**kwargs)
+        data["pipeline"][TYPE_INFO_KEY] = Pipeline.type_info()
+        return data
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_ray_run"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"RayPipeline(name={self.name!r}, steps={list(self.dag.steps)})"
