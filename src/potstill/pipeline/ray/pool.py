@@ -5,11 +5,12 @@ its own process (`StepNode.remote`). Each batch goes to the replica with the few
 in flight; the driver keeps deciding which batches run, in what order they are passed on, and
 what is stored, exactly as in a local run.
 
-A replica that dies (a crash, the OOM killer, its node lost) is restarted by Ray, and the
-batches it had in flight run again. They run again *alone* on a replica: a batch that kills
-its replica while alone is retried at most `MAX_BATCH_RETRIES` times, then its rows fail with
-the error in `potstill_metadata` and the run goes on, so a batch that always kills its worker
-(a "poison batch") cannot loop, nor cost the batches that shared its replica their retries.
+A replica that dies (a crash, the OOM killer, its node lost) is restarted by Ray (on another
+node when its node is gone), and the batches it had in flight run again once it answers. They
+run again *alone* on a replica: a batch whose replica dies while it runs alone is retried at
+most `MAX_BATCH_RETRIES` times, then its rows fail with the error in `potstill_metadata` and
+the run goes on, so a batch that always kills its worker (a "poison batch") cannot loop, nor
+cost the batches that shared its replica their retries.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ logger = logging.getLogger("potstill.pipeline")
 
 MAX_BATCH_RETRIES = 3
 """How often a batch that killed its replica while running alone is tried again."""
+_RECOVERY_WAIT_S = 300.0  # how long a replica may stay unreachable (a node being replaced)
 
 
 class ReplicaDiedError(RuntimeError):
@@ -41,6 +43,8 @@ class ReplicaDiedError(RuntimeError):
 class _Replica:
     handle: Any
     index: int
+    pid: int = 0  # of the process running it (a new one after a restart)
+    node_id: str = ""
     in_flight: int = 0
     alone: bool = False  # running a batch that must run alone
 
@@ -85,6 +89,8 @@ class ReplicaPool:
             where = await asyncio.gather(*(r.handle.ready.remote() for r in self.replicas))
         except Exception as error:
             raise _unwrap(error) from None
+        for replica, place in zip(self.replicas, where):
+            replica.pid, replica.node_id = place["pid"], place["node_id"]
         self.run.replicas_started(self, where)
         logger.info(
             "Step %r runs on %d replica(s) (on %d node(s)).",
@@ -151,12 +157,10 @@ class ReplicaPool:
             except RayTaskError as error:  # the step raised: the engine handles it as usual
                 raise _unwrap(error) from None
             except ActorDiedError as error:  # cannot be restarted: nothing to retry on
-                raise ReplicaDiedError(
-                    f"the replica of step {self.name!r} is gone and cannot be restarted: "
-                    f"{error}"
-                ) from None
-            except RayActorError:  # died while the batch ran; Ray restarts it
-                if alone:
+                raise ReplicaDiedError(self._gone(error)) from None
+            except RayActorError:  # unreachable: dead (Ray restarts it) or its node lost
+                restarted = await self._recovered(replica)
+                if alone and restarted:
                     deaths += 1
                 if deaths > MAX_BATCH_RETRIES:
                     raise ReplicaDiedError(
@@ -174,6 +178,34 @@ class ReplicaPool:
                 alone = True
             finally:
                 await self._give_back(replica)
+
+    async def _recovered(self, replica: _Replica) -> bool:
+        """Waits until a replica that could not be reached answers again (Ray restarts a
+        dead one, on another node if its node is lost); whether it was restarted."""
+        from ray.exceptions import ActorDiedError, RayActorError
+
+        deadline = asyncio.get_running_loop().time() + _RECOVERY_WAIT_S
+        pause = 0.1
+        while True:
+            try:
+                place = await replica.handle.ready.remote()
+                break
+            except ActorDiedError as error:
+                raise ReplicaDiedError(self._gone(error)) from None
+            except RayActorError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise ReplicaDiedError(
+                        f"a replica of step {self.name!r} has been unreachable for "
+                        f"{_RECOVERY_WAIT_S:g} s"
+                    ) from None
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+        restarted = place["pid"] != replica.pid or place["node_id"] != replica.node_id
+        replica.pid, replica.node_id = place["pid"], place["node_id"]
+        return restarted
+
+    def _gone(self, error: BaseException) -> str:
+        return f"the replica of step {self.name!r} is gone and cannot be restarted: {error}"
 
     async def _take(self, alone: bool) -> _Replica:
         """The least busy replica; for a batch that must run alone, an idle one (batches

@@ -21,25 +21,40 @@ other way round):
 from __future__ import annotations
 
 import copy
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from potstill.errors import PipelineBusyError
 from potstill.llms.cache import AnswerFile
 from potstill.llms.typing import Generations
 
-FLUSH_INTERVAL_S = 0.25
+FLUSH_INTERVAL_S = 0.1
 """The longest a replica keeps new answers before sending them to the sink."""
-FLUSH_SIZE = 64
+FLUSH_SIZE = 32
 """A replica sends its new answers as soon as it has this many."""
+_LOCK_WAIT_S = 60.0
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 Entries = list[tuple[str, Generations]]
 
 
 class _RowJournal(AnswerFile):
-    """A step's journal, with its entries indexed by row (keys end with `:<row>`)."""
+    """A step's journal, with its entries indexed by row (keys end with `:<row>`).
+
+    It holds a lock on the journal (`requests.jsonl.lock`) while open: the sink of a run
+    whose driver was killed may outlive it for a moment, and must not write beside the next
+    run's sink.
+    """
 
     def __init__(self, path: Path) -> None:
+        self._lock_fd = _lock_file(path.with_name(path.name + ".lock"))
         super().__init__(path, per_row=True)
         self._rows: dict[int, list[str]] = {}
         for key in self._index:
@@ -56,6 +71,10 @@ class _RowJournal(AnswerFile):
         if not known and key in self._index:
             self._add(key)
 
+    def release(self) -> None:
+        super().release()
+        os.close(self._lock_fd)  # releases the lock
+
     def rows(self, start: int, stop: int) -> dict[str, Generations]:
         """The entries of rows `start` to `stop - 1`."""
         return {
@@ -63,6 +82,27 @@ class _RowJournal(AnswerFile):
             for row in range(start, stop)
             for key in self._rows.get(row, ())
         }
+
+
+def _lock_file(path: Path) -> int:
+    """An exclusive lock on `path` (waiting for a holder that is going away)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if fcntl is None:  # Windows: no lock
+        return fd
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise PipelineBusyError(
+                    f"{path} is held by another run's store for more than "
+                    f"{_LOCK_WAIT_S:g} s; is another run of this pipeline going on?"
+                ) from None
+            time.sleep(0.05)
 
 
 class _Cache(AnswerFile):
