@@ -29,6 +29,7 @@ HEAVY = (
     "pyarrow",
     "rich",
     "nest_asyncio",
+    "ray",
 )
 
 PROBE = f"""

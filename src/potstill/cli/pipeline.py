@@ -189,6 +189,24 @@ def run(
             "nothing).",
         ),
     ] = "0",
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Run the pipeline on a Ray cluster (pipeline.ray()): the one of the Ray job "
+            "this command runs in, $RAY_ADDRESS, or a new local one. Needs potstill[ray].",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            metavar="ADDRESS",
+            help="The Ray cluster to run on, e.g. ray://head:10001 or head:6379 "
+            "(implies --ray).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline from a config file and save the datasets it produces.
 
@@ -204,6 +222,8 @@ def run(
         pipeline = load_pipeline(
             config, allowed_modules=allow_module or [], allow_remote_code=allow_remote_code
         )
+        if ray or ray_address:
+            pipeline = pipeline.ray(ray_head_node_url=ray_address)
         if param:
             shown = ", ".join(mask_param(p) for p in param)
             stdout.print(f"Runtime parameters: {shown}", markup=False)

@@ -137,6 +137,21 @@ class RoutingBatchFunction(BaseModel, _Serializable):
 
     # -- serialization ---------------------------------------------------------------------
 
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickled; one built by a factory (`sample_n_steps`) is rebuilt from it when
+        unpickled (its function is a closure, which `pickle` cannot take)."""
+        state = super().__getstate__()
+        if self._factory is not None:
+            state = {**state, "__dict__": {**state["__dict__"], "routing_function": None}}
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        if self._factory is not None and self.routing_function is None:
+            module, name, arguments = self._factory
+            rebuilt = _KNOWN[(module, name)](**arguments).routing_function
+            self.__dict__["routing_function"] = rebuilt
+
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """`{"description", "type_info": {"module", "name", "kwargs"}}`: the function (or the
         factory and its arguments) that rebuilds it."""
