@@ -137,7 +137,11 @@ def builtin_step_classes() -> list[type[_Step]]:
     for module in (potstill.steps, potstill.steps.tasks):
         for name in module.__all__:
             value = getattr(module, name)
-            if inspect.isclass(value) and issubclass(value, _Step) and not inspect.isabstract(value):
+            if (
+                inspect.isclass(value)
+                and issubclass(value, _Step)
+                and not inspect.isabstract(value)
+            ):
                 found.append(value)
     return found
 
@@ -207,7 +211,10 @@ def test_the_pipeline_pickles_with_its_steps_connections_and_routing(
 ) -> None:
     with Pipeline(name="whole") as pipeline:
         load = LoadDataFromDicts(data=[{"instruction": f"q{i}"} for i in range(4)])
-        first = TextGeneration(name="first", llm=OpenAILLM(model="m", base_url=fake_server.openai_base_url, api_key="test-key"))
+        first = TextGeneration(
+            name="first",
+            llm=OpenAILLM(model="m", base_url=fake_server.openai_base_url, api_key="test-key"),
+        )
         second = TextGeneration(name="second", llm=TestLLM())
         load >> sample_n_steps(1) >> [first, second]
     expected = pipeline.run(use_cache=False)  # loads, runs and unloads every step

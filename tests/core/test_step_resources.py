@@ -46,7 +46,7 @@ def test_resources_are_a_runtime_parameter_of_every_step_as_in_distilabel() -> N
         "memory": None,
         "resources": None,
     }
-    with pytest.raises(PotstillUserError, match="'replicas'.*resources"):
+    with pytest.raises(PotstillUserError, match=r"'replicas'.*resources"):
         keep.set_runtime_parameters({"resources": {"replicas": 0}})
 
 

@@ -1,4 +1,4 @@
-"""A two-node Ray cluster on this machine for the `ray` tests (1 CPU each; the second node
+"""A two-node Ray cluster on this machine for the tests marked `ray` (`pytest -m ray`) (1 CPU each; the second node
 also declares 2 GPUs, which Ray hands out without any GPU being there: placement is tested,
 not CUDA).
 
@@ -27,12 +27,6 @@ CLUSTER_ENV = {
     "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
     "POTSTILL_PROGRESS": "0",
 }
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/on_ray/" in str(item.path).replace(os.sep, "/"):
-            item.add_marker(pytest.mark.ray)
 
 
 @dataclass
@@ -72,7 +66,12 @@ def ray_cluster() -> Iterator[RayCluster]:
 
     saved = {name: os.environ.get(name) for name in CLUSTER_ENV}
     os.environ.update(
-        {**CLUSTER_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [CLUSTER_ENV["PYTHONPATH"], saved["PYTHONPATH"]]))}
+        {
+            **CLUSTER_ENV,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [CLUSTER_ENV["PYTHONPATH"], saved["PYTHONPATH"]])
+            ),
+        }
     )
     # Short: Ray's unix sockets live under it (their paths are limited to ~100 bytes).
     temp_dir = Path(tempfile.mkdtemp(prefix="pst-ray-", dir="/tmp"))

@@ -16,6 +16,8 @@ from tests.on_ray.steps import Double, WhereAmI
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 
+pytestmark = pytest.mark.ray
+
 
 def test_the_cli_runs_a_saved_pipeline_on_the_cluster(
     ray_cluster: RayCluster, tmp_path: Path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from tests.fake_server import FakeServer
 from tests.on_ray.conftest import RayCluster
 from tests.reliability.helpers import make_llm
@@ -13,13 +14,17 @@ from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
 
+pytestmark = pytest.mark.ray
+
 
 def generation(
     server: FakeServer, name: str, instructions: list[str], **llm_fields: Any
 ) -> Pipeline:
     with Pipeline(name=name) as pipeline:
         load = LoadDataFromDicts(data=[{"instruction": text} for text in instructions])
-        task = TextGeneration(name="generate", llm=make_llm(server, **llm_fields), input_batch_size=5)
+        task = TextGeneration(
+            name="generate", llm=make_llm(server, **llm_fields), input_batch_size=5
+        )
         load >> task
     return pipeline
 
@@ -42,9 +47,7 @@ def test_requests_per_minute_hold_across_replicas(
     ray_cluster: RayCluster, fake_server: FakeServer
 ) -> None:
     fake_server.configure(latency_s=0.02)
-    pipeline = generation(
-        fake_server, "rpm", [f"q{i}" for i in range(40)], requests_per_minute=600
-    )
+    pipeline = generation(fake_server, "rpm", [f"q{i}" for i in range(40)], requests_per_minute=600)
 
     rows = pipeline.ray().run(params=TWO_REPLICAS, use_cache=False)["default"]["train"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from tests.fake_server import FakeServer
 from tests.on_ray.conftest import RayCluster
 from tests.on_ray.steps import Double, FailOn7, Total, WhereAmI
@@ -13,6 +14,8 @@ from tests.reliability.helpers import make_llm
 from potstill.pipeline import Pipeline, RayPipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
+
+pytestmark = pytest.mark.ray
 
 ROWS = 60
 

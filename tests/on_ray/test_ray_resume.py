@@ -26,6 +26,8 @@ from potstill.pipeline.ray.pool import MAX_BATCH_RETRIES
 from potstill.pipeline.ray.store_sink import FLUSH_SIZE
 from potstill.steps import LoadDataFromDicts
 
+pytestmark = pytest.mark.ray
+
 ROWS = 200
 # Sent again after a kill at most: the requests in flight, and the answers each of the two
 # replicas had not handed to the store yet (see store_sink.py). The job's batches hold 100
@@ -122,7 +124,9 @@ def test_a_killed_replica_is_restarted_and_its_batches_run_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake_server.configure(latency_s=0.03)
-    pipeline, _ = generation_pipeline(fake_server, ROWS, name="replica-kill", max_concurrent_requests=10)
+    pipeline, _ = generation_pipeline(
+        fake_server, ROWS, name="replica-kill", max_concurrent_requests=10
+    )
     caplog.set_level(logging.WARNING, logger="potstill")
     params = {"text_generation_0": {"resources": {"replicas": 2}}}
     thread, outcome = run_in_background(pipeline, params)
@@ -167,7 +171,9 @@ def test_a_lost_node_is_survived(
     ray_cluster: RayCluster, fake_server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_server.configure(latency_s=0.03)
-    pipeline, _ = generation_pipeline(fake_server, ROWS, name="node-loss", max_concurrent_requests=10)
+    pipeline, _ = generation_pipeline(
+        fake_server, ROWS, name="node-loss", max_concurrent_requests=10
+    )
     caplog.set_level(logging.WARNING, logger="potstill")
     thread, outcome = run_in_background(
         pipeline, {"text_generation_0": {"resources": {"replicas": 2}}}

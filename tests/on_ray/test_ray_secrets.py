@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from tests.fake_server import FakeServer
 from tests.on_ray.conftest import RayCluster
 from tests.reliability.helpers import generation_pipeline
+
+pytestmark = pytest.mark.ray
 
 SECRET = "sk-ray-do-not-write-4b1d7c"
 

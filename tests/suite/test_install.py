@@ -36,7 +36,9 @@ def test_the_readme_starts_with_two_commands_and_ci_runs_the_second() -> None:
     quickstart, tests = commands
     assert quickstart.endswith("python examples/quickstart.py")
     assert "scripts/install.py llama-cpp" in quickstart
-    assert tests.endswith("python -m pytest") and "scripts/install.py dev" in tests
+    # the default suite, then the tests on a Ray cluster
+    assert tests.endswith("python -m pytest && python -m pytest -m ray")
+    assert "scripts/install.py dev" in tests
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == tests
 

@@ -202,8 +202,7 @@ def run(
         typer.Option(
             "--ray-address",
             metavar="ADDRESS",
-            help="The Ray cluster to run on, e.g. ray://head:10001 or head:6379 "
-            "(implies --ray).",
+            help="The Ray cluster to run on, e.g. ray://head:10001 or head:6379 (implies --ray).",
             show_default=False,
         ),
     ] = None,

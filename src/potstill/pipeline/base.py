@@ -154,7 +154,10 @@ class Pipeline(_Serializable):
         """
         if self._runs_on_ray_by_default():
             return self.ray().run(
-                params=params, use_cache=use_cache, parameters=parameters, show_progress=show_progress
+                params=params,
+                use_cache=use_cache,
+                parameters=parameters,
+                show_progress=show_progress,
             )
         try:
             return run_sync(

@@ -62,9 +62,7 @@ class StepResources(RuntimeParametersMixin):
 
     def is_default(self) -> bool:
         """Whether nothing was asked for (one replica, no reservation)."""
-        return self.replicas == 1 and not any(
-            (self.cpus, self.gpus, self.memory, self.resources)
-        )
+        return self.replicas == 1 and not any((self.cpus, self.gpus, self.memory, self.resources))
 
 
 def note_ray_only_resources(steps: Iterable[Any]) -> None:

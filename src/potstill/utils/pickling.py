@@ -45,9 +45,7 @@ def portable_state(model: BaseModel, reset: tuple[str, ...] = ()) -> dict[str, A
     state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k in fields}
     private = state.get("__pydantic_private__") or {}
     state["__pydantic_private__"] = {
-        name: value
-        for name, value in private.items()
-        if name not in reset and is_plain_data(value)
+        name: value for name, value in private.items() if name not in reset and is_plain_data(value)
     }
     return state
 

@@ -122,7 +122,10 @@ class RayPipeline(Pipeline):
         initialized for the run unless it is already."""
         with self._connection():
             return super().run(
-                params=params, use_cache=use_cache, parameters=parameters, show_progress=show_progress
+                params=params,
+                use_cache=use_cache,
+                parameters=parameters,
+                show_progress=show_progress,
             )
 
     async def arun(

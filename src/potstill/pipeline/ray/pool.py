@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from potstill.pipeline.ray.placement import ReplicaPlan, plan_replicas
-from potstill.pipeline.ray.replica import ReplicaSetup, StepReplica
+from potstill.pipeline.ray.replica import StepReplica
 from potstill.typing import Row
 
 if TYPE_CHECKING:
@@ -121,9 +121,7 @@ class ReplicaPool:
                 group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True
             )
         elif plan.node_id is not None:
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
-                plan.node_id, soft=True
-            )
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(plan.node_id, soft=True)
         return options
 
     async def stop(self) -> None:

@@ -211,7 +211,9 @@ class StepReplica:
         buffer = AnswerBuffer(lambda entries: sink.cache_put.remote(path, entries))
         # A cached answer is fetched when a request needs it; the call blocks the request's
         # thread (the answer comes from the driver's node in about a millisecond).
-        cache = RemoteCache(lambda wanted: ray.get(sink.cache_get.remote(path, wanted)), keys, buffer)
+        cache = RemoteCache(
+            lambda wanted: ray.get(sink.cache_get.remote(path, wanted)), keys, buffer
+        )
         return cache, buffer
 
     # -- answers on their way to the sink --------------------------------------------------

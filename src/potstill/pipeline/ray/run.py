@@ -138,7 +138,8 @@ class RayRun:
                 uses_async=pool.node.uses_async,
                 sink=sink,
                 llms=tuple(
-                    self._llm_setup(step, field, llm, sink is not None) for field, llm in step_llms(step)
+                    self._llm_setup(step, field, llm, sink is not None)
+                    for field, llm in step_llms(step)
                 ),
             )
             for _ in range(replica_count(step))
@@ -180,7 +181,9 @@ class RayRun:
 
     def replicas_started(self, pool: ReplicaPool, where: list[dict[str, Any]]) -> None:
         """Tells the limiters of the pool's LLMs about its replicas (for 429 pauses)."""
-        entries = [(place["actor_id"], replica.handle) for place, replica in zip(where, pool.replicas)]
+        entries = [
+            (place["actor_id"], replica.handle) for place, replica in zip(where, pool.replicas)
+        ]
         for field, llm in step_llms(pool.node.step):
             limiter = self._limiters.get(id(llm))
             if limiter is not None:

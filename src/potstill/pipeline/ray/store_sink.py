@@ -78,9 +78,7 @@ class _RowJournal(AnswerFile):
     def rows(self, start: int, stop: int) -> dict[str, Generations]:
         """The entries of rows `start` to `stop - 1`."""
         return {
-            key: self._index[key]
-            for row in range(start, stop)
-            for key in self._rows.get(row, ())
+            key: self._index[key] for row in range(start, stop) for key in self._rows.get(row, ())
         }
 
 
