@@ -5,8 +5,9 @@ each LLM instance of the pipeline (shared by its tasks, like in one process) get
 `LimiterActor` holding the same pacers as `potstill.llms.limits.RateLimiter`. In each
 replica, the LLM's limiter is replaced by a `SharedLimiter` that books its requests there:
 
-- Booking does not wait in the actor: it returns when each request may start, and the
-  replica sleeps until then. The requests of a replica that wait at the same moment are
+- Booking does not wait in the actor: it returns when each request may start, as a wall-clock
+  time (the same for every process of a machine, and NTP-close across machines, so how long
+  the answer took to arrive does not shift the schedule), and the replica sleeps until then. The requests of a replica that wait at the same moment are
   booked in one call (a lease of as many slots as are waiting), so the actor sees at most
   one call per replica per round trip, whatever the rate.
 - Token usage corrections (`settle`) ride along with the next booking.
@@ -72,15 +73,16 @@ class LimiterActor:
                 answered since the last call.
 
         Returns:
-            Per request: seconds from now until it may start, and the input and output
-            tokens booked for it.
+            Per request: when it may start (`time.time()`), and the input and output tokens
+            booked for it.
         """
         for booked_in, booked_out, real_in, real_out in settled:
             self._limiter.settle(Reservation(booked_in, booked_out), real_in, real_out)
         slots = []
         for input_tokens, cap in requests:
             delay, reservation = self._limiter.reserve(input_tokens, cap)
-            slots.append((delay, reservation.input_tokens, reservation.output_tokens))
+            start = time.time() + delay
+            slots.append((start, reservation.input_tokens, reservation.output_tokens))
         return slots
 
     def cool_down(self, seconds: float, source: Optional[str] = None) -> None:
@@ -127,7 +129,8 @@ class SharedLimiter:
             reservation = Reservation(0, 0)
             if self._limited:
                 tokens = estimate_tokens(input) if self._tokens else 0
-                delay, reservation = await self._book((tokens, max_output_tokens))
+                start, reservation = await self._book((tokens, max_output_tokens))
+                delay = start - time.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
             pause = self._cooldown_until - time.monotonic()
@@ -157,9 +160,9 @@ class SharedLimiter:
                         if not future.done():
                             future.set_exception(error)
                     continue
-                for (_, future), (delay, booked_in, booked_out) in zip(waiting, slots):
+                for (_, future), (start, booked_in, booked_out) in zip(waiting, slots):
                     if not future.done():
-                        future.set_result((delay, Reservation(booked_in, booked_out)))
+                        future.set_result((start, Reservation(booked_in, booked_out)))
         finally:
             self._booking = None
 

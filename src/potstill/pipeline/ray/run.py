@@ -35,9 +35,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("potstill.pipeline")
 
-# Batches in flight per replica for a step that processes one batch at a time: one running,
-# one waiting (as the local engine's worker thread has).
-_BATCHES_PER_REPLICA = 2
+# Batches in flight per replica for a step that processes one batch at a time: one running and
+# three queued, so the replica's thread does not wait for the round trips to the driver (the
+# local engine, without round trips, keeps two).
+_BATCHES_PER_REPLICA = 4
 
 
 class RayRun:
