@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from _server import ROOT, server_get, server_post, start_server
-
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts, StepInput, step

@@ -46,6 +46,10 @@ class PipelineRunError(RuntimeError):
     """A step failed in a way that stops the pipeline (load failure, generator error...)."""
 
 
+class ReplicaDiedError(RuntimeError):
+    """The Ray replicas running a batch kept dying while it ran (or cannot be restarted)."""
+
+
 class DamagedBatchError(RuntimeError):
     """A stored batch file does not match its checksum (or cannot be read)."""
 

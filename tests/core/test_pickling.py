@@ -47,20 +47,15 @@ def same_config(copy: Any, original: Any) -> None:
 # -- LLMs --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def case(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> ProviderCase:
-    provider: ProviderCase = request.param
-    if provider.setup is not None:
-        provider.setup(monkeypatch, tmp_path)
-    return provider
-
-
-@pytest.mark.parametrize("case", cases(), indirect=True)
+@pytest.mark.parametrize("case", cases())
 def test_every_hosted_llm_pickles_before_and_after_load(
-    case: ProviderCase, fake_server: FakeServer
+    case: ProviderCase,
+    fake_server: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    if case.setup is not None:
+        case.setup(monkeypatch, tmp_path)
     llm = case.make(fake_server)
     for copy in copies(llm):
         same_config(copy, llm)

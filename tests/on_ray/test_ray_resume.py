@@ -3,7 +3,6 @@ that kills its worker every time."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -20,6 +19,7 @@ from tests.on_ray.conftest import CLUSTER_ENV, ROOT, RayCluster
 from tests.on_ray.ray_job import MAX_CONCURRENT
 from tests.on_ray.steps import CrashOn13
 from tests.reliability.helpers import assert_exactly_once_and_aligned, generation_pipeline
+from tests.reliability.test_resume import finish
 
 from potstill.pipeline import Pipeline
 from potstill.pipeline.ray.pool import MAX_BATCH_RETRIES
@@ -57,12 +57,6 @@ def start_job(cluster: RayCluster, server: FakeServer, cache: Path) -> subproces
         text=True,
         env=env,
     )
-
-
-def finish(process: subprocess.Popen[str]) -> dict:
-    stdout, stderr = process.communicate(timeout=180)  # a hang fails the test
-    assert process.returncode == 0, stderr[-3000:]
-    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def wait_until(condition: Callable[[], bool], what: str, process: Any = None) -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from typing import Any, Optional, Union
 
 from potstill.distiset import Distiset
-from potstill.pipeline.base import Params, Pipeline
+from potstill.pipeline.base import Pipeline
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.ray.connection import RayConnection, import_ray
 from potstill.pipeline.ray.run import RayRun
@@ -110,48 +109,11 @@ class RayPipeline(Pipeline):
     def _connection(self) -> RayConnection:
         return RayConnection(self.ray_head_node_url, self.ray_init_kwargs)
 
-    def run(
-        self,
-        params: Optional[Params] = None,
-        use_cache: bool = True,
-        *,
-        parameters: Optional[Params] = None,
-        show_progress: Optional[bool] = None,
-    ) -> Distiset:
-        """Runs the pipeline on Ray (see `Pipeline.run` for the arguments); Ray is
-        initialized for the run unless it is already."""
+    def run(self, *args: Any, **kwargs: Any) -> Distiset:
+        """Runs the pipeline on Ray; the arguments are `Pipeline.run`'s. Ray is initialized
+        for the run (in this thread), unless it is already."""
         with self._connection():
-            return super().run(
-                params=params,
-                use_cache=use_cache,
-                parameters=parameters,
-                show_progress=show_progress,
-            )
-
-    async def arun(
-        self,
-        params: Optional[Params] = None,
-        use_cache: bool = True,
-        *,
-        parameters: Optional[Params] = None,
-        show_progress: Optional[bool] = None,
-        _max_generator_batches: Optional[int] = None,
-        _cache_dir: Optional[Path] = None,
-    ) -> Distiset:
-        """`run` for async code."""
-        connection = self._connection()
-        await asyncio.to_thread(connection.__enter__)
-        try:
-            return await super().arun(
-                params=params,
-                use_cache=use_cache,
-                parameters=parameters,
-                show_progress=show_progress,
-                _max_generator_batches=_max_generator_batches,
-                _cache_dir=_cache_dir,
-            )
-        finally:
-            await asyncio.to_thread(connection.__exit__, None, None, None)
+            return super().run(*args, **kwargs)
 
     def _prepare_engine(self, engine: Engine) -> None:
         self._ray_run = RayRun(engine, self.name, self.use_response_cache)
@@ -163,12 +125,18 @@ class RayPipeline(Pipeline):
         show_progress: Optional[bool],
         max_generator_batches: Optional[int],
     ) -> None:
+        # Already connected by `run`; `arun` connects here.
+        connection = self._connection()
+        await asyncio.to_thread(connection.__enter__)
         try:
             await super()._execute(folder, steps, show_progress, max_generator_batches)
         finally:
-            if self._ray_run is not None:
-                run, self._ray_run = self._ray_run, None
-                await run.close()
+            try:
+                if self._ray_run is not None:
+                    run, self._ray_run = self._ray_run, None
+                    await run.close()
+            finally:
+                await asyncio.to_thread(connection.__exit__, None, None, None)
 
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """As `Pipeline.dump`, typed `Pipeline`: a saved pipeline loads as a local one (run

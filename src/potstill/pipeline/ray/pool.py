@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
+from potstill.errors import ReplicaDiedError
 from potstill.pipeline.ray.placement import ReplicaPlan, plan_replicas
 from potstill.pipeline.ray.replica import StepReplica
 from potstill.typing import Row
@@ -33,10 +34,6 @@ logger = logging.getLogger("potstill.pipeline")
 MAX_BATCH_RETRIES = 3
 """How often a batch that killed its replica while running alone is tried again."""
 _RECOVERY_WAIT_S = 300.0  # how long a replica may stay unreachable (a node being replaced)
-
-
-class ReplicaDiedError(RuntimeError):
-    """The replicas running a batch kept dying while it ran."""
 
 
 @dataclass
