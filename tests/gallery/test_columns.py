@@ -22,8 +22,22 @@ from potstill.steps.tasks import (
     SelfInstruct,
 )
 
-TASK_PARAMETERS = {"input_batch_size", "llm", "add_raw_output", "add_raw_input", "num_generations"}
-GENERATOR_PARAMETERS = {"batch_size", "llm", "add_raw_output", "add_raw_input", "num_generations"}
+TASK_PARAMETERS = {
+    "resources",
+    "input_batch_size",
+    "llm",
+    "add_raw_output",
+    "add_raw_input",
+    "num_generations",
+}
+GENERATOR_PARAMETERS = {
+    "resources",
+    "batch_size",
+    "llm",
+    "add_raw_output",
+    "add_raw_input",
+    "num_generations",
+}
 
 
 def llm() -> ScriptedLLM:

@@ -9,7 +9,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
 from potstill import __version__
 from potstill.distiset import Distiset, stored_table
@@ -19,6 +19,7 @@ from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.failures import FailedRows, count_failed_rows
 from potstill.pipeline.progress import Progress, expected_rows
+from potstill.pipeline.ray_support import RaySupport
 from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.run_lock import RunLock
@@ -26,7 +27,6 @@ from potstill.pipeline.signature import step_signatures
 from potstill.pipeline.step_batches import StepBatches
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
-from potstill.steps.resources import note_ray_only_resources
 from potstill.steps.tasks.base import _Task
 from potstill.utils.datasets_progress import quiet_datasets_progress
 from potstill.utils.logging import setup_logging
@@ -41,9 +41,6 @@ from potstill.utils.serialization import (
     resolve_class,
 )
 
-if TYPE_CHECKING:
-    from potstill.pipeline.ray import RayPipeline
-
 logger = logging.getLogger("potstill.pipeline")
 
 Params = dict[str, dict[str, Any]]
@@ -55,7 +52,7 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "potstill" / "pipelines"
 
 
-class Pipeline(_Serializable):
+class Pipeline(RaySupport, _Serializable):
     """A set of connected steps that runs as one job.
 
     ```python
@@ -176,39 +173,6 @@ class Pipeline(_Serializable):
             )
             raise
 
-    def ray(
-        self,
-        ray_head_node_url: Optional[str] = None,
-        ray_init_kwargs: Optional[dict[str, Any]] = None,
-    ) -> RayPipeline:
-        """This pipeline on a Ray cluster: the same steps and the same result, each step on
-        its replicas (see the guide "Scaling with Ray").
-
-        Args:
-            ray_head_node_url: the cluster to join, e.g. `"ray://head:10001"` or
-                `"head:6379"`; `None` joins the cluster of a Ray job (or `$RAY_ADDRESS`),
-                else starts Ray on this machine.
-            ray_init_kwargs: more arguments for `ray.init` (e.g. `runtime_env`).
-
-        Returns:
-            A `RayPipeline` sharing this pipeline's steps: `pipeline.ray().run(...)`.
-
-        Raises:
-            ImportError: when Ray is not installed (`pip install 'potstill[ray]'`).
-        """
-        from potstill.pipeline.ray import RayPipeline
-
-        return RayPipeline.from_pipeline(self, ray_head_node_url, ray_init_kwargs)
-
-    def _runs_on_ray_by_default(self) -> bool:
-        """Whether `run` goes to Ray by itself: inside a Ray job, or `POTSTILL_ENGINE=ray`."""
-        from potstill.pipeline.ray.connection import script_executed_in_ray_cluster
-
-        if not script_executed_in_ray_cluster():
-            return False
-        logger.info("Script running in a Ray cluster: pipeline %r runs on Ray.", self.name)
-        return True
-
     async def arun(
         self,
         params: Optional[Params] = None,
@@ -324,16 +288,6 @@ class Pipeline(_Serializable):
             await engine.run()
         finally:
             progress.stop()
-
-    def _prepare_engine(self, engine: Engine) -> None:
-        """Called before the engine runs. The local engine runs every step once, in this
-        process, and says so when a step asks for replicas (the Ray engine, `RayPipeline`,
-        puts steps on replicas here).
-
-        Args:
-            engine: the engine about to run.
-        """
-        note_ray_only_resources(self.dag.steps.values())
 
     def get_runtime_parameters_info(self) -> dict[str, list[dict[str, Any]]]:
         """The runtime parameters of every step, as `run(params=...)` takes them.
@@ -481,19 +435,6 @@ class Pipeline(_Serializable):
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, steps={list(self.dag.steps)})"
-
-    # -- pickling ------------------------------------------------------------------------
-
-    def __getstate__(self) -> dict[str, Any]:
-        """The pipeline, outside any `with` block (its steps pickle without runtime state)."""
-        state = dict(self.__dict__)
-        state["_tokens"] = []
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        for step in self.dag.steps.values():  # a pickled step leaves its pipeline behind
-            step.pipeline = self
 
 
 BasePipeline = Pipeline
