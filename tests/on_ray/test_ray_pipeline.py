@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +35,7 @@ def mixed_pipeline(server: FakeServer, name: str, pipeline_class: Any = Pipeline
 
 
 REPLICAS = {"double": {"resources": {"replicas": 2}}, "generate": {"resources": {"replicas": 2}}}
+REPLICAS_OF_GENERATE = {"generate": {"resources": {"replicas": 2}}}
 
 
 def test_the_distiset_is_the_local_engines_row_for_row(
@@ -95,3 +97,25 @@ def test_a_step_error_fails_only_its_batch(ray_cluster: RayCluster) -> None:
         else:
             assert row["y"] == 2 * row["x"] and error is None
     assert distiset.failed_rows.total == 5
+
+
+def test_the_response_cache_serves_replicas_from_the_drivers_machine(
+    ray_cluster: RayCluster, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    def cached_pipeline() -> Pipeline:
+        with Pipeline(name="cached", use_response_cache=True) as pipeline:
+            load = LoadDataFromDicts(data=[{"instruction": f"q{i}"} for i in range(20)])
+            llm = make_llm(fake_server, response_cache_dir=str(tmp_path / "responses"))
+            load >> TextGeneration(name="generate", llm=llm, input_batch_size=5)
+        return pipeline
+
+    first = cached_pipeline().ray().run(params=REPLICAS_OF_GENERATE, use_cache=False)
+    assert len(fake_server.requests) == 20
+    assert (tmp_path / "responses" / "responses.jsonl").is_file()  # on this machine
+
+    second = cached_pipeline().ray().run(params=REPLICAS_OF_GENERATE, use_cache=False)
+
+    assert len(fake_server.requests) == 20  # every answer came from the cache
+    rows = second["default"]["train"]
+    assert rows["generation"] == first["default"]["train"]["generation"]
+    assert rows["generation"] == [f"Echo: q{i}" for i in range(20)]
