@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,11 +14,11 @@ from typing import Any, Callable
 
 import pytest
 from tests.fake_server import FakeServer
-from tests.on_ray.conftest import CLUSTER_ENV, ROOT, RayCluster
+from tests.on_ray.conftest import CLUSTER_ENV, RayCluster
 from tests.on_ray.ray_job import MAX_CONCURRENT
 from tests.on_ray.steps import CrashOn13
 from tests.reliability.helpers import assert_exactly_once_and_aligned, generation_pipeline
-from tests.reliability.test_resume import finish
+from tests.reliability.test_resume import answered, finish, start_module
 
 from potstill.pipeline import Pipeline
 from potstill.pipeline.ray.pool import MAX_BATCH_RETRIES
@@ -35,27 +34,14 @@ ROWS = 200
 RESENT_BOUND = MAX_CONCURRENT + 2 * FLUSH_SIZE
 
 
-def answered(server: FakeServer) -> int:
-    return sum(1 for request in server.requests if request.outcome == "ok")
-
-
 def start_job(cluster: RayCluster, server: FakeServer, cache: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, **CLUSTER_ENV, "POTSTILL_PROGRESS": "0"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.on_ray.ray_job",
-            cluster.address,
-            server.openai_base_url,
-            str(cache),
-            str(ROWS),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    return start_module(
+        "tests.on_ray.ray_job",
+        cluster.address,
+        server.openai_base_url,
+        str(cache),
+        str(ROWS),
+        **CLUSTER_ENV,
     )
 
 

@@ -24,20 +24,25 @@ MAX_CONCURRENT = 10
 
 
 def start_job(server: FakeServer, cache: Path) -> subprocess.Popen[str]:
+    return start_module(
+        "tests.reliability.resume_job", server.openai_base_url, str(cache), str(ROWS)
+    )
+
+
+def start_module(module: str, *args: str, **env: str) -> subprocess.Popen[str]:
+    """`python -m MODULE ARGS...` in the repository (with this checkout's potstill), its
+    output captured; `env` is added to the environment."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.reliability.resume_job",
-            server.openai_base_url,
-            str(cache),
-            str(ROWS),
-        ],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+            **env,
+        },
     )
 
 

@@ -9,8 +9,7 @@ where, and the guide "Scaling with Ray".
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from potstill.distiset import Distiset
 from potstill.pipeline.base import Pipeline
@@ -32,15 +31,12 @@ class RayPipeline(Pipeline):
     ```
 
     Args:
-        name: as for `Pipeline`.
-        description: as for `Pipeline`.
-        cache_dir: as for `Pipeline` (on the driver's machine: no shared filesystem needed).
-        enable_metadata: as for `Pipeline`.
-        show_progress: as for `Pipeline`.
-        use_response_cache: as for `Pipeline`.
+        *args: `Pipeline`'s arguments (`name`, `description`, `cache_dir`: on the driver's
+            machine, no shared filesystem needed, ...).
         ray_head_node_url: the cluster to join; `None` joins the cluster of a Ray job (or
             `$RAY_ADDRESS`), else starts Ray on this machine.
         ray_init_kwargs: more arguments for `ray.init` (e.g. `runtime_env`).
+        **kwargs: `Pipeline`'s keyword arguments.
 
     Raises:
         ImportError: when Ray is not installed (`pip install 'potstill[ray]'`).
@@ -48,24 +44,13 @@ class RayPipeline(Pipeline):
 
     def __init__(
         self,
-        name: Optional[str] = None,
-        description: Optional[str] = None,
-        cache_dir: Optional[Union[str, os.PathLike[str]]] = None,
-        enable_metadata: bool = True,
-        show_progress: bool = True,
-        use_response_cache: bool = False,
+        *args: Any,
         ray_head_node_url: Optional[str] = None,
         ray_init_kwargs: Optional[dict[str, Any]] = None,
+        **kwargs: Any,
     ) -> None:
         import_ray()
-        super().__init__(
-            name=name,
-            description=description,
-            cache_dir=cache_dir,
-            enable_metadata=enable_metadata,
-            show_progress=show_progress,
-            use_response_cache=use_response_cache,
-        )
+        super().__init__(*args, **kwargs)
         self.ray_head_node_url = ray_head_node_url
         self.ray_init_kwargs = dict(ray_init_kwargs or {})
         self._ray_run: Optional[RayRun] = None
