@@ -55,8 +55,9 @@ def test_requests_per_minute_hold_across_replicas(
     starts = [request.start for request in fake_server.requests]
     assert len(starts) == 40
     # 600 per minute is 10 per second, for the two replicas together (a limiter per replica
-    # would let 20 through)
-    assert most_in_one_second(starts) <= 11
+    # lets 20 through). The starts are spaced exactly; at the server one more may show at the
+    # window's edge, and one more that a replica sent on time but that arrived late.
+    assert most_in_one_second(starts) <= 12
     assert max(starts) - min(starts) >= 3.5
 
 
