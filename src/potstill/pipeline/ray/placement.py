@@ -13,8 +13,9 @@ a cluster or a GPU; `pool.py` turns them into Ray actor options.
   `pipeline_parallel_size` > 1) gets a placement group: one bundle for the replica (its
   CPUs), one bundle of one GPU per model worker. `STRICT_PACK` keeps them all on one node
   (the replica's); with pipeline parallelism, `PACK` lets the stages span nodes when no node
-  has enough GPUs. The replica captures the group, so vLLM's own Ray workers start inside it,
-  on the replica's node ("Ray does not allocate any GPUs on the driver node" cannot happen).
+  has enough GPUs. The replica captures the group, so the GPU workers it starts as Ray tasks
+  or actors (vLLM's Ray executor) go into the group's bundles, on the replica's node, not
+  onto the driver's ("Ray does not allocate any GPUs on the driver node").
 - Replicas without a placement group are spread round-robin over the nodes that can hold
   them (soft affinity: Ray may place one elsewhere when its node is full or gone), each step
   starting on a different node.
