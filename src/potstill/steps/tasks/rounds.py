@@ -184,6 +184,9 @@ class RoundsTask(Task, ABC):
         Args:
             inputs: the rows of the batch.
             row_offset: the dataset index of the first row.
+
+        Returns:
+            One output row per input row.
         """
 
     def process(self, inputs: StepInput) -> StepOutput:
