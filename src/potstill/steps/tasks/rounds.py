@@ -52,26 +52,19 @@ def run_script(llm: LLM, script: Script, row_offset: int = 0) -> list[Row]:
     try:
         requests = next(script)
         while True:
-            replies: Replies = [None] * len(requests)
-            for start, prompts in _runs(requests):
-                outputs = llm.generate_outputs(prompts, 1, row_offset=row_offset + start, **kwargs)
-                replies[start : start + len(outputs)] = outputs
-            requests = script.send(replies)
+            runs = _runs(requests)
+            outputs = [
+                llm.generate_outputs(prompts, 1, row_offset=row_offset + start, **kwargs)
+                for start, prompts in runs
+            ]
+            requests = script.send(_replies(requests, runs, outputs))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
 
 async def arun_script(llm: LLM, script: Script, row_offset: int = 0) -> list[Row]:
-    """Plays a script on the asynchronous path (`agenerate_outputs`).
-
-    Args:
-        llm: the LLM that answers.
-        script: the task's script.
-        row_offset: the dataset index of the script's first row.
-
-    Returns:
-        The rows the script returns.
-    """
+    """Plays a script on the asynchronous path (`agenerate_outputs`, the requests of a
+    round all at once); the arguments and the result are `run_script`'s."""
     kwargs = llm.get_generation_kwargs()
     try:
         requests = next(script)
@@ -83,10 +76,7 @@ async def arun_script(llm: LLM, script: Script, row_offset: int = 0) -> list[Row
                     for start, prompts in runs
                 )
             )
-            replies: Replies = [None] * len(requests)
-            for (start, _), generations in zip(runs, outputs):
-                replies[start : start + len(generations)] = generations
-            requests = script.send(replies)
+            requests = script.send(_replies(requests, runs, outputs))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
@@ -102,6 +92,16 @@ def _runs(requests: Round) -> list[tuple[int, list[ChatType]]]:
         else:
             runs.append((index, [request]))
     return runs
+
+
+def _replies(
+    requests: Round, runs: list[tuple[int, list[ChatType]]], outputs: list[list[Generations]]
+) -> Replies:
+    """The generations of each run's rows, put back at their rows' places in the round."""
+    replies: Replies = [None] * len(requests)
+    for (start, _), generations in zip(runs, outputs):
+        replies[start : start + len(generations)] = generations
+    return replies
 
 
 def row_random(*parts: Any) -> random.Random:
