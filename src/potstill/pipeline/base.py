@@ -32,7 +32,6 @@ from potstill.utils.logging import setup_logging
 from potstill.utils.portal import run_sync
 from potstill.utils.serialization import (
     TYPE_INFO_KEY,
-    SaveFormats,
     _Serializable,
     defined_where,
     importable_module_advice,
@@ -330,38 +329,17 @@ class Pipeline(_Serializable):
 
     # -- serialization -------------------------------------------------------------------
 
-    def save(
-        self,
-        path: Union[str, os.PathLike[str], None] = None,
-        format: SaveFormats = "json",
-        dump: Optional[dict[str, Any]] = None,
-        **kwargs: Any,
-    ) -> Path:
-        """Writes the pipeline to a JSON or YAML file (for `from_file` or the CLI).
-
-        Warns when a step (or its LLM) is a class defined in the running script or inside a
-        function: the file names it, but no other program can load it from there.
-
-        Args:
-            path: the file to write; a path without a suffix is treated as a directory and
-                gets `potstill-file.<format>` inside it. Defaults to the current directory.
-            format: `"json"` or `"yaml"`.
-            dump: a dump to write instead of `self.dump()`.
-            **kwargs: passed to `dump()`.
-
-        Returns:
-            The path written.
-        """
-        data = dump if dump is not None else self.dump(**kwargs)
+    def _check_saveable(self, data: dict[str, Any]) -> None:
+        """Warns (from `save`) about each step whose class, or its LLM's, is defined in the
+        running script or inside a function: no other program can load it from the file."""
         for step, class_name, where in _unloadable_classes(data):
             warnings.warn(
                 f"Step {step!r} uses class {class_name}, defined {where}: the saved file "
                 "names it, but `potstill pipeline run` and other programs cannot load it "
                 f"from there. {importable_module_advice(class_name)}",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of `save`
             )
-        return super().save(path, format, dump=data)
 
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """The pipeline as a dict: its steps (with their LLMs), connections and routing
