@@ -8,7 +8,7 @@ raw answer and the token usage go into the `potstill_metadata` column.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pydantic import Field
 
@@ -25,7 +25,25 @@ from potstill.utils.secrets import redact
 METADATA_COLUMN = "potstill_metadata"
 
 
-class _Task(_Step, ABC):
+class LoadsLLM:
+    """Loads a step's `llm` when the step loads and unloads it with the step (tasks and
+    `GenerateEmbeddings` mix this in before their step class)."""
+
+    if TYPE_CHECKING:
+        llm: LLM
+
+    def load(self) -> None:
+        """Loads the step and its LLM."""
+        super().load()  # type: ignore[misc]
+        load_llm(self.llm)
+
+    def unload(self) -> None:
+        """Unloads the LLM, then the step."""
+        self.llm.unload()
+        super().unload()  # type: ignore[misc]
+
+
+class _Task(LoadsLLM, _Step, ABC):
     """What tasks share: the LLM, generation settings and output formatting.
 
     Attributes:
@@ -52,16 +70,6 @@ class _Task(_Step, ABC):
     num_generations: RuntimeParameter[int] = Field(
         default=1, ge=1, description="The number of generations to be produced per input."
     )
-
-    def load(self) -> None:
-        """Loads the task and its LLM."""
-        super().load()
-        load_llm(self.llm)
-
-    def unload(self) -> None:
-        """Unloads the LLM."""
-        self.llm.unload()
-        super().unload()
 
     @abstractmethod
     def format_output(self, output: Optional[str], input: Optional[Row] = None) -> Row:
