@@ -99,9 +99,12 @@ def close_clients(llm: AsyncLLM) -> None:
 
 
 async def close_client(client: Any) -> None:
-    """Closes an SDK client through its `close()` or `aclose()` (sync or async)."""
+    """Closes an SDK client through its `close()` or `aclose()` (sync or async), or, for a
+    client that has neither (Cohere's, Mistral's), by leaving its async context."""
     close = getattr(client, "close", None) or getattr(client, "aclose", None)
-    if close is not None:
+    if close is None and hasattr(client, "__aexit__"):
+        await client.__aexit__(None, None, None)
+    elif close is not None:
         result = close()
         if inspect.isawaitable(result):
             await result

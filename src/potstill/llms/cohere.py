@@ -54,10 +54,6 @@ class CohereLLM(HostedLLM):
 
         return AsyncClientV2(**self._client_options(), client_name=self.client_name)
 
-    async def _aclose_client(self, client: Any) -> None:
-        # The client has no `close()`; leaving its async context closes its HTTP client.
-        await client.__aexit__(None, None, None)
-
     @validate_call
     async def agenerate(
         self,

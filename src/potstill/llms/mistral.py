@@ -78,9 +78,6 @@ class MistralLLM(AsyncLLM):
             debug_logger=_NoDebugLog(),
         )
 
-    async def _aclose_client(self, client: Any) -> None:
-        await client.__aexit__(None, None, None)
-
     @validate_call
     async def agenerate(
         self,
