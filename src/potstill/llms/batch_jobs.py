@@ -375,10 +375,14 @@ class _JobBatch:
             try:
                 state = await adapter.check(job_id)
             except Exception as error:
+                if classify(error).status == 404:  # gone: the next run submits anew
+                    store.ended(job_id, "not found")
+                    advice = "it is not at the provider (deleted, or another account's)"
+                else:
+                    advice = "run again to re-attach to it"
                 self._fail(
                     custom_ids,
-                    f"checking batch job {job_id} failed: {describe_error(error)}; run again "
-                    "to re-attach to it",
+                    f"checking batch job {job_id} failed: {describe_error(error)}; {advice}",
                 )
                 return
             store.show(job_id, state)
