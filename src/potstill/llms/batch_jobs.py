@@ -30,6 +30,7 @@ import asyncio
 import contextvars
 import inspect
 import json
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Iterator
@@ -170,8 +171,9 @@ class JobStore(Protocol):
     """Where a batch's jobs are recorded, so that a later run re-attaches to them, and where
     their state is shown."""
 
-    def open_jobs(self) -> dict[str, frozenset[str]]:
-        """Jobs submitted whose results were not read yet: id -> custom ids."""
+    def covering(self, custom_ids: set[str]) -> dict[str, set[str]]:
+        """The jobs submitted earlier, whose results were not read yet, that hold some of
+        `custom_ids`: job id -> the ones it holds."""
 
     def submitted(self, job_id: str, custom_ids: list[str]) -> None:
         """Records a new job (before it is first checked)."""
@@ -183,20 +185,47 @@ class JobStore(Protocol):
         """Shows a job's state (in a pipeline run, beside its step's progress bar)."""
 
 
-class MemoryJobStore:
-    """The `JobStore` outside a pipeline run: jobs are known for the call only."""
+class OpenJobs:
+    """Which job whose results were not read yet holds each request (by custom id), for
+    `JobStore.covering` (thread-safe)."""
 
     def __init__(self) -> None:
-        self._open: dict[str, frozenset[str]] = {}
+        self._holder: dict[str, str] = {}  # custom id -> job id
+        self._held: dict[str, list[str]] = {}  # job id -> custom ids
+        self._lock = threading.Lock()
 
-    def open_jobs(self) -> dict[str, frozenset[str]]:
-        return dict(self._open)
+    def add(self, job_id: str, custom_ids: list[str]) -> None:
+        """Adds a job and the requests it holds."""
+        with self._lock:
+            self._held[job_id] = list(custom_ids)
+            self._holder.update(dict.fromkeys(custom_ids, job_id))
+
+    def remove(self, job_id: str) -> None:
+        """Removes a job whose results were read."""
+        with self._lock:
+            for custom_id in self._held.pop(job_id, ()):
+                if self._holder.get(custom_id) == job_id:
+                    del self._holder[custom_id]
+
+    def covering(self, custom_ids: set[str]) -> dict[str, set[str]]:
+        """See `JobStore.covering`."""
+        found: dict[str, set[str]] = {}
+        with self._lock:
+            for custom_id in custom_ids:
+                job_id = self._holder.get(custom_id)
+                if job_id is not None:
+                    found.setdefault(job_id, set()).add(custom_id)
+        return found
+
+
+class MemoryJobStore(OpenJobs):
+    """The `JobStore` outside a pipeline run: jobs are known for the call only."""
 
     def submitted(self, job_id: str, custom_ids: list[str]) -> None:
-        self._open[job_id] = frozenset(custom_ids)
+        self.add(job_id, custom_ids)
 
     def ended(self, job_id: str, status: str) -> None:
-        self._open.pop(job_id, None)
+        self.remove(job_id)
 
     def show(self, job_id: str, state: JobState) -> None:
         pass
@@ -337,14 +366,12 @@ class _JobBatch:
         adapter: JobAdapter = llm.job_adapter()  # type: ignore[attr-defined]
         wanted = set(self.pending)
         follows = []
-        for job_id, custom_ids in store.open_jobs().items():
-            mine = wanted & custom_ids
-            if mine:
-                llm.logger.info(
-                    "Re-attaching to batch job %s (%d request(s) of this batch).", job_id, len(mine)
-                )
-                follows.append(self._follow(adapter, store, job_id, mine))
-                wanted -= mine
+        for job_id, mine in store.covering(wanted).items():
+            llm.logger.info(
+                "Re-attaching to batch job %s (%d request(s) of this batch).", job_id, len(mine)
+            )
+            follows.append(self._follow(adapter, store, job_id, mine))
+            wanted -= mine
         kwargs = request_kwargs(llm, self.kwargs)
         fresh = [self.pending[custom_id] for custom_id in self.pending if custom_id in wanted]
         for items in _chunks([adapter.encode(request, kwargs) for request in fresh], adapter):

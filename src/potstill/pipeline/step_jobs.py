@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
-from potstill.llms.batch_jobs import JobState
+from potstill.llms.batch_jobs import JobState, OpenJobs
 
 if TYPE_CHECKING:
     from potstill.pipeline.progress import Progress
@@ -33,23 +33,33 @@ class StepJobs:
         self.batches = batches
         self.progress = progress
         self._states: dict[str, JobState] = {}
+        self._open: Optional[OpenJobs] = None
         self._lock = threading.Lock()
 
-    def open_jobs(self) -> dict[str, frozenset[str]]:
-        """The recorded jobs whose results were not read yet: id -> custom ids."""
-        return {
-            job_id: frozenset(job.get("requests") or ())
-            for job_id, job in self.batches.jobs().items()
-            if "ended" not in job
-        }
+    def covering(self, custom_ids: set[str]) -> dict[str, set[str]]:
+        """The recorded jobs whose results were not read yet that hold some of
+        `custom_ids`: job id -> the ones it holds."""
+        return self._open_jobs().covering(custom_ids)
 
     def submitted(self, job_id: str, custom_ids: list[str]) -> None:
         """Records a new job before it is first checked."""
         self.batches.record_job({"id": job_id, "requests": custom_ids})
+        self._open_jobs().add(job_id, custom_ids)
 
     def ended(self, job_id: str, status: str) -> None:
         """Records that a job's results were read (a later run does not re-attach to it)."""
         self.batches.record_job({"id": job_id, "ended": status})
+        self._open_jobs().remove(job_id)
+
+    def _open_jobs(self) -> OpenJobs:
+        """The recorded jobs whose results were not read yet (read from the store once)."""
+        with self._lock:
+            if self._open is None:
+                self._open = OpenJobs()
+                for job_id, job in self.batches.jobs().items():
+                    if "ended" not in job:
+                        self._open.add(job_id, job.get("requests") or [])
+            return self._open
 
     def show(self, job_id: str, state: JobState) -> None:
         """Shows the state of the step's jobs beside its progress bar."""
