@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .azure_openai import PROVIDER
+from .azure_openai import PROVIDER, missing_api_version
 from .openai_batches import batch_routes, file_routes
-from .openai_chat import openai_error
 from .registry import Handler
 from .state import ServerState
 
@@ -36,16 +35,7 @@ def needs_api_version(handler: Handler) -> Handler:
     """
 
     async def checked(request: web.Request) -> web.StreamResponse:
-        if not request.query.get("api-version"):
-            return web.json_response(
-                openai_error(
-                    404,
-                    "The api-version query parameter (?api-version=) is required for all requests.",
-                    code="MissingApiVersionParameter",
-                ),
-                status=404,
-            )
-        return await handler(request)
+        return missing_api_version(request) or await handler(request)
 
     return checked
 
