@@ -198,13 +198,14 @@ def wait_for_a_check_of_the_job(server: FakeServer, process: subprocess.Popen[st
 def test_a_run_killed_while_its_job_is_pending_re_attaches_to_it(
     fake_server: FakeServer, tmp_path: Path
 ) -> None:
-    fake_server.configure(batch_delay_s=3.0)  # the job cannot end before 3 s
+    fake_server.configure(batch_delay_s=600.0)  # the job cannot end while the run watches
     process = start_run(fake_server, tmp_path, 20)
     wait_for_a_check_of_the_job(fake_server, process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     [job] = fake_server.state.batches.jobs("openai")
     assert not job.ended
+    job.delay_s = 0.0  # the provider finishes it while no run is watching
 
     rows = batch_job.build(fake_server.openai_base_url, str(tmp_path), 20).run()
     assert_exactly_once_and_aligned(rows["default"]["train"], 20)
