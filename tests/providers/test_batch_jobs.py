@@ -21,7 +21,7 @@ from potstill.errors import PotstillUserError
 from potstill.llms import AnthropicLLM, AsyncLLM, AzureOpenAILLM, OpenAILLM
 from potstill.llms.anthropic import AnthropicBatchJobs, parse_batch_result
 from potstill.llms.batch_jobs import JobRequest, request_kwargs
-from potstill.llms.openai import batch_problem, parse_batch_line
+from potstill.llms.openai import OpenAIBatchJobs, batch_problem, parse_batch_line
 
 POLL = 0.01  # seconds between checks of a pending job
 
@@ -132,6 +132,21 @@ def test_num_generations_of_several_inputs_stay_with_their_input(
         assert output == expected
     [job] = case.jobs(fake_server)
     assert len(job.requests) == (3 if case.native_n else 9)
+
+
+def test_a_batch_larger_than_the_provider_takes_is_split_into_jobs(
+    fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(OpenAIBatchJobs, "max_requests", 2)
+    outputs = CASES["openai"].llm(fake_server).generate_outputs([chat(f"q{i}") for i in range(5)])
+
+    assert [list(output) for output in outputs] == [[f"Echo: q{i}"] for i in range(5)]
+    jobs = reversed(CASES["openai"].jobs(fake_server))  # newest first
+    assert [[r.key_text for r in job.requests] for job in jobs] == [
+        ["q0", "q1"],
+        ["q2", "q3"],
+        ["q4"],
+    ]
 
 
 def test_a_request_that_fails_inside_the_job_costs_only_its_row(
