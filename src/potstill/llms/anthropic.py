@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar, List, Optional
 
 from pydantic import Field, PositiveFloat, PositiveInt, validate_call
 
+from potstill.llms.batch_jobs import JobAdapter, JobRequest, JobState, OfflineBatchGeneration
 from potstill.llms.hosted import HostedLLM, passed_kwargs, timeout_field
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
@@ -13,7 +15,7 @@ from potstill.typing import ChatType
 from potstill.utils.fields import ExecutionOnly
 
 
-class AnthropicLLM(HostedLLM):
+class AnthropicLLM(OfflineBatchGeneration, HostedLLM):
     """An LLM served by Anthropic's Messages API (Claude models).
 
     The system prompt (every `system` message, joined) is sent as the top-level `system`
@@ -29,6 +31,10 @@ class AnthropicLLM(HostedLLM):
         timeout: seconds to wait for a response before giving up on a request.
         http_client: an `httpx2.AsyncClient` for the SDK to use (never serialized); by
             default the SDK's aiohttp transport when available.
+        use_offline_batch_generation: send each batch's requests as a Message Batch and wait
+            for the answers (see the guide's "Provider batch APIs").
+        offline_batch_generation_block_until_done: seconds between two checks of a pending
+            Message Batch (30 when not set).
 
     Examples:
         ```python
@@ -58,6 +64,10 @@ class AnthropicLLM(HostedLLM):
             default_headers={"x-api-key": self._secret(), "Authorization": omit},  # type: ignore[dict-item]
             http_client=self.http_client or self._http_client(),
         )
+
+    def job_adapter(self) -> JobAdapter:
+        """Anthropic's Message Batches API, for `use_offline_batch_generation`."""
+        return AnthropicBatchJobs(self)
 
     @validate_call
     async def agenerate(
@@ -134,6 +144,68 @@ def parse_response(message: Any) -> Generations:
     if not text:
         generations.errors[0] = f"no text content (stop_reason={message.stop_reason})"
     return generations
+
+
+class AnthropicBatchJobs(JobAdapter):
+    """Anthropic's Message Batches API: each request's `params` are what `build_request`
+    builds for `messages.create` (its `extra_body` fields inline); the answers are read by
+    `parse_response`.
+    """
+
+    max_requests: ClassVar[int] = 100_000
+    max_bytes: ClassVar[int] = 256 * 1024 * 1024
+
+    def encode(self, request: JobRequest, kwargs: dict[str, Any]) -> dict[str, Any]:
+        params = build_request(self.llm.model, request.input, **kwargs)
+        params.update(params.pop("extra_body") or {})
+        return {"custom_id": request.custom_id, "params": params}
+
+    async def submit(self, items: list[dict[str, Any]]) -> str:
+        batches = self.llm.client.messages.batches
+        created = await self.retrying(lambda: batches.create(requests=items))
+        return str(created.id)
+
+    async def check(self, job_id: str) -> JobState:
+        batch = await self.retrying(
+            functools.partial(self.llm.client.messages.batches.retrieve, job_id)
+        )
+        counts = batch.request_counts
+        total = counts.processing + counts.succeeded + counts.errored
+        total += counts.canceled + counts.expired
+        status = batch.processing_status
+        if status == "ended" and (counts.expired or counts.canceled):
+            status = "expired" if counts.expired else "canceled"
+        return JobState(
+            status=status,
+            ended=batch.processing_status == "ended",
+            done=total - counts.processing,
+            total=total,
+            job=batch,
+        )
+
+    async def results(self, state: JobState, kwargs: dict[str, Any]) -> dict[str, Generations]:
+        batches = self.llm.client.messages.batches
+        lines = await self.retrying(functools.partial(batches.results, state.job.id))
+        return {item.custom_id: parse_batch_result(item.result) async for item in lines}
+
+
+def parse_batch_result(result: Any) -> Generations:
+    """The generation of one request of a Message Batch.
+
+    Args:
+        result: the SDK's `MessageBatchResult` (`succeeded`, `errored`, `canceled` or
+            `expired`).
+
+    Returns:
+        The generation, or a failed one with the reason.
+    """
+    if result.type == "succeeded":
+        return parse_response(result.message)
+    if result.type == "errored":
+        error = result.error.error
+        return Generations.failed(1, f"{error.type}: {error.message}")
+    ended = "expired (its 24 h window ended)" if result.type == "expired" else "was cancelled"
+    return Generations.failed(1, f"{result.type}: the batch job {ended} before this request ran")
 
 
 _SAMPLING = frozenset({"temperature", "top_p", "top_k"})

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Union
 
 from potstill.errors import DamagedBatchError, PipelineRunError
 from potstill.llms.base import AsyncLLM, describe_error
+from potstill.llms.batch_jobs import use_job_store, uses_batch_jobs
 from potstill.llms.cache import AnswerFile, default_response_cache_dir, open_store, use_stores
 from potstill.pipeline.routing import StepRouting
 from potstill.pipeline.step_batches import BatchToWrite, StepBatches, new_batch_id
@@ -32,6 +33,7 @@ from potstill.pipeline.step_input import (
     Origin,
     RoutedInput,
 )
+from potstill.pipeline.step_jobs import StepJobs
 from potstill.pipeline.worker import StepWorker
 from potstill.steps.base import GeneratorStep, GlobalStep, _Step
 from potstill.steps.context import reset_row_offset, set_row_offset
@@ -47,6 +49,8 @@ logger = logging.getLogger("potstill.pipeline")
 _DEFAULT_ASYNC_BATCHES = 8
 # Batches queued for a synchronous step: one running, one waiting, so its thread never idles.
 _SYNC_QUEUE_DEPTH = 2
+# A batch sent as provider batch jobs waits minutes to hours: a step's jobs run side by side.
+_JOB_BATCHES_IN_FLIGHT = 1000
 
 
 @dataclass
@@ -97,6 +101,7 @@ class StepNode:
         self.next_emit = 0
         self.finished = False
         self.worker = StepWorker(self.name)
+        self.jobs = StepJobs(self.name, batches, engine.progress)
         # Only tasks on an async LLM run on the loop; a task on a synchronous (local) LLM
         # runs in its step's worker thread, so its model is never called from two threads.
         self.uses_async = (
@@ -116,6 +121,8 @@ class StepNode:
         step = self.step
         if not (isinstance(step, Task) and step.allows_concurrent_batches()):
             return _SYNC_QUEUE_DEPTH
+        if uses_batch_jobs(step.llm):
+            return _JOB_BATCHES_IN_FLIGHT
         limit = getattr(step.llm, "max_concurrent_requests", None) or _DEFAULT_ASYNC_BATCHES
         per_batch = (step.input_batch_size or 1) * (
             1 if step.llm.generation_spec().native_num_generations else step.num_generations or 1
@@ -258,6 +265,8 @@ class StepNode:
         step = self.step
         # Answers already in the journal (or the response cache) are not requested again.
         use_stores(*self.response_stores())
+        # Provider batch jobs are recorded in the step's store (a rerun re-attaches to them).
+        use_job_store(self.jobs)
         # The LLM reports finished inputs to the batch's tracker (this task's context only).
         track_batch(tracker)
         try:

@@ -7,7 +7,7 @@ journal of the LLM requests it answered:
 ```
 000000.arrow                    # the step's output for its input batch 0
 000001-000004.arrow             # batches 1 to 4, written together
-manifest.jsonl                  # what each file holds, its checksum; completion
+manifest.jsonl                  # what each file holds, its checksum; completion; jobs
 requests.jsonl                  # the journal: every answered LLM request
 ```
 
@@ -18,6 +18,11 @@ a later line about a batch replaces an earlier one, so a batch recomputed later 
 failed rows, a repaired file) is never read twice. A file whose checksum does not match, or a
 manifest line that is damaged, is reported with a warning naming the file, and the batches it
 held are recomputed. A killed run leaves only whole, described batches behind.
+
+The manifest also records the provider batch jobs the step's LLM submitted
+(`use_offline_batch_generation`, see `potstill.llms.batch_jobs`): a `job` line when a job is
+submitted (its id and the ids of its requests) and another when its results have been read,
+so a run killed while jobs are pending re-attaches to them.
 """
 
 from __future__ import annotations
@@ -108,6 +113,7 @@ class StepBatches:
         self._index: Optional[dict[int, StoredBatch]] = None
         self._sums: dict[str, str] = {}
         self._completion: Optional[dict[str, int]] = None
+        self._jobs: dict[str, dict[str, Any]] = {}
         self._manifest: Optional[AppendLog] = None
         self._schema: Any = None
         self._cached: tuple[str, str, Any] = ("", "", None)  # name, checksum, table
@@ -134,6 +140,9 @@ class StepBatches:
                         "batches": int(completion["batches"]),
                         "rows": int(completion["rows"]),
                     }
+                    continue
+                if "job" in record:
+                    self._jobs.setdefault(str(record["job"]["id"]), {}).update(record["job"])
                     continue
                 name, digest = str(record["file"]), str(record["sha256"])
                 entries = _entries(name, record["batches"])
@@ -377,6 +386,28 @@ class StepBatches:
             return dict(info)
         return None
 
+    # -- provider batch jobs -------------------------------------------------------------
+
+    def record_job(self, job: dict[str, Any]) -> None:
+        """Records a provider batch job of the step's LLM: what is known of it (`id`, and
+        `requests` when submitted or `ended` when its results were read) adds to what
+        earlier lines recorded.
+
+        Args:
+            job: JSON data with the job's `id`.
+        """
+        self._ensure_index()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._append({"job": job})
+        with self._lock:
+            self._jobs.setdefault(str(job["id"]), {}).update(job)
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        """The provider batch jobs recorded for this step configuration, by id."""
+        self._ensure_index()
+        with self._lock:
+            return {job_id: dict(job) for job_id, job in self._jobs.items()}
+
     def journal(self) -> AnswerFile:
         """The step's request journal: every answered request of its LLM, kept for resume."""
         return open_store(self.path / _JOURNAL, per_row=True)
@@ -396,6 +427,7 @@ class StepBatches:
             self._index = None
             self._sums = {}
             self._completion = None
+            self._jobs = {}
             self._schema = None
 
 
