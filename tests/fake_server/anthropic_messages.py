@@ -210,8 +210,12 @@ def build_message(body: Mapping[str, Any], empty: bool, truncate: bool) -> dict[
     if not empty and tool is not None:
         value = schema_value(_openai_messages(body["messages"]), tool["input_schema"])
         content.append(
-            {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool["name"],
-             "input": value}
+            {
+                "type": "tool_use",
+                "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                "name": tool["name"],
+                "input": value,
+            }
         )
         stop_reason = "tool_use"
         output_tokens = count_tokens(str(value))

@@ -80,9 +80,10 @@ def test_the_request_carries_the_schema_and_the_answer_validates(
 
     (generations,) = llm.generate_outputs([chat(SPAIN)])
 
-    assert json.loads(generations[0]) == {"city": "The capital of Spain is Madrid.", "country": (
-        "The capital of Spain is Madrid."
-    )}
+    assert json.loads(generations[0]) == {
+        "city": "The capital of Spain is Madrid.",
+        "country": ("The capital of Spain is Madrid."),
+    }
     (request,) = received(fake_server, case.route)
     sent = SENT_SCHEMA[case.id](request.body)
     assert sent["properties"] == Capital.model_json_schema()["properties"]
@@ -104,9 +105,10 @@ def test_an_invalid_answer_is_sent_back_with_the_validation_error(
     sent = json.dumps(repair.body)
     assert "city: Field required" in sent and "country: Field required" in sent
     assert "unexpected" in sent  # the invalid answer, as the assistant's turn
-    assert SENT_SCHEMA[case.id](repair.body)["properties"] == SENT_SCHEMA[case.id](first.body)[
-        "properties"
-    ]
+    assert (
+        SENT_SCHEMA[case.id](repair.body)["properties"]
+        == SENT_SCHEMA[case.id](first.body)["properties"]
+    )
     assert generations.errors == [None]
 
 
@@ -116,9 +118,7 @@ def test_an_answer_that_stays_invalid_is_none_with_the_error_and_the_raw_answer(
 ) -> None:
     llm = structured(case, fake_server, structured_output_retries=1)
 
-    bad, good = llm.generate_outputs(
-        [chat(f"{SPAIN} [[invalid_output=always]]"), chat(SPAIN)]
-    )
+    bad, good = llm.generate_outputs([chat(f"{SPAIN} [[invalid_output=always]]"), chat(SPAIN)])
 
     assert bad == [None]
     assert bad.errors[0].startswith("structured output invalid after 1 repair attempt: ")
@@ -161,11 +161,12 @@ def test_a_regex_on_openai_is_told_in_the_prompt_and_checked(fake_server: FakeSe
 
     matched, unmatched = llm.generate_outputs([(chat("hi"), echo), (chat("hi"), digits)])
 
-    first, second = fake_server.requests
+    first, _ = fake_server.requests
     assert "response_format" not in first.body
     prompt = first.body["messages"][-1]["content"]
-    assert prompt.startswith("hi\n\n") and prompt.endswith("regular expression, without any "
-                                                             "other text: Echo: .+")
+    assert prompt.startswith("hi\n\n") and prompt.endswith(
+        "regular expression, without any other text: Echo: .+"
+    )
     assert matched == [f"Echo: {' '.join(prompt.split())}"]
     assert unmatched == [None]
     assert "does not fully match the regular expression '\\\\d+'" in unmatched.errors[0]
