@@ -160,3 +160,52 @@ def install_in_hub_cache(
     (storage / "refs").mkdir(exist_ok=True)
     (storage / "refs" / revision).write_text(commit)  # no newline, as the hub writes it
     return snapshot
+
+
+def build_tiny_byte_model(directory: Path) -> Path:
+    """Writes a random 2-layer Llama whose tokenizer has one token per byte (byte-level BPE
+    without merges), so that any text, JSON included, can be spelled: what constrained
+    decoding needs (the word-level tokenizer of `build_tiny_model` has no `{` or `"`).
+
+    Args:
+        directory: where to write (created if missing).
+
+    Returns:
+        The directory, loadable with `from_pretrained`.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {token: index for index, token in enumerate(["<pad>", "<s>", "</s>", "<unk>"])}
+    for symbol in sorted(alphabet):
+        vocab[symbol] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+        pad_token_id=vocab["<pad>"],
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory

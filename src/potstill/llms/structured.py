@@ -235,6 +235,17 @@ class StructuredOutput:
             self._strict = None if strict is _NOT_STRICT else strict
         return self._strict
 
+    def closed_schema(self) -> dict[str, Any]:
+        """The JSON schema with `additionalProperties: false` on every object that does not
+        say otherwise: what a grammar built from it lets a model write is only what the
+        schema names (a JSON schema allows any other property by default, and a small
+        model constrained by it can go on adding properties until it runs out of tokens).
+
+        Returns:
+            A copy of the schema (format `"json"`).
+        """
+        return _closed(self.schema)
+
     def instruction(self) -> str:
         """What to answer, told in the prompt of an LLM that cannot constrain its output.
 
@@ -292,7 +303,7 @@ class StructuredOutput:
             adapter = self._validator()
             value = adapter.validate_json(candidate)
             data = adapter.dump_python(value, mode="json", by_alias=True, exclude_unset=True)
-            return json.dumps(data, ensure_ascii=False), None
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":")), None
         except ValidationError as error:
             return None, describe_validation_error(error)
 
@@ -602,6 +613,19 @@ def _strict(node: Any) -> Any:
         strict["additionalProperties"] = False
         strict["required"] = list(properties)
     return strict
+
+
+def _closed(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_closed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    closed = {key: _closed(value) for key, value in node.items()}
+    if (node.get("type") == "object" or "properties" in node) and (
+        "additionalProperties" not in node
+    ):
+        closed["additionalProperties"] = False
+    return closed
 
 
 def _identifier(title: str) -> str:
