@@ -48,16 +48,6 @@ SENT_SCHEMA: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
-@pytest.fixture
-def case(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> ProviderCase:
-    provider: ProviderCase = request.param
-    if provider.setup is not None:
-        provider.setup(monkeypatch, tmp_path)
-    return provider
-
-
 each = pytest.mark.parametrize("case", cases(), indirect=True)
 
 

@@ -96,13 +96,11 @@ def check_structured_output(value: Any) -> Optional[dict[str, Any]]:
     if isinstance(value, StructuredOutput):
         return value.as_dict()
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ValueError(
-                "structured_output given as text must be JSON, e.g. "
-                '\'{"format": "json", "schema": {...}}\'.'
-            ) from None
+        value = _json_value(
+            value,
+            'structured_output given as text must be JSON, e.g. \'{"format": "json", '
+            '"schema": {...}}\'.',
+        )
     if not isinstance(value, Mapping):
         raise ValueError(
             f"structured_output must be a dict like {{'format': 'json', 'schema': ...}}, got "
@@ -550,18 +548,22 @@ def _schema_key(output_format: str, schema: Any) -> Any:
     if isinstance(schema, type) and issubclass(schema, BaseModel):
         return schema
     if isinstance(schema, str):
-        try:
-            schema = json.loads(schema)
-        except json.JSONDecodeError:
-            raise ValueError(
-                "structured_output schema given as text must be a JSON schema in JSON."
-            ) from None
+        schema = _json_value(
+            schema, "structured_output schema given as text must be a JSON schema in JSON."
+        )
     if not isinstance(schema, dict):
         raise ValueError(
             "structured_output with format 'json' takes a pydantic model class or a JSON "
             f"schema (a dict) as its schema, got {type(schema).__name__}."
         )
     return canonical_json(schema)
+
+
+def _json_value(text: str, message: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(message) from None
 
 
 @functools.lru_cache(maxsize=512)
