@@ -358,3 +358,57 @@ def test_a_task_without_structured_output_is_unchanged() -> None:
     assert row["generation"] == "hi #0"
     assert row["potstill_metadata"]["raw_output_text_generation_0"] == "hi #0"
     assert row["potstill_metadata"]["raw_input_text_generation_0"] == HI
+
+
+# -- UltraFeedback's default structured output ------------------------------------------------
+
+
+def test_ultrafeedback_asks_for_a_json_verdict_sized_to_the_row() -> None:
+    from potstill.steps.tasks import UltraFeedback
+
+    judge = UltraFeedback(llm=TestLLM(), use_default_structured_output=True)
+    row = {"instruction": "Why sleep?", "generations": ["Rest.", "Because.", "Dreams."]}
+
+    conversation, structured_output = judge.format_input(row)
+
+    assert conversation == UltraFeedback(llm=TestLLM()).format_input(row)
+    schema = structured_output["schema"]
+    assert list(schema["properties"]) == ["ratings", "rationales"]
+    assert schema["properties"]["ratings"]["minItems"] == 3
+    assert schema["properties"]["ratings"]["items"] == {"enum": [1, 2, 3, 4, 5]}
+    assert "minItems" not in judge.get_structured_output()["schema"]["properties"]["ratings"]
+    typed = UltraFeedback(llm=TestLLM(), aspect="helpfulness").get_structured_output(2)
+    assert list(typed["schema"]["properties"]) == [
+        "types",
+        "rationales",
+        "ratings",
+        "rationales-for-ratings",
+    ]
+
+
+def test_ultrafeedback_reads_the_json_verdict(tmp_path: Path) -> None:
+    from potstill.steps.tasks import UltraFeedback
+
+    def verdict(input: ChatType, **kwargs: Any) -> str:
+        if "Bad" in input[-1]["content"]:
+            return '{"ratings": [9, 1], "rationales": ["x", "y"]}'
+        return '{"ratings": [4, 2], "rationales": ["Clear.", "Vague."]}'
+
+    rows = [
+        {"instruction": "Why sleep?", "generations": ["Rest.", "Because."]},
+        {"instruction": "Bad", "generations": ["a", "b"]},
+    ]
+    with Pipeline(name="ultrafeedback-json", cache_dir=tmp_path) as pipeline:
+        judge = UltraFeedback(
+            name="judge",
+            llm=FunctionLLM(function=verdict, structured_output_retries=0),
+            use_default_structured_output=True,
+        )
+        LoadDataFromDicts(data=rows) >> judge
+
+    good, bad = pipeline.run(use_cache=False)["default"]["train"]
+
+    assert good["ratings"] == [4, 2] and good["rationales"] == ["Clear.", "Vague."]
+    assert good["potstill_metadata"]["error_judge"] is None
+    assert bad["ratings"] == [None, None]
+    assert "ratings.0: Input should be 1, 2, 3, 4 or 5" in bad["potstill_metadata"]["error_judge"]
