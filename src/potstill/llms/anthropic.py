@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any, ClassVar, List, Optional
 
 from pydantic import Field, PositiveFloat, PositiveInt, validate_call
 
 from potstill.llms.batch_jobs import JobAdapter, JobRequest, JobState, OfflineBatchGeneration
 from potstill.llms.hosted import HostedLLM, passed_kwargs, timeout_field
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -49,6 +51,7 @@ class AnthropicLLM(OfflineBatchGeneration, HostedLLM):
     timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field(600.0)
     http_client: Optional[Any] = Field(default=None, exclude=True, repr=False)
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "anthropic"
     api_key_env_var: ClassVar[Optional[str]] = "ANTHROPIC_API_KEY"
     base_url_env_var: ClassVar[Optional[str]] = "ANTHROPIC_BASE_URL"
@@ -78,6 +81,7 @@ class AnthropicLLM(OfflineBatchGeneration, HostedLLM):
         temperature: Optional[float] = 1.0,
         top_p: Optional[float] = None,
         top_k: Optional[PositiveInt] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates one message for one conversation.
 
@@ -89,6 +93,9 @@ class AnthropicLLM(OfflineBatchGeneration, HostedLLM):
             top_p: the nucleus sampling probability mass; `None` leaves it to the API.
             top_k: sample only from the `top_k` most likely tokens; `None` leaves it
                 to the API.
+            structured_output: the request's structured output (set by potstill): the
+                model is made to call one tool whose input schema is the JSON schema, and
+                the tool call's input is the generation.
 
         Returns:
             The generated text, with the request's token usage.
@@ -107,7 +114,8 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
         **kwargs: `AnthropicLLM.agenerate`'s generation kwargs; those that are `None` are
             left out. The 2.x SDK no longer declares the sampling parameters, so
             `temperature`, `top_p` and `top_k` travel as `extra_body` fields, exactly as the
-            API names them.
+            API names them. A `structured_output` becomes one tool (its JSON schema as the
+            `input_schema`) that `tool_choice` forces the model to call.
 
     Returns:
         The arguments.
@@ -118,14 +126,26 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
         request["system"] = system
     extra: dict[str, Any] = {}
     for name, value in kwargs.items():
-        if value is not None:
+        if value is None:
+            continue
+        if name == "structured_output":
+            request["tools"] = [
+                {
+                    "name": value.name,
+                    "description": "Gives the answer in the required structure.",
+                    "input_schema": value.schema,
+                }
+            ]
+            request["tool_choice"] = {"type": "tool", "name": value.name}
+        else:
             (extra if name in _SAMPLING else request)[name] = value
     request["extra_body"] = extra or None
     return request
 
 
 def parse_response(message: Any) -> Generations:
-    """The generation of a `Message`: its text blocks joined, `None` without text.
+    """The generation of a `Message`: the input of its tool call as JSON (the structured
+    output), else its text blocks joined; `None` without either.
 
     Args:
         message: the SDK's `Message`.
@@ -133,8 +153,13 @@ def parse_response(message: Any) -> Generations:
     Returns:
         The generation, with the request's token usage.
     """
-    texts = [block.text for block in message.content or [] if block.type == "text"]
-    text = "".join(texts) if texts else None
+    blocks = message.content or []
+    calls = [block.input for block in blocks if block.type == "tool_use"]
+    texts = [block.text for block in blocks if block.type == "text"]
+    if calls:
+        text: Optional[str] = json.dumps(calls[0], ensure_ascii=False)
+    else:
+        text = "".join(texts) if texts else None
     usage = message.usage
     generations = Generations.from_request(
         [text or None],

@@ -28,13 +28,29 @@ import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PrivateAttr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from potstill.errors import LLMNotLoadedError, PotstillUserError
 from potstill.llms.failures import describe_error
 from potstill.llms.generation_kwargs import GenerationKwargsSpec, spec_for
 from potstill.llms.loading import marks_loaded, requires_loaded
-from potstill.llms.sync_batches import generate_batch
+from potstill.llms.structured import (
+    StructuredOutput,
+    StructuredOutputType,
+    check_structured_output,
+    split_inputs,
+)
+from potstill.llms.sync_batches import generate_batch, generate_structured_batch
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.llms.usage import UsageSummary, UsageTracker
 from potstill.mixins.runtime_parameters import (
@@ -73,6 +89,12 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             to `Pipeline.run(params=...)` are merged over the ones given to the constructor.
         use_response_cache: reuse answers cached on disk for identical requests.
         response_cache_dir: where the response cache lives.
+        structured_output: `{"format": "json", "schema": <pydantic model or JSON schema>}`
+            or `{"format": "regex", "schema": "<pattern>"}`: every generation is checked
+            against it (and constrained by the API where it can); see
+            `potstill.llms.structured`.
+        structured_output_retries: how many times an answer that fails the structured
+            output's check is sent back with the error before the generation is `None`.
     """
 
     model_config = ConfigDict(
@@ -99,6 +121,20 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         "or `~/.cache/potstill/responses`).",
     )
 
+    structured_output: Optional[RuntimeParameter[StructuredOutputType]] = Field(
+        default=None,
+        description="The structured output format to use across all the generations.",
+    )
+    structured_output_retries: ExecutionOnly[RuntimeParameter[NonNegativeInt]] = Field(
+        default=2,
+        description="How many times an answer that does not match `structured_output` is "
+        "sent back with the validation error before its generation is `None`.",
+    )
+
+    structured_output_formats: ClassVar[tuple[str, ...]] = ()
+    """The structured output formats (`"json"`, `"regex"`) the API constrains natively: the
+    generation method then takes a `structured_output` argument (see
+    `potstill.llms.structured`)."""
     sdk_module: ClassVar[Optional[str]] = None
     """The SDK this LLM needs; `load()` fails with the `pip install` fix when it is missing."""
     sdk_extra: ClassVar[Optional[str]] = None
@@ -133,6 +169,21 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             raise hide_secret_inputs(error, _secret_fields(cls)) from None
         register_secrets_of(llm)
         return llm
+
+    @field_validator("structured_output", mode="before")
+    @classmethod
+    def _check_structured_output(cls, value: Any) -> Any:
+        return check_structured_output(value)
+
+    @field_serializer("structured_output")
+    def _dump_structured_output(self, value: Optional[dict[str, Any]]) -> Any:
+        """A pydantic model given as the schema is dumped as its JSON schema."""
+        if value is None:
+            return None
+        schema = value.get("schema")
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            return {**value, "schema": schema.model_json_schema()}
+        return value
 
     @model_validator(mode="after")
     def _validate_generation_kwargs(self) -> LLM:
@@ -298,7 +349,12 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         self, inputs: list[ChatType], num_generations: Any, row_offset: int, kwargs: dict
     ) -> list[Generations]:
         """Runs one batch (see `potstill.llms.sync_batches`); `AsyncLLM` runs its own."""
-        return generate_batch(self, inputs, num_generations, row_offset, kwargs)
+        conversations, specs = split_inputs(self, inputs)
+        if specs is None:
+            return generate_batch(self, inputs, num_generations, row_offset, kwargs)
+        return generate_structured_batch(
+            self, conversations, specs, num_generations, row_offset, kwargs
+        )
 
     async def _arun_batch(
         self, inputs: list[ChatType], num_generations: Any, row_offset: int, kwargs: dict
@@ -312,6 +368,25 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         dump = without_execution_fields(self.dump(), type(self))
         dump.pop("generation_kwargs", None)
         return dump
+
+    def structured_output_spec(self) -> Optional[StructuredOutput]:
+        """The `structured_output` field, ready to send and check answers against.
+
+        Returns:
+            The `StructuredOutput`, or `None` when the field is not set.
+        """
+        value = self.structured_output
+        return StructuredOutput.from_value(value) if value is not None else None
+
+    def native_structured_formats(self) -> tuple[str, ...]:
+        """The structured output formats this LLM's API constrains natively (its
+        `structured_output_formats`; an LLM whose support depends on its settings
+        overrides this).
+
+        Returns:
+            Formats among `"json"` and `"regex"`.
+        """
+        return self.structured_output_formats
 
     def describe_endpoint(self) -> Optional[str]:
         """The URL or host the LLM sends requests to, named in error messages (`None` for a

@@ -14,10 +14,12 @@ from potstill.llms.hosted import HostedLLM, passed_kwargs
 from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
 from potstill.llms.openai_format import (
     ResponseFormat,
+    json_schema_response_format,
     parse_chat_completion,
     parse_text_completion,
     wire_response_format,
 )
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -71,6 +73,7 @@ class OpenAILLM(OfflineBatchGeneration, HostedLLM, MagpieChatTemplateMixin):
         "often carry credentials, so they are never dumped or shown).",
     )
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "openai"
     api_key_env_var: ClassVar[Optional[str]] = "OPENAI_API_KEY"
     base_url_env_var: ClassVar[Optional[str]] = "OPENAI_BASE_URL"
@@ -111,6 +114,7 @@ class OpenAILLM(OfflineBatchGeneration, HostedLLM, MagpieChatTemplateMixin):
         logprobs: bool = False,
         top_logprobs: Optional[PositiveInt] = None,
         extra_body: Optional[Dict[str, Any]] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates `num_generations` completions for one conversation.
 
@@ -130,6 +134,9 @@ class OpenAILLM(OfflineBatchGeneration, HostedLLM, MagpieChatTemplateMixin):
             top_logprobs: how many most likely tokens to return per position (needs
                 `logprobs=True`).
             extra_body: extra JSON fields for OpenAI-compatible servers (e.g. vLLM's).
+            structured_output: the request's structured output (set by potstill from the
+                `structured_output` field or the input), sent as a strict JSON schema
+                `response_format`.
 
         Returns:
             The completions, with the request's token usage.
@@ -143,6 +150,8 @@ class OpenAILLM(OfflineBatchGeneration, HostedLLM, MagpieChatTemplateMixin):
 
 # potstill's name -> the API's, where they differ.
 _WIRE_NAMES = {"max_new_tokens": "max_tokens"}
+# Kwargs that are not body fields as they are.
+_NOT_SENT = frozenset({"extra_body", "structured_output"})
 # Fields of a chat request that the completions endpoint does not take.
 _CHAT_ONLY = frozenset({"messages", "response_format", "logprobs", "top_logprobs"})
 
@@ -158,18 +167,22 @@ def build_request(
         num_generations: sent as `n`.
         **kwargs: `OpenAILLM.agenerate`'s generation kwargs: `max_new_tokens` is sent as
             `max_tokens`, `response_format` in the API's form, `logprobs` only when true,
-            `extra_body` merged into the body; kwargs that are `None` are left out.
+            `extra_body` merged into the body; kwargs that are `None` are left out. A
+            `structured_output` becomes a strict JSON schema `response_format` (it wins over
+            a `response_format` kwarg).
 
     Returns:
         The body.
     """
     body: dict[str, Any] = {"messages": input, "model": model, "n": num_generations}
     for name, value in kwargs.items():
-        if value is None or name == "extra_body" or (name == "logprobs" and not value):
+        if value is None or name in _NOT_SENT or (name == "logprobs" and not value):
             continue
         body[_WIRE_NAMES.get(name, name)] = (
             wire_response_format(value) if name == "response_format" else value
         )
+    if kwargs.get("structured_output") is not None:
+        body["response_format"] = json_schema_response_format(kwargs["structured_output"])
     # The SDK merges `extra_body` into the JSON body; `client.post` takes the body as is.
     body.update(kwargs.get("extra_body") or {})
     return body

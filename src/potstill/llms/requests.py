@@ -31,6 +31,13 @@ from potstill.llms.failures import fit_to_count, record_failure
 from potstill.llms.limits import RateLimiter
 from potstill.llms.retry import backoff_delay, classify
 from potstill.llms.retry import describe as describe_failure
+from potstill.llms.structured import (
+    StructuredOutput,
+    arepair,
+    prepare_request,
+    repairs,
+    split_inputs,
+)
 from potstill.llms.typing import Generations
 from potstill.typing import ChatType
 from potstill.utils.batch_progress import current_batch_progress
@@ -87,7 +94,8 @@ class BatchRequests:
         """Sends the batch's requests concurrently.
 
         Args:
-            inputs: the conversations to continue.
+            inputs: the conversations to continue (or `(conversation, structured_output)`
+                tuples: see `potstill.llms.structured`).
             row_offset: the row of the first input in the dataset, for log messages.
             kwargs: the generation kwargs.
 
@@ -95,14 +103,16 @@ class BatchRequests:
             One `Generations` per input, in input order.
         """
         count = self.num_generations
+        inputs, specs = split_inputs(self.llm, inputs)
+        spec = specs.__getitem__ if specs is not None else _no_spec
         if self.native:
             calls = [
-                self.request(single, count, kwargs, row_offset + index)
+                self.request(single, count, kwargs, row_offset + index, spec=spec(index))
                 for index, single in enumerate(inputs)
             ]
             return list(await asyncio.gather(*calls))
         calls = [
-            self.request(single, None, kwargs, row_offset + index, generation)
+            self.request(single, None, kwargs, row_offset + index, generation, spec(index))
             for index, single in enumerate(inputs)
             for generation in range(count)
         ]
@@ -118,6 +128,7 @@ class BatchRequests:
         kwargs: dict[str, Any],
         row: int,
         index: Optional[int] = None,
+        spec: Optional[StructuredOutput] = None,
     ) -> Generations:
         """One request: the answer known from before, else sent under the limits and retried.
 
@@ -127,10 +138,14 @@ class BatchRequests:
             kwargs: the generation kwargs.
             row: the input's row in the dataset.
             index: which fanned-out generation this is (`None` for a native request).
+            spec: the structured output its answers must match: they are checked, and
+                repaired, before they are kept.
 
         Returns:
             The input's generations (one when fanned out).
         """
+        if spec is not None:
+            input, kwargs = prepare_request(self.llm, spec, input, kwargs)
         known = self.known
         key = known.key(input, kwargs, num_generations, index) if known is not None else None
         if key is not None:
@@ -145,6 +160,12 @@ class BatchRequests:
             generations = fit_to_count(self.llm, sent, 1, row)
         else:
             generations = await self.native_request(input, num_generations, kwargs, row)
+        if spec is not None:
+            one = None if num_generations is None else 1
+            generations = await arepair(
+                repairs(self.llm, spec, input, generations, row),
+                lambda conversation: self.send(conversation, one, kwargs, row),
+            )
         if key is not None:
             known.remember(key, row, generations)  # type: ignore[union-attr]
         if self.progress is not None:
@@ -261,6 +282,10 @@ class BatchRequests:
             limiter.settle(reservation, usage.input_tokens, usage.output_tokens)
         self.usage.record_success(generations)
         return generations
+
+
+def _no_spec(index: int) -> None:
+    return None
 
 
 def rate_limiter(llm: AsyncLLM) -> RateLimiter:

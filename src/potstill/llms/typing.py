@@ -50,9 +50,12 @@ class Generations(list):
         output_tokens: per generation, the tokens generated (same convention).
         errors: per generation, why it is `None` (the last error), or `None` when it is fine.
         logprobs: per generation, the provider's logprobs when requested, else `None`.
+        raw_outputs: per generation, the text the model answered when it is not the
+            generation (a structured output that failed validation is `None`, and its answer
+            is kept here), else `None`.
     """
 
-    __slots__ = ("errors", "input_tokens", "logprobs", "output_tokens")
+    __slots__ = ("errors", "input_tokens", "logprobs", "output_tokens", "raw_outputs")
 
     def __init__(
         self,
@@ -62,12 +65,14 @@ class Generations(list):
         output_tokens: Optional[Iterable[Optional[int]]] = None,
         errors: Optional[Iterable[Optional[str]]] = None,
         logprobs: Optional[Iterable[Any]] = None,
+        raw_outputs: Optional[Iterable[Optional[str]]] = None,
     ) -> None:
         super().__init__(texts)
         self.input_tokens = _aligned(input_tokens, len(self))
         self.output_tokens = _aligned(output_tokens, len(self))
         self.errors = _aligned(errors, len(self))
         self.logprobs = _aligned(logprobs, len(self))
+        self.raw_outputs = _aligned(raw_outputs, len(self))
 
     @classmethod
     def from_request(
@@ -130,6 +135,7 @@ class Generations(list):
             merged.output_tokens.extend(part.output_tokens)
             merged.errors.extend(part.errors)
             merged.logprobs.extend(part.logprobs)
+            merged.raw_outputs.extend(part.raw_outputs)
         return merged
 
     def resized(self, count: int, missing: str) -> Generations:
@@ -154,6 +160,7 @@ class Generations(list):
             output_tokens=self.output_tokens[:count],
             errors=self.errors[:count],
             logprobs=self.logprobs[:count],
+            raw_outputs=self.raw_outputs[:count],
         )
 
     @property
@@ -164,13 +171,32 @@ class Generations(list):
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild,
-            (list(self), self.input_tokens, self.output_tokens, self.errors, self.logprobs),
+            (
+                list(self),
+                self.input_tokens,
+                self.output_tokens,
+                self.errors,
+                self.logprobs,
+                self.raw_outputs,
+            ),
         )
 
 
-def _rebuild(texts: list, inputs: list, outputs: list, errors: list, logprobs: list) -> Generations:
+def _rebuild(
+    texts: list,
+    inputs: list,
+    outputs: list,
+    errors: list,
+    logprobs: list,
+    raw_outputs: Optional[list] = None,
+) -> Generations:
     return Generations(
-        texts, input_tokens=inputs, output_tokens=outputs, errors=errors, logprobs=logprobs
+        texts,
+        input_tokens=inputs,
+        output_tokens=outputs,
+        errors=errors,
+        logprobs=logprobs,
+        raw_outputs=raw_outputs,
     )
 
 

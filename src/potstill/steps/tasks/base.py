@@ -137,9 +137,10 @@ class _Task(LoadsLLM, _Step, ABC):
     ) -> Row:
         metadata: Row = {}
         if self.add_raw_output:
-            metadata[f"raw_output_{self.name}"] = raw
+            metadata[f"raw_output_{self.name}"] = _raw_output(raw, generations, which)
         if self.add_raw_input:
-            metadata[f"raw_input_{self.name}"] = prompt
+            # A structured input's conversation (its structured output is the task's column).
+            metadata[f"raw_input_{self.name}"] = prompt[0] if type(prompt) is tuple else prompt
         metadata[f"statistics_{self.name}"] = {
             "input_tokens": generations.input_tokens[which],
             "output_tokens": generations.output_tokens[which],
@@ -249,6 +250,15 @@ def _reinsert(
         else next(remaining)
         for index in range(total)
     ]
+
+
+def _raw_output(raw: Any, generations: Generations, which: Any) -> Any:
+    """The model's answer: the generation, or the answer kept where the generation is `None`
+    (a structured output that failed validation)."""
+    kept = generations.raw_outputs[which]
+    if isinstance(which, slice):
+        return [text if text is not None else other for text, other in zip(raw, kept)]
+    return raw if raw is not None else kept
 
 
 def _redacted(error: Optional[str]) -> Optional[str]:
