@@ -34,6 +34,7 @@ from potstill.errors import LLMNotLoadedError, PotstillUserError
 from potstill.llms.failures import describe_error
 from potstill.llms.generation_kwargs import GenerationKwargsSpec, spec_for
 from potstill.llms.loading import marks_loaded, requires_loaded
+from potstill.llms.pricing import LOCAL_PROVIDERS, Price, TokenPrice, llm_provider, resolve_price
 from potstill.llms.sync_batches import generate_batch
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.llms.usage import UsageSummary, UsageTracker
@@ -73,6 +74,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             to `Pipeline.run(params=...)` are merged over the ones given to the constructor.
         use_response_cache: reuse answers cached on disk for identical requests.
         response_cache_dir: where the response cache lives.
+        price: your own price per token, which wins over the price table (see
+            `token_price`).
     """
 
     model_config = ConfigDict(
@@ -97,6 +100,12 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         default=None,
         description="Where the response cache lives (default `$POTSTILL_RESPONSE_CACHE_DIR` "
         "or `~/.cache/potstill/responses`).",
+    )
+    price: ExecutionOnly[Optional[RuntimeParameter[Price]]] = Field(
+        default=None,
+        description="Your own price per token, which wins over the price table: "
+        "`Price.per_million(input=..., output=...)` or "
+        "`{'input_per_million': ..., 'output_per_million': ...}` (dollars).",
     )
 
     sdk_module: ClassVar[Optional[str]] = None
@@ -322,9 +331,33 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         """
         return None
 
+    def token_price(self, batch: bool = False) -> Optional[TokenPrice]:
+        """What this LLM's tokens cost: its `price` when given; nothing for a model run
+        in-process; else the price table's for its provider and model (looked up once).
+
+        Args:
+            batch: the price of a provider batch job rather than an online request.
+
+        Returns:
+            The price, or `None` when there is none ("no price", never a guess): a model the
+            table does not list, a provider without per-token prices, or an LLM class of
+            no known provider.
+        """
+        provider = llm_provider(type(self))
+        if self.price is None and provider is None:
+            return None
+        base_url = getattr(self, "base_url", None)
+        return resolve_price(
+            self.model_name if provider not in LOCAL_PROVIDERS else "",
+            provider,
+            base_url=base_url if isinstance(base_url, str) else None,
+            batch=batch,
+            price=self.price,
+        )
+
     @property
     def usage(self) -> UsageSummary:
-        """Requests, failures, retries and tokens consumed by this instance so far."""
+        """Requests, failures, retries, tokens and their cost, for this instance so far."""
         return self._usage.summary()
 
     # -- generation kwargs as runtime parameters ----------------------------------------
