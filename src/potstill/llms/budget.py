@@ -18,7 +18,7 @@ A request is sent when the spend so far, the reservations of the requests in fli
 own fit within `max_cost`. When only the reservations in flight are in the way it waits for
 them to settle. When the spend so far and its own reservation already pass `max_cost`, it is
 not sent, and the budget is spent: no later request under it is sent either (each fails with
-a `BudgetExceeded` error in its row), and a pipeline run stops starting batches, lets the
+a `BudgetExceededError` in its row), and a pipeline run stops starting batches, lets the
 requests in flight finish and keeps them (see `Pipeline.run`). With an output cap and a
 prompt estimate that holds, the spend never passes `max_cost`; without a cap it can pass it
 by what the requests in flight generate beyond the average.
@@ -35,7 +35,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from potstill.errors import PotstillUserError
+from potstill.errors import BudgetExceededError, PotstillUserError
 from potstill.llms.limits import estimate_tokens
 from potstill.llms.typing import Generations
 
@@ -53,10 +53,6 @@ _DEFAULT_OUTPUT_TOKENS = 256
 _run_budgets: contextvars.ContextVar[Optional[RunBudgets]] = contextvars.ContextVar(
     "potstill_run_budgets", default=None
 )
-
-
-class BudgetExceeded(Exception):
-    """Why a request was not sent: a spending limit would have been passed."""
 
 
 def dollars(amount: float) -> str:
@@ -113,7 +109,9 @@ class Budget:
                 f"{dollars(self.spent)} spent, and the next request (estimated "
                 f"{dollars(amount)}) would pass it"
             )
-        logger.warning("%s; no new request is sent.", self.refusal[0].upper() + self.refusal[1:])
+        logger.warning(
+            "Spending limit: %s; no new request is sent (those in flight finish).", self.refusal
+        )
         if self.on_spent is not None:
             self.on_spent(self.refusal)
         return None
@@ -146,25 +144,26 @@ class Budget:
 
 
 class RunBudgets:
-    """The budgets of one pipeline run: the pipeline's and each LLM's.
+    """The budgets of one pipeline run: the pipeline's and each LLM's. Active (for the
+    requests of the run) inside `with run_budgets:`.
 
     Args:
         max_cost: the pipeline's limit, or None.
         owner: the pipeline, for messages.
-        on_spent: called (from any thread) when a budget refuses its first request.
 
     Attributes:
+        on_spent: called (from any thread) when a budget refuses its first request: the
+            engine's graceful stop.
         refusal: the first budget's message, once one is spent.
     """
 
-    def __init__(
-        self, max_cost: Optional[float], owner: str, on_spent: Callable[[], None]
-    ) -> None:
+    def __init__(self, max_cost: Optional[float], owner: str) -> None:
         self.pipeline = Budget(max_cost, owner, self._spent) if max_cost else None
+        self.on_spent: Optional[Callable[[], None]] = None
         self.refusal: Optional[str] = None
-        self._on_spent = on_spent
         self._llms: dict[int, Budget] = {}
         self._lock = threading.Lock()
+        self._tokens: list[contextvars.Token[Optional[RunBudgets]]] = []
 
     def for_llm(self, llm: Any) -> tuple[Budget, ...]:
         """The budgets an LLM's requests pass in this run."""
@@ -182,15 +181,20 @@ class RunBudgets:
             first = self.refusal is None
             if first:
                 self.refusal = message
-        if first:
-            self._on_spent()
+        if first and self.on_spent is not None:
+            self.on_spent()
 
     def __enter__(self) -> RunBudgets:
-        self._token = _run_budgets.set(self)
+        self._tokens.append(_run_budgets.set(self))
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        _run_budgets.reset(self._token)
+        _run_budgets.reset(self._tokens.pop())
+
+
+def current_run_budgets() -> Optional[RunBudgets]:
+    """The budgets of the pipeline run in progress (in this context), if any."""
+    return _run_budgets.get()
 
 
 def _llm_owner(llm: Any) -> str:
@@ -200,7 +204,7 @@ def _llm_owner(llm: Any) -> str:
 def budgets_for(llm: AsyncLLM) -> tuple[Budget, ...]:
     """The budgets an LLM's requests pass now: the pipeline run's, or outside a run the
     LLM's own `max_cost` (counted from its creation)."""
-    run = _run_budgets.get()
+    run = current_run_budgets()
     if run is not None:
         return run.for_llm(llm)
     if not llm.max_cost:
@@ -285,7 +289,7 @@ class RequestBudgets:
         """The failed generations of a request that was not sent (counted as a failure;
         logged once, by the budget)."""
         reason = next((b.refusal for b in self.budgets if b.refusal is not None), "")
-        message = f"{BudgetExceeded.__name__}: not sent: {reason}"
+        message = f"{BudgetExceededError.__name__}: not sent: {reason}"
         self.llm._usage.record_failure(message)
         return Generations.failed(generations, message)
 
@@ -311,5 +315,5 @@ def no_price_message(llm: Any, where: str = "") -> str:
         f"{where}{type(llm).__name__} (model {llm.model_name!r}) has no price (the price "
         "table does not list it), so max_cost cannot be enforced for it. Give its price: "
         "`price=Price.per_million(input=..., output=...)` on the LLM, or "
-        "`--param STEP.llm.price='{\"input_per_million\": ..., \"output_per_million\": ...}'`."
+        '`--param STEP.llm.price=\'{"input_per_million": ..., "output_per_million": ...}\'`.'
     )

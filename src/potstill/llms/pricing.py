@@ -107,9 +107,7 @@ class Price(BaseModel):
                 if f"{unit}_per_million" not in data:
                     continue
                 if f"{unit}_per_token" in data:
-                    raise ValueError(
-                        f"give {unit}_per_token or {unit}_per_million, not both"
-                    )
+                    raise ValueError(f"give {unit}_per_token or {unit}_per_million, not both")
                 per_million = data.pop(f"{unit}_per_million")
                 try:
                     data[f"{unit}_per_token"] = float(per_million) / TOKENS_PER_MILLION
@@ -319,6 +317,7 @@ def batch_price_listed(
 
 FREE = Price(input_per_token=0.0, output_per_token=0.0)
 """The price of a model run on the user's own machine."""
+
 
 class TablePrice:
     """A model's price from the table, looked up once, so that each `cost` is arithmetic.

@@ -94,7 +94,10 @@ class UsageTracker:
         self._messages: dict[str, int] = {}
 
     def record_success(
-        self, generations: Generations, cost: Optional[float] = None, usage: Optional[TokenUsage] = None
+        self,
+        generations: Generations,
+        cost: Optional[float] = None,
+        usage: Optional[TokenUsage] = None,
     ) -> None:
         """Counts one answered request, the tokens it reported and its cost.
 

@@ -23,6 +23,7 @@ from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.run_lock import RunLock
 from potstill.pipeline.signature import step_signatures
+from potstill.pipeline.spend import RunSpending, stop_when_spent
 from potstill.pipeline.step_batches import StepBatches
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
@@ -73,6 +74,7 @@ class Pipeline(_Serializable):
         show_progress: show a per-step progress display while running.
         use_response_cache: reuse answers cached on disk for identical requests of every LLM
             in the pipeline, across runs and pipelines (see `LLM.use_response_cache`).
+        max_cost: the most dollars a run's LLM requests may cost (see `run`, `last_run_cost`).
     """
 
     def __init__(
@@ -83,12 +85,14 @@ class Pipeline(_Serializable):
         enable_metadata: bool = True,
         show_progress: bool = True,
         use_response_cache: bool = False,
+        max_cost: Optional[float] = None,
     ) -> None:
         self.name = name or "pipeline"
         self.description = description
         self.enable_metadata = enable_metadata
         self.show_progress = show_progress
         self.use_response_cache = use_response_cache
+        self.max_cost, self.last_run_cost = max_cost, None  # see `potstill.pipeline.spend`
         self.dag = DAG()
         self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._tokens: list[contextvars.Token[Any]] = []
@@ -127,6 +131,7 @@ class Pipeline(_Serializable):
         *,
         parameters: Optional[Params] = None,
         show_progress: Optional[bool] = None,
+        max_cost: Optional[float] = None,
     ) -> Distiset:
         """Runs the pipeline and returns its datasets.
 
@@ -142,6 +147,8 @@ class Pipeline(_Serializable):
                 starts over.
             parameters: distilabel's name for `params`.
             show_progress: override the pipeline's `show_progress`.
+            max_cost: override the pipeline's `max_cost`: past it the run stops gracefully
+                (`BudgetExceededError`) and a run with more resumes (`potstill.llms.budget`).
 
         Returns:
             The `Distiset`: leaf step name (or `"default"`) -> `DatasetDict({"train": ...})`.
@@ -155,6 +162,7 @@ class Pipeline(_Serializable):
                     use_cache=use_cache,
                     parameters=parameters,
                     show_progress=show_progress,
+                    max_cost=max_cost,
                 )
             )
         except KeyboardInterrupt:
@@ -172,6 +180,7 @@ class Pipeline(_Serializable):
         *,
         parameters: Optional[Params] = None,
         show_progress: Optional[bool] = None,
+        max_cost: Optional[float] = None,
         _max_generator_batches: Optional[int] = None,
         _cache_dir: Optional[Path] = None,
     ) -> Distiset:
@@ -184,7 +193,10 @@ class Pipeline(_Serializable):
         lock = RunLock(root, self.name)
         lock.acquire()  # a second run of this pipeline at the same time is refused
         try:
-            return await self._run_locked(root, use_cache, show_progress, _max_generator_batches)
+            with RunSpending(self, max_cost):  # the run's spending limits; what it spent
+                return await self._run_locked(
+                    root, use_cache, show_progress, _max_generator_batches
+                )
         finally:
             lock.release()
 
@@ -273,6 +285,7 @@ class Pipeline(_Serializable):
         engine = Engine(
             self.dag, folder, steps, progress, max_generator_batches, self.use_response_cache
         )
+        stop_when_spent(engine)
         logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
         progress.start(expected_rows(self.dag))
         try:
