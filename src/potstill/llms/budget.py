@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -56,8 +57,12 @@ _run_budgets: contextvars.ContextVar[Optional[RunBudgets]] = contextvars.Context
 
 
 def dollars(amount: float) -> str:
-    """An amount of dollars as messages show it: `$0.0123`, `$12.35`."""
-    return f"${amount:,.2f}" if amount >= 100 else f"${amount:.4f}"
+    """An amount of dollars as messages show it: `$12.35`, `$0.0123`, `$0.0000087` (small
+    amounts keep three significant digits, so a cheap run never shows as `$0.0000`)."""
+    if amount >= 1 or amount <= 0:
+        return f"${amount:,.2f}"
+    decimals = min(max(4, 2 - math.floor(math.log10(amount))), 12)
+    return f"${amount:.{decimals}f}"
 
 
 class Budget:

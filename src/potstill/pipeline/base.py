@@ -23,7 +23,7 @@ from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.run_lock import RunLock
 from potstill.pipeline.signature import step_signatures
-from potstill.pipeline.spend import RunSpending, stop_when_spent
+from potstill.pipeline.spend import RunSpending, checked_max_cost, raise_if_spent, stop_when_spent
 from potstill.pipeline.step_batches import StepBatches
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
@@ -92,7 +92,7 @@ class Pipeline(_Serializable):
         self.enable_metadata = enable_metadata
         self.show_progress = show_progress
         self.use_response_cache = use_response_cache
-        self.max_cost, self.last_run_cost = max_cost, None  # see `potstill.pipeline.spend`
+        self.max_cost, self.last_run_cost = checked_max_cost(max_cost), None
         self.dag = DAG()
         self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._tokens: list[contextvars.Token[Any]] = []
@@ -235,6 +235,7 @@ class Pipeline(_Serializable):
                     await self._execute(folder, steps, show_progress, max_generator_batches)
             finally:
                 await asyncio.to_thread(folder.close)
+            raise_if_spent()
             if tables is None:
                 tables = {name: stored_table(stored) for name, stored in leaf_steps.items()}
             failed = count_failed_rows(self._steps_that_can_fail(steps), tables)

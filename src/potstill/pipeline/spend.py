@@ -126,13 +126,21 @@ class RunSpending:
         if cost.llms:
             logger.info("Pipeline %r: %s.", name, cost.describe())
         refusal = self.budgets.refusal
-        if refusal is not None and error_type is None:
+        if refusal is not None and error_type in (None, BudgetExceededError):
             raise BudgetExceededError(
                 f"Pipeline {name!r} stopped: {refusal}. This run: {cost.describe()}. Every "
                 "answered request is stored: run it again with a higher max_cost to resume "
                 "(answered requests are not sent again).",
                 cost=cost,
-            )
+            ) from None
+
+
+def raise_if_spent() -> None:
+    """Ends a run that a spending limit stopped, once its folder is closed and before its
+    datasets are read (`RunSpending` says what it spent)."""
+    budgets = current_run_budgets()
+    if budgets is not None and budgets.refusal is not None:
+        raise BudgetExceededError(budgets.refusal)
 
 
 def stop_when_spent(engine: Engine) -> None:
