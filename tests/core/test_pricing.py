@@ -271,3 +271,28 @@ def test_an_llm_class_is_priced_by_its_first_known_provider() -> None:
     assert llm_provider(ProxiedOpenAI) == "openai"
     assert llm_provider(LlamaCppLLM) == "llamacpp"
     assert llm_provider(Price) is None
+
+
+def test_without_genai_prices_table_prices_are_no_price_and_a_budget_says_what_to_install() -> None:
+    found = _probe(
+        "import json, logging, sys\n"
+        "sys.modules['genai_prices'] = None\n"
+        "records = []\n"
+        "logging.getLogger('potstill.pricing').addHandler(\n"
+        "    type('H', (logging.Handler,), {'emit': lambda self, r: records.append(r)})())\n"
+        "from potstill.llms import OpenAILLM\n"
+        "from potstill.llms.budget import no_price_message\n"
+        "from potstill.llms.pricing import Price\n"
+        "llm = OpenAILLM(model='gpt-4o-mini')\n"
+        "prices = [llm.token_price(), OpenAILLM(model='gpt-4o').token_price()]\n"
+        "user = OpenAILLM(model='gpt-4o-mini', price=Price(input_per_token=1, output_per_token=0))\n"
+        "print(json.dumps({'prices': prices, 'user': user.token_price().cost(2, 5),\n"
+        "                  'warnings': [r.getMessage() for r in records],\n"
+        "                  'refusal': no_price_message(llm)}))\n"
+    )
+    assert found["prices"] == [None, None]
+    assert found["user"] == 2.0
+    [warning] = found["warnings"]  # once, not per model or per batch
+    assert "Costs are not known (no price table)" in warning
+    assert "pip install 'potstill[cost]'" in warning
+    assert "the price table is not installed: pip install 'potstill[cost]'" in found["refusal"]

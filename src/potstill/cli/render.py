@@ -16,8 +16,8 @@ from rich.tree import Tree
 
 from potstill.cli.params import is_secret_name
 from potstill.errors import PotstillUserError
-from potstill.llms.budget import dollars
 from potstill.llms.base import LLM
+from potstill.llms.budget import dollars
 from potstill.mixins.runtime_parameters import RuntimeParametersMixin
 from potstill.pipeline import Pipeline
 from potstill.pipeline.failures import errors_in

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from potstill.errors import BudgetExceededError, PotstillUserError
 from potstill.llms.limits import estimate_tokens
+from potstill.llms.pricing import price_table_available
 from potstill.llms.typing import Generations
 
 if TYPE_CHECKING:
@@ -316,9 +317,14 @@ def request_budgets(llm: AsyncLLM, price: Optional[TokenPrice]) -> Optional[Requ
 
 def no_price_message(llm: Any, where: str = "") -> str:
     """The error of a budget that cannot be enforced: the LLM has no price."""
+    why = (
+        "the price table does not list it"
+        if price_table_available()
+        else "the price table is not installed: pip install 'potstill[cost]'"
+    )
     return (
-        f"{where}{type(llm).__name__} (model {llm.model_name!r}) has no price (the price "
-        "table does not list it), so max_cost cannot be enforced for it. Give its price: "
+        f"{where}{type(llm).__name__} (model {llm.model_name!r}) has no price ({why}), so "
+        "max_cost cannot be enforced for it. Give its price: "
         "`price=Price.per_million(input=..., output=...)` on the LLM, or "
         '`--param STEP.llm.price=\'{"input_per_million": ..., "output_per_million": ...}\'`.'
     )

@@ -16,13 +16,16 @@ for a model without one the online price is used, an upper bound of what the job
 online and batch requests alike.
 
 An LLM finds its own price with `LLM.token_price()` (`resolve_price` here): looked up once per
-model and kept, so pricing every request costs a multiplication, not a table search.
+model and kept, so pricing every request costs a multiplication, not a table search. Without
+`genai-prices` installed, every table price is "no price" (one warning says so); a user's
+`Price` and in-process models still cost what they cost.
 
 `genai-prices` is imported on the first lookup, never when potstill is imported.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from bisect import bisect_left
 from functools import cache, lru_cache
@@ -36,6 +39,8 @@ from potstill.utils.imports import require
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
     from genai_prices.types import PriceCalculation
+
+logger = logging.getLogger("potstill.pricing")
 
 # potstill's provider names (`OpenAILLM` -> "openai", ...) -> the `genai-prices` provider
 # that prices their models, or None where the table has no per-token prices (Anyscale
@@ -430,6 +435,24 @@ def _looked_up(
         return TablePrice(model, provider, base_url, batch)
     except NoPriceError:
         return None
+    except ImportError as error:  # no `genai-prices`: every table price is "no price"
+        _say_no_table(str(error))
+        return None
+
+
+@cache
+def _say_no_table(reason: str) -> None:
+    """Warns once that costs are unknown without the price table."""
+    logger.warning("Costs are not known (no price table): %s", reason)
+
+
+def price_table_available() -> bool:
+    """Whether the price table can be read (`genai-prices` is installed, Python 3.11+)."""
+    try:
+        _bundled_table()
+    except ImportError:
+        return False
+    return True
 
 
 def _price_without_table(
