@@ -94,8 +94,27 @@ def test_an_unknown_model_has_no_price_never_a_guess(openai_env: FakeServer) -> 
     assert llm.token_price() is None
     assert llm.usage.cost is None and llm.usage.unpriced_requests == len(QUESTIONS)
     assert pipeline.last_run_cost is not None and pipeline.last_run_cost.cost is None
-    assert "no price: OpenAILLM 'no-such-model-x1' (step gen)" in (
-        pipeline.last_run_cost.describe()
+    assert pipeline.last_run_cost.describe().endswith(
+        "output tokens, no price for OpenAILLM 'no-such-model-x1' (step gen)"
+    )
+
+
+def test_a_run_with_an_llm_without_a_price_has_no_total_but_names_it() -> None:
+    priced = TestLLM(model="priced", price=Price(input_per_token=0.5, output_per_token=0.0))
+    with Pipeline(name="mixed") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": "one two"}])
+        load >> TextGeneration(name="a", llm=priced)
+        load >> TextGeneration(name="b", llm=TestLLM(model="free-to-guess"))
+
+    pipeline.run()
+
+    run = pipeline.last_run_cost
+    assert run is not None and run.cost is None
+    assert [entry.usage.cost for entry in run.llms] == [priced.usage.cost, None]
+    assert priced.usage.cost and priced.usage.cost > 0
+    assert run.describe().endswith(
+        f"cost {dollars(priced.usage.cost)} plus what has no price: "
+        "TestLLM 'free-to-guess' (step b)"
     )
 
 

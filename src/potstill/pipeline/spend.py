@@ -72,14 +72,16 @@ class RunCost:
             f"{sum(u.requests for u in usage):,} request(s) sent "
             f"({sum(u.cached_requests for u in usage):,} answered from the journal or cache), "
             f"{sum(u.input_tokens for u in usage):,} input + "
-            f"{sum(u.output_tokens for u in usage):,} output tokens, cost "
+            f"{sum(u.output_tokens for u in usage):,} output tokens"
         )
         priced = dollars(sum(entry.usage.cost or 0.0 for entry in self.llms))
         unpriced = [entry for entry in self.llms if entry.usage.cost is None]
         if not unpriced:
-            return line + priced
+            return f"{line}, cost {priced}"
         names = ", ".join(f"{e.llm} {e.model!r} (step {', '.join(e.steps)})" for e in unpriced)
-        return f"{line}{priced} plus what has no price: {names}"
+        if len(unpriced) == len(self.llms):
+            return f"{line}, no price for {names}"
+        return f"{line}, cost {priced} plus what has no price: {names}"
 
 
 class RunSpending:
