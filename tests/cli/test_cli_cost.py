@@ -6,17 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.cli.helpers import QUESTIONS, build_pipeline
+from tests.cli.helpers import QUESTIONS, build_pipeline, run
 
 from potstill.distiset import Distiset
 from potstill.llms.budget import dollars
 from potstill.llms.pricing import token_cost
 
 STEP = "text_generation"
-
-
-def run(invoke: Any, config: Path, output: Path, *args: str) -> Any:
-    return invoke("pipeline", "run", "--config", str(config), "--output", str(output), *args)
 
 
 def test_the_end_of_run_output_has_rows_and_cost(

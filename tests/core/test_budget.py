@@ -20,7 +20,7 @@ from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
 from potstill.steps.tasks.base import METADATA_COLUMN
 
-ROWS = 24
+ROWS = 60
 QUESTIONS = [f"Question {i}: what is the sum of {i} and {i}?" for i in range(ROWS)]
 # A thousandth of a dollar per token: costs are easy to reason about.
 PRICE = Price.per_million(input=1000.0, output=1000.0)
@@ -105,6 +105,8 @@ def test_the_run_stops_gracefully_and_a_higher_budget_resumes(
     assert llm.usage.requests == answered == cost.llms[0].usage.requests
     assert cost.cost == pytest.approx(llm.usage.cost) and cost.cost <= max_cost
     assert openai_env.state.peak_concurrency > 1  # requests were in flight together
+    # no batch started after the stop: only the rows of the batches in flight were refused
+    assert 0 < llm.usage.failed_requests < (ROWS - answered) / 2
     message = str(stopped.value)
     assert f"max_cost={dollars(max_cost)} of pipeline 'budget' reached" in message
     assert f"{answered} request(s) sent" in message and f"{dollars(cost.cost)}" in message
@@ -124,6 +126,38 @@ def test_the_run_stops_gracefully_and_a_higher_budget_resumes(
     assert sum(r[METADATA_COLUMN]["statistics_gen"]["cost"] for r in rows) == pytest.approx(
         llm.usage.cost
     )
+
+
+def test_requests_in_flight_when_the_budget_stops_the_run_finish_and_are_kept(
+    openai_env: FakeServer,
+) -> None:
+    # Row 0 is answered at once, rows 1-3 take a second; row 4's prompt alone would pass the
+    # budget: it is refused (stopping the run) as soon as row 0 frees its place, while rows
+    # 1-3 are still in flight.
+    questions = [
+        "Question A?",
+        *(f"[[delay=1]] Question {name}?" for name in "BCD"),
+        "Question E? " + "and more " * 200,
+        *(f"Question {name}?" for name in "FGH"),
+    ]
+    llm = openai_llm()
+    with Pipeline(name="in-flight") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": q} for q in questions])
+        load >> TextGeneration(name="gen", llm=llm, input_batch_size=4)
+    max_cost = 4.5 * reservation(questions[1])
+    assert reservation(questions[4]) > max_cost
+
+    with pytest.raises(BudgetExceededError):
+        pipeline.run(max_cost=max_cost)
+
+    sent = [request.body["messages"][-1]["content"] for request in openai_env.requests]
+    assert sorted(sent) == sorted(questions[:4])
+    assert llm.usage.requests == 4  # the three in flight at the stop were answered, and kept
+
+    rows = pipeline.run(max_cost=10.0)["default"]["train"]
+
+    assert all(rows["generation"])
+    assert len(openai_env.requests) == len(questions)  # rows 0-3 were not sent again
 
 
 def test_the_pipelines_own_max_cost_applies_and_run_overrides_it(openai_env: FakeServer) -> None:
