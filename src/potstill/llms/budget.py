@@ -24,7 +24,8 @@ prompt estimate that holds, the spend never passes `max_cost`; without a cap it 
 by what the requests in flight generate beyond the average.
 
 A model with no price cannot be held to a budget: a run refuses to start with one (see
-`unpriced_llms`), and a request under a budget whose LLM has no price is refused here.
+`potstill.pipeline.spend.check_prices`), and outside a run a batch of requests under a budget
+whose LLM has no price is refused here, before anything is sent.
 """
 
 from __future__ import annotations
