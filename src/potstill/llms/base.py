@@ -44,6 +44,7 @@ from potstill.errors import LLMNotLoadedError, PotstillUserError
 from potstill.llms.failures import describe_error
 from potstill.llms.generation_kwargs import GenerationKwargsSpec, spec_for
 from potstill.llms.loading import marks_loaded, requires_loaded
+from potstill.llms.pricing import LOCAL_PROVIDERS, Price, TokenPrice, llm_provider, resolve_price
 from potstill.llms.structured import (
     StructuredOutput,
     StructuredOutputType,
@@ -95,6 +96,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             `potstill.llms.structured`.
         structured_output_retries: how many times an answer that fails the structured
             output's check is sent back with the error before the generation is `None`.
+        price: your own price per token, which wins over the price table (see
+            `token_price`).
     """
 
     model_config = ConfigDict(
@@ -119,6 +122,12 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         default=None,
         description="Where the response cache lives (default `$POTSTILL_RESPONSE_CACHE_DIR` "
         "or `~/.cache/potstill/responses`).",
+    )
+    price: ExecutionOnly[Optional[RuntimeParameter[Price]]] = Field(
+        default=None,
+        description="Your own price per token, which wins over the price table: "
+        "`Price.per_million(input=..., output=...)` or "
+        "`{'input_per_million': ..., 'output_per_million': ...}` (dollars).",
     )
 
     structured_output: Optional[RuntimeParameter[StructuredOutputType]] = Field(
@@ -397,9 +406,33 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         """
         return None
 
+    def token_price(self, batch: bool = False) -> Optional[TokenPrice]:
+        """What this LLM's tokens cost: its `price` when given; nothing for a model run
+        in-process; else the price table's for its provider and model (looked up once).
+
+        Args:
+            batch: the price of a provider batch job rather than an online request.
+
+        Returns:
+            The price, or `None` when there is none ("no price", never a guess): a model the
+            table does not list, a provider without per-token prices, or an LLM class of
+            no known provider.
+        """
+        provider = llm_provider(type(self))
+        if self.price is None and provider is None:
+            return None
+        base_url = getattr(self, "base_url", None)
+        return resolve_price(
+            self.model_name if provider not in LOCAL_PROVIDERS else "",
+            provider,
+            base_url=base_url if isinstance(base_url, str) else None,
+            batch=batch,
+            price=self.price,
+        )
+
     @property
     def usage(self) -> UsageSummary:
-        """Requests, failures, retries and tokens consumed by this instance so far."""
+        """Requests, failures, retries, tokens and their cost, for this instance so far."""
         return self._usage.summary()
 
     # -- generation kwargs as runtime parameters ----------------------------------------

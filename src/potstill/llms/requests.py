@@ -4,7 +4,8 @@ For each input (or each generation, when `agenerate` has no native `n`), one req
 
 1. answered before (the pipeline step's journal, the response cache)? Then that answer;
 2. else `agenerate` is called under the LLM's limits: at most `max_concurrent_requests` in
-   flight, and the requests/tokens per minute (`potstill.llms.limits`);
+   flight, the requests/tokens per minute (`potstill.llms.limits`) and the spending limits
+   (`potstill.llms.budget`: a request that would pass one is not sent);
 3. a failure is classified (`potstill.llms.retry`): a transient one is retried with backoff
    that honours `Retry-After`, within `max_retries` and `max_retry_time` (a refused
    connection only within `refused_connection_retry_time`); any other gives up at once;
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from pydantic import PositiveInt, TypeAdapter, ValidationError
 
 from potstill.errors import PotstillUserError
+from potstill.llms.budget import request_budgets
 from potstill.llms.cache import known_answers
 from potstill.llms.clients import loop_state
 from potstill.llms.failures import fit_to_count, record_failure
@@ -39,6 +41,7 @@ from potstill.llms.structured import (
     split_inputs,
 )
 from potstill.llms.typing import Generations
+from potstill.llms.usage import tokens_cost
 from potstill.typing import ChatType
 from potstill.utils.batch_progress import current_batch_progress
 
@@ -59,11 +62,13 @@ class BatchRequests:
 
     __slots__ = (
         "agenerate",
+        "budget",
         "known",
         "limiter",
         "llm",
         "native",
         "num_generations",
+        "price",
         "private",
         "progress",
         "semaphore",
@@ -81,6 +86,9 @@ class BatchRequests:
         self.limiter = rate_limiter(llm)
         self.semaphore = loop_state(llm).semaphore
         self.usage = llm._usage
+        # The price, and the spending limits the requests pass (None: no limit applies).
+        self.price = llm.token_price()
+        self.budget = request_budgets(llm, self.price)
         # Private attributes read per request, straight from their dict (pydantic's lookup is
         # slow).
         self.private = llm.__pydantic_private__
@@ -229,8 +237,14 @@ class BatchRequests:
         # A refused connection is usually a wrong URL or a stopped server: retried briefly.
         refused_deadline = min(deadline, started + (llm.refused_connection_retry_time or 0))
         attempt = 0
+        budget, held = self.budget, 0.0
         while True:
             async with self.semaphore:
+                if budget is not None:
+                    admitted = await budget.admit(input, kwargs, expected)
+                    if admitted is None:
+                        return budget.refused(expected)
+                    held = admitted
                 reservation = (
                     await limiter.acquire(input, llm.output_token_cap(kwargs))
                     if limiter.active
@@ -241,6 +255,8 @@ class BatchRequests:
                     break
                 except Exception as error:
                     failure = error
+                    if budget is not None:
+                        budget.release(held)
             decision = classify(failure)
             left = deadline - time.monotonic()
             # A wait that would outlast the request's budget is not waited for: the request
@@ -277,10 +293,13 @@ class BatchRequests:
         generations = Generations.coerce(output)
         if len(generations) > expected:  # choices beyond the ones asked for are dropped
             generations = generations.resized(expected, "")
+        usage = generations.usage
         if reservation is not None:
-            usage = generations.usage
             limiter.settle(reservation, usage.input_tokens, usage.output_tokens)
-        self.usage.record_success(generations)
+        cost = tokens_cost(self.price, usage.input_tokens, usage.output_tokens)
+        self.usage.record_success(generations, cost, usage)
+        if budget is not None:
+            budget.settle(held, cost)
         return generations
 
 

@@ -21,6 +21,7 @@ from potstill.llms.structured import (
     repairs,
 )
 from potstill.llms.typing import Generations
+from potstill.llms.usage import tokens_cost
 from potstill.typing import ChatType
 from potstill.utils.batch_progress import current_batch_progress
 
@@ -222,6 +223,7 @@ def generate_isolated(
                 llm, [single], num_generations, row_offset, kwargs, [rows[index]]
             )
         ]
+    price = llm.token_price()
     for index, result in enumerate(results):
         if all_failed(result):
             # `generate` isolated this input's failure itself (e.g. a prompt too long).
@@ -230,7 +232,9 @@ def generate_isolated(
             )
             llm._usage.record_failure(result.errors[0] or "")
         else:
-            llm._usage.record_success(result)
+            usage = result.usage
+            cost = tokens_cost(price, usage.input_tokens, usage.output_tokens)
+            llm._usage.record_success(result, cost, usage)
     if progress is not None:
         progress.settle(start + len(inputs))
     return results

@@ -23,6 +23,7 @@ from potstill.pipeline.routing_batch_function import RoutingBatchFunction
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.run_lock import RunLock
 from potstill.pipeline.signature import step_signatures
+from potstill.pipeline.spend import RunSpending, checked_max_cost, raise_if_spent, stop_when_spent
 from potstill.pipeline.step_batches import StepBatches
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
@@ -72,6 +73,7 @@ class Pipeline(_Serializable):
         show_progress: show a per-step progress display while running.
         use_response_cache: reuse answers cached on disk for identical requests of every LLM
             in the pipeline, across runs and pipelines (see `LLM.use_response_cache`).
+        max_cost: the most dollars a run's LLM requests may cost (see `run`, `last_run_cost`).
     """
 
     def __init__(
@@ -82,12 +84,14 @@ class Pipeline(_Serializable):
         enable_metadata: bool = True,
         show_progress: bool = True,
         use_response_cache: bool = False,
+        max_cost: Optional[float] = None,
     ) -> None:
         self.name = name or "pipeline"
         self.description = description
         self.enable_metadata = enable_metadata
         self.show_progress = show_progress
         self.use_response_cache = use_response_cache
+        self.max_cost, self.last_run_cost = checked_max_cost(max_cost), None
         self.dag = DAG()
         self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._tokens: list[contextvars.Token[Any]] = []
@@ -126,6 +130,7 @@ class Pipeline(_Serializable):
         *,
         parameters: Optional[Params] = None,
         show_progress: Optional[bool] = None,
+        max_cost: Optional[float] = None,
     ) -> Distiset:
         """Runs the pipeline and returns its datasets.
 
@@ -141,6 +146,8 @@ class Pipeline(_Serializable):
                 starts over.
             parameters: distilabel's name for `params`.
             show_progress: override the pipeline's `show_progress`.
+            max_cost: override the pipeline's `max_cost`: past it the run stops gracefully
+                (`BudgetExceededError`) and a run with more resumes (`potstill.llms.budget`).
 
         Returns:
             The `Distiset`: leaf step name (or `"default"`) -> `DatasetDict({"train": ...})`.
@@ -154,6 +161,7 @@ class Pipeline(_Serializable):
                     use_cache=use_cache,
                     parameters=parameters,
                     show_progress=show_progress,
+                    max_cost=max_cost,
                 )
             )
         except KeyboardInterrupt:
@@ -171,6 +179,7 @@ class Pipeline(_Serializable):
         *,
         parameters: Optional[Params] = None,
         show_progress: Optional[bool] = None,
+        max_cost: Optional[float] = None,
         _max_generator_batches: Optional[int] = None,
         _cache_dir: Optional[Path] = None,
     ) -> Distiset:
@@ -183,7 +192,10 @@ class Pipeline(_Serializable):
         lock = RunLock(root, self.name)
         lock.acquire()  # a second run of this pipeline at the same time is refused
         try:
-            return await self._run_locked(root, use_cache, show_progress, _max_generator_batches)
+            with RunSpending(self, max_cost):  # the run's spending limits; what it spent
+                return await self._run_locked(
+                    root, use_cache, show_progress, _max_generator_batches
+                )
         finally:
             lock.release()
 
@@ -222,6 +234,7 @@ class Pipeline(_Serializable):
                     await self._execute(folder, steps, show_progress, max_generator_batches)
             finally:
                 await asyncio.to_thread(folder.close)
+            raise_if_spent()
             if tables is None:
                 tables = {name: stored_table(stored) for name, stored in leaf_steps.items()}
             failed = count_failed_rows(self._steps_that_can_fail(steps), tables)
@@ -272,6 +285,7 @@ class Pipeline(_Serializable):
         engine = Engine(
             self.dag, folder, steps, progress, max_generator_batches, self.use_response_cache
         )
+        stop_when_spent(engine)
         logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
         progress.start(expected_rows(self.dag))
         try:

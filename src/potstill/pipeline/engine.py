@@ -75,6 +75,7 @@ class Engine:
         self._remaining = len(self.nodes)
         self._done: Optional[asyncio.Event] = None
         self._failure: Optional[BaseException] = None
+        self.stopping = False  # see `stop`
 
     async def run(self) -> None:
         """Loads every step, runs the pipeline, unloads every step."""
@@ -111,6 +112,19 @@ class Engine:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.fail(task.exception())  # type: ignore[arg-type]
+        elif self.stopping:
+            self._end_if_idle()
+
+    def stop(self) -> None:
+        """Stops the run gracefully (a spending limit was reached): no step starts a new
+        batch, the batches in flight finish and are stored, then the run ends. What was not
+        processed is left for the next run; no step is recorded as complete unless it is."""
+        self.stopping = True
+        self._end_if_idle()
+
+    def _end_if_idle(self) -> None:
+        if self._done is not None and not any(node.in_flight for node in self.nodes.values()):
+            self._done.set()
 
     def fail(self, error: BaseException) -> None:
         """Stops the run with `error` (the first one wins)."""

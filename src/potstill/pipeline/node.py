@@ -181,7 +181,7 @@ class StepNode:
     def pump(self) -> None:
         """Starts as many batches as the input and the in-flight limit allow."""
         took = False
-        while self.in_flight < self.max_in_flight:
+        while self.in_flight < self.max_in_flight and not self.engine.stopping:
             cut = self.input.take(self.all_upstream_finished)
             if cut is None:
                 break

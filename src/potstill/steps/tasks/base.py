@@ -2,7 +2,7 @@
 
 A task never loses a row: an input that cannot be formatted, a failed generation or an
 answer `format_output` cannot parse gives `None` in the output columns, and the reason, the
-raw answer and the token usage go into the `potstill_metadata` column.
+raw answer and the token usage (with its dollar cost) go into the `potstill_metadata` column.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pydantic import Field
 
 from potstill.llms.base import LLM, AsyncLLM, describe_error
 from potstill.llms.loading import load_llm
+from potstill.llms.pricing import TokenPrice
 from potstill.llms.typing import Generations
+from potstill.llms.usage import tokens_cost
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.steps.base import GeneratorStep, Step, _Step
 from potstill.steps.context import current_row_offset
@@ -106,6 +108,7 @@ class _Task(LoadsLLM, _Step, ABC):
     ) -> list[Row]:
         """Combines input rows with their generations into output rows."""
         model_name = self.llm.model_name
+        price = self.llm.token_price()  # looked up once per batch
         rows: list[Row] = []
         for row, prompt, generations in zip(inputs, prompts, outputs):
             formatted = [self._format_one(text, row) for text in generations]
@@ -118,12 +121,14 @@ class _Task(LoadsLLM, _Step, ABC):
                     [columns for columns, _ in formatted], self._own_output_columns()
                 )
                 metadata = self._metadata(
-                    prompt, list(generations), generations, errors, slice(None)
+                    prompt, list(generations), generations, errors, slice(None), price
                 )
                 rows.append(_merge(row, columns, model_name, metadata))
                 continue
             for index, (columns, _) in enumerate(formatted):
-                metadata = self._metadata(prompt, generations[index], generations, errors, index)
+                metadata = self._metadata(
+                    prompt, generations[index], generations, errors, index, price
+                )
                 rows.append(_merge(row, columns, model_name, metadata))
         return rows
 
@@ -134,6 +139,7 @@ class _Task(LoadsLLM, _Step, ABC):
         generations: Generations,
         errors: list[Optional[str]],
         which: Any,
+        price: Optional[TokenPrice] = None,
     ) -> Row:
         metadata: Row = {}
         if self.add_raw_output:
@@ -141,9 +147,16 @@ class _Task(LoadsLLM, _Step, ABC):
         if self.add_raw_input:
             # A structured input's conversation (its structured output is the task's column).
             metadata[f"raw_input_{self.name}"] = prompt[0] if type(prompt) is tuple else prompt
+        input_tokens = generations.input_tokens[which]
+        output_tokens = generations.output_tokens[which]
         metadata[f"statistics_{self.name}"] = {
-            "input_tokens": generations.input_tokens[which],
-            "output_tokens": generations.output_tokens[which],
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost": (
+                [tokens_cost(price, i, o) for i, o in zip(input_tokens, output_tokens)]
+                if isinstance(which, slice)
+                else tokens_cost(price, input_tokens, output_tokens)
+            ),
         }
         metadata[f"error_{self.name}"] = errors[which]
         return metadata

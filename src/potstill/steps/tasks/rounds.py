@@ -22,7 +22,8 @@ from collections.abc import Generator
 from typing import Any, Optional
 
 from potstill.llms.base import LLM
-from potstill.llms.typing import Generations
+from potstill.llms.typing import Generations, TokenUsage
+from potstill.llms.usage import tokens_cost
 from potstill.steps.context import current_row_offset
 from potstill.steps.tasks.base import Task, _merge, _Task
 from potstill.steps.typing import StepInput, StepOutput
@@ -123,6 +124,7 @@ class RowTrace:
         self.outputs: list[Optional[str]] = []
         self.input_tokens: Optional[int] = None
         self.output_tokens: Optional[int] = None
+        self.usages: list[TokenUsage] = []  # per request, to price each one
         self.error: Optional[str] = None
 
     def record(self, prompt: ChatType, generations: Generations) -> Optional[str]:
@@ -139,6 +141,7 @@ class RowTrace:
         self.prompts.append(prompt)
         self.outputs.append(text)
         usage = generations.usage
+        self.usages.append(usage)
         self.input_tokens = _add(self.input_tokens, usage.input_tokens)
         self.output_tokens = _add(self.output_tokens, usage.output_tokens)
         if text is None:
@@ -157,9 +160,12 @@ class RowTrace:
             metadata[f"raw_output_{task.name}"] = self.outputs
         if task.add_raw_input:
             metadata[f"raw_input_{task.name}"] = self.prompts
+        price = task.llm.token_price()
+        costs = [tokens_cost(price, u.input_tokens, u.output_tokens) for u in self.usages]
         metadata[f"statistics_{task.name}"] = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cost": sum(costs) if costs and None not in costs else None,  # type: ignore[arg-type]
         }
         metadata[f"error_{task.name}"] = self.error
         return metadata
