@@ -15,6 +15,7 @@ from potstill.llms import OpenAILLM
 from potstill.llms.budget import dollars
 from potstill.llms.pricing import Price, TablePrice, llm_provider, token_cost
 from potstill.llms.testing import TestLLM
+from potstill.llms.usage import tokens_cost
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
@@ -190,3 +191,14 @@ def test_price_and_max_cost_are_runtime_parameters() -> None:
     assert llm.max_cost == 2.0
     assert isinstance(OpenAILLM(model="gpt-4o-mini").token_price(), TablePrice)
     assert llm.token_price() == llm.price
+
+
+def test_an_llm_that_sends_batch_jobs_is_priced_at_the_batch_price() -> None:
+    online = OpenAILLM(model="gpt-4o-mini", api_key="k")
+    batched = OpenAILLM(model="gpt-4o-mini", api_key="k", use_offline_batch_generation=True)
+
+    assert batched.token_price() == online.token_price(batch=True)
+    assert online.token_price() == online.token_price(batch=False)
+    cheaper = tokens_cost(batched.token_price(), 1_000_000, 1_000_000)
+    full = tokens_cost(online.token_price(), 1_000_000, 1_000_000)
+    assert cheaper is not None and full is not None and cheaper < full

@@ -188,7 +188,7 @@ def test_genai_prices_is_imported_on_the_first_lookup_only() -> None:
     assert found == {"before": False, "after": True}
 
 
-def test_a_missing_genai_prices_says_which_extra_to_install() -> None:
+def test_a_missing_genai_prices_says_what_to_install() -> None:
     found = _probe(
         "import json, sys\n"
         "sys.modules['genai_prices'] = None\n"

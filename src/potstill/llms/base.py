@@ -406,12 +406,14 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         """
         return None
 
-    def token_price(self, batch: bool = False) -> Optional[TokenPrice]:
+    def token_price(self, batch: Optional[bool] = None) -> Optional[TokenPrice]:
         """What this LLM's tokens cost: its `price` when given; nothing for a model run
         in-process; else the price table's for its provider and model (looked up once).
 
         Args:
-            batch: the price of a provider batch job rather than an online request.
+            batch: the price of a provider batch job (`True`) or of an online request
+                (`False`); `None` prices the way this LLM sends its requests (batch jobs with
+                `use_offline_batch_generation=True`).
 
         Returns:
             The price, or `None` when there is none ("no price", never a guess): a model the
@@ -421,6 +423,8 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         provider = llm_provider(type(self))
         if self.price is None and provider is None:
             return None
+        if batch is None:
+            batch = bool(getattr(self, "use_offline_batch_generation", False))
         base_url = getattr(self, "base_url", None)
         return resolve_price(
             self.model_name if provider not in LOCAL_PROVIDERS else "",
