@@ -60,7 +60,10 @@ class AnswerFile:
     def __init__(self, path: Path, per_row: bool = False) -> None:
         self.path = path
         self.per_row = per_row
-        self._index: dict[str, Generations] = {}
+        # Each answer as a tuple of texts and token counts, not a `Generations`: tuples of
+        # plain values are not tracked by the garbage collector, whose full collections
+        # would otherwise walk every answer of a long run again and again.
+        self._index: dict[str, _Answer] = {}
         # The journal has one writer (its pipeline run) and is written on the hot path, so
         # it appends through a memory map; the shared cache may have several writer processes.
         self._log: Union[MappedLog, AppendLog] = MappedLog(path) if per_row else AppendLog(path)
@@ -69,8 +72,10 @@ class AnswerFile:
         for line in read_lines(path):
             try:
                 record = json.loads(unseal(line) or b"")
-                self._index[record["k"]] = Generations(
-                    record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
+                self._index[record["k"]] = _answer(
+                    Generations(
+                        record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
+                    )
                 )
             except (ValueError, KeyError, TypeError):  # damaged: costs only this entry
                 damaged += 1
@@ -93,9 +98,8 @@ class AnswerFile:
         found = self._index.get(key)
         if found is None:
             return None
-        return Generations(
-            found, input_tokens=found.input_tokens, output_tokens=found.output_tokens
-        )
+        texts, input_tokens, output_tokens = found
+        return Generations(texts, input_tokens=input_tokens, output_tokens=output_tokens)
 
     def put(self, key: str, generations: Generations) -> None:
         """Appends the generations of one request (only answers without errors)."""
@@ -114,7 +118,7 @@ class AnswerFile:
         except UnicodeEncodeError:  # a lone surrogate: escaped, so it is kept exactly
             line = json.dumps(record).encode("ascii")
         self._log.append(seal(line))
-        self._index[key] = generations
+        self._index[key] = _answer(generations)
 
     def close(self) -> None:
         """Closes the file (it reopens on the next `put`)."""
@@ -125,6 +129,18 @@ class AnswerFile:
         self._closed = True
         self._log.close()
         self._index = {}
+
+
+_Answer = tuple[tuple[Optional[str], ...], tuple[Optional[int], ...], tuple[Optional[int], ...]]
+
+
+def _answer(generations: Generations) -> _Answer:
+    """What an `AnswerFile` keeps of one answer: its texts and token counts."""
+    return (
+        tuple(generations),
+        tuple(generations.input_tokens),
+        tuple(generations.output_tokens),
+    )
 
 
 class KnownAnswers:

@@ -231,6 +231,7 @@ class Pipeline(_Serializable):
                 enable_metadata=self.enable_metadata,
                 pipeline_path=pipeline_path,
                 failed_rows=failed,
+                fingerprints={name: stored.content_id() for name, stored in leaf_steps.items()},
             )
         _log_failures(self.name, failed)
         return distiset
