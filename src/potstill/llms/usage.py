@@ -43,11 +43,13 @@ class UsageTracker:
 
     def record_success(self, generations: Generations) -> None:
         """Counts one answered request and the tokens it reported."""
-        usage = generations.usage
+        # Summed here rather than through `generations.usage` (once per request).
+        input_tokens = sum(filter(None, generations.input_tokens))
+        output_tokens = sum(filter(None, generations.output_tokens))
         with self._lock:
             self._requests += 1
-            self._input_tokens += usage.input_tokens or 0
-            self._output_tokens += usage.output_tokens or 0
+            self._input_tokens += input_tokens
+            self._output_tokens += output_tokens
 
     def record_cached(self) -> None:
         """Counts one request answered from a cache instead of the provider."""
