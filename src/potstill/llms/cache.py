@@ -23,12 +23,14 @@ whichever path sends them (a synchronous LLM's batch or an AsyncLLM's requests).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -46,6 +48,12 @@ _active: contextvars.ContextVar[tuple[AnswerFile, ...]] = contextvars.ContextVar
 )
 _open_stores: dict[Path, AnswerFile] = {}
 _open_lock = threading.Lock()
+# `json.dumps(record, ensure_ascii=False)` without building an encoder per answer.
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False)
+# Per pipeline run: id of an LLM -> its identity and the identity's text (see `run_scope`).
+_identities: contextvars.ContextVar[Optional[dict[int, tuple[Any, dict[str, Any], str]]]] = (
+    contextvars.ContextVar("potstill_llm_identities", default=None)
+)
 
 
 class AnswerFile:
@@ -103,7 +111,8 @@ class AnswerFile:
 
     def put(self, key: str, generations: Generations) -> None:
         """Appends the generations of one request (only answers without errors)."""
-        if any(error is not None for error in generations.errors) or key in self._index:
+        errors = generations.errors
+        if errors.count(None) != len(errors) or key in self._index:
             return
         if self._closed:  # the run that opened it is over: a late answer is not kept
             return
@@ -114,7 +123,7 @@ class AnswerFile:
             "o": generations.output_tokens,
         }
         try:
-            line = json.dumps(record, ensure_ascii=False).encode("utf-8")
+            line = _LINE_ENCODER.encode(record).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: escaped, so it is kept exactly
             line = json.dumps(record).encode("ascii")
         self._log.append(seal(line))
@@ -157,10 +166,15 @@ class KnownAnswers:
 
     __slots__ = ("_identity_text", "files", "identity")
 
-    def __init__(self, files: tuple[AnswerFile, ...], identity: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        files: tuple[AnswerFile, ...],
+        identity: dict[str, Any],
+        text: Optional[str] = None,
+    ) -> None:
         self.files = files
         self.identity = identity
-        self._identity_text = identity_text(identity)
+        self._identity_text = identity_text(identity) if text is None else text
 
     def key(
         self,
@@ -204,7 +218,27 @@ def known_answers(llm: LLM) -> Optional[KnownAnswers]:
         cache = open_store(folder / "responses.jsonl")
         if cache not in files:  # the pipeline may have turned on the same cache
             files = (*files, cache)
-    return KnownAnswers(files, llm.cache_identity()) if files else None
+    if not files:
+        return None
+    memo = _identities.get()
+    if memo is None:
+        return KnownAnswers(files, llm.cache_identity())
+    known = memo.get(id(llm))
+    if known is None or known[0] is not llm:
+        identity = llm.cache_identity()
+        known = memo[id(llm)] = (llm, identity, identity_text(identity))
+    return KnownAnswers(files, known[1], known[2])
+
+
+@contextlib.contextmanager
+def run_scope() -> Iterator[None]:
+    """Within this block (a pipeline run, and the tasks and threads it starts), each LLM's
+    identity is dumped once, not once per batch: a run does not change its LLMs."""
+    token = _identities.set({})
+    try:
+        yield
+    finally:
+        _identities.reset(token)
 
 
 def open_store(path: Path, per_row: bool = False) -> AnswerFile:

@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from potstill.errors import PipelineRunError, PotstillUserError
 from potstill.llms.base import describe_error
+from potstill.llms.cache import run_scope
 from potstill.llms.loading import loading_scope
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.generators import GeneratorRun, Pacing
@@ -83,6 +84,11 @@ class Engine:
         # A write that fails (e.g. a column with mixed types) stops the run at once.
         self.folder.on_error = lambda error: _call_soon(loop, self.fail, error)
         await self._load_all()
+        with run_scope():  # each LLM's identity is dumped once per run
+            await self._run_loaded()
+
+    async def _run_loaded(self) -> None:
+        assert self._done is not None
         try:
             for node in self.nodes.values():
                 if isinstance(node.step, GeneratorStep):
