@@ -252,7 +252,12 @@ class StepNode:
     def failed(self, rows: list[Row]) -> int:
         """How many rows this step failed on (their error is in `potstill_metadata`)."""
         key = f"error_{self.name}"
-        return sum(1 for row in rows if _has_error((row.get(METADATA_COLUMN) or {}).get(key)))
+        failed = 0
+        for row in rows:
+            metadata = row.get(METADATA_COLUMN)
+            if metadata and _has_error(metadata.get(key)):
+                failed += 1
+        return failed
 
     async def _run_step(self, batch: Batch, tracker: Optional[BatchProgress] = None) -> list[Row]:
         step = self.step
