@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from potstill.llms.typing import Generations
-from potstill.utils.append_log import AppendLog, MappedLog, read_lines, seal, unseal
+from potstill.utils.append_log import AppendLog, MappedLog, read_line, read_lines, seal, unseal
 from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json
 
 if TYPE_CHECKING:
@@ -68,10 +68,12 @@ class AnswerFile:
     def __init__(self, path: Path, per_row: bool = False) -> None:
         self.path = path
         self.per_row = per_row
-        # Each answer as a tuple of texts and token counts, not a `Generations`: tuples of
-        # plain values are not tracked by the garbage collector, whose full collections
-        # would otherwise walk every answer of a long run again and again.
-        self._index: dict[str, _Answer] = {}
+        # An answer read when the file opened: a tuple of texts and token counts (not a
+        # `Generations`: tuples of plain values are not tracked by the garbage collector).
+        # An answer appended since: where its line starts in the file, read back if asked
+        # for (seldom: a run asks for each row's answer once), so a long run does not keep
+        # every answer it wrote in memory.
+        self._index: dict[str, Union[_Answer, int]] = {}
         # The journal has one writer (its pipeline run) and is written on the hot path, so
         # it appends through a memory map; the shared cache may have several writer processes.
         self._log: Union[MappedLog, AppendLog] = MappedLog(path) if per_row else AppendLog(path)
@@ -79,14 +81,11 @@ class AnswerFile:
         damaged = 0
         for line in read_lines(path):
             try:
-                record = json.loads(unseal(line) or b"")
-                self._index[record["k"]] = _answer(
-                    Generations(
-                        record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
-                    )
-                )
+                key, answer = _decode(line)
             except (ValueError, KeyError, TypeError):  # damaged: costs only this entry
                 damaged += 1
+                continue
+            self._index[key] = answer
         if damaged:
             logger.warning(
                 "%s: skipped %d damaged line(s); the requests they answered are sent again.",
@@ -106,6 +105,10 @@ class AnswerFile:
         found = self._index.get(key)
         if found is None:
             return None
+        if isinstance(found, int):
+            found = self._read(found)
+            if found is None:
+                return None
         texts, input_tokens, output_tokens = found
         return Generations(texts, input_tokens=input_tokens, output_tokens=output_tokens)
 
@@ -126,8 +129,15 @@ class AnswerFile:
             line = _LINE_ENCODER.encode(record).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: escaped, so it is kept exactly
             line = json.dumps(record).encode("ascii")
-        self._log.append(seal(line))
-        self._index[key] = _answer(generations)
+        self._index[key] = self._log.append(seal(line))
+
+    def _read(self, offset: int) -> Optional[_Answer]:
+        """The answer whose line starts at `offset` (`None` if it cannot be read back)."""
+        line = read_line(self.path, offset)
+        try:
+            return _decode(line or b"")[1]
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def close(self) -> None:
         """Closes the file (it reopens on the next `put`)."""
@@ -143,13 +153,22 @@ class AnswerFile:
 _Answer = tuple[tuple[Optional[str], ...], tuple[Optional[int], ...], tuple[Optional[int], ...]]
 
 
-def _answer(generations: Generations) -> _Answer:
-    """What an `AnswerFile` keeps of one answer: its texts and token counts."""
-    return (
+def _decode(line: bytes) -> tuple[str, _Answer]:
+    """The key and the answer (its texts and token counts) of one line of an answer file.
+
+    Raises:
+        ValueError, KeyError, TypeError: a damaged line.
+    """
+    record = json.loads(unseal(line) or b"")
+    generations = Generations(
+        record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
+    )
+    answer = (
         tuple(generations),
         tuple(generations.input_tokens),
         tuple(generations.output_tokens),
     )
+    return record["k"], answer
 
 
 class KnownAnswers:
