@@ -196,7 +196,8 @@ class Pipeline(_Serializable):
         max_generator_batches: Optional[int],
     ) -> Distiset:
         folder = RunFolder(root)
-        signatures = step_signatures(self.dag)
+        step_dumps = {name: step.dump() for name, step in self.dag.steps.items()}
+        signatures = step_signatures(self.dag, step_dumps)
         leaves = set(self.dag.leaves)
         steps = {
             name: folder.step_batches(name, signature, single_schema=name in leaves)
@@ -210,7 +211,12 @@ class Pipeline(_Serializable):
         # `datasets`' own tqdm bars would print across the progress display.
         with quiet_datasets_progress():
             try:
-                pipeline_path = folder.submit_config(self.dump())
+                # Written before any step runs, so the dump (with any inline dataset) is
+                # freed before the run's own memory grows.
+                pipeline_path = await asyncio.to_thread(
+                    folder.write_config, self._dump_with(step_dumps)
+                )
+                del step_dumps
                 if use_cache and max_generator_batches is None and self._all_stored(steps):
                     try:
                         tables = {name: stored_table(stored) for name, stored in leaf_steps.items()}
@@ -367,12 +373,15 @@ class Pipeline(_Serializable):
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """The pipeline as a dict: its steps (with their LLMs), connections and routing
         batch functions (when there are any)."""
+        return self._dump_with({name: step.dump(**kwargs) for name, step in self.dag.steps.items()})
+
+    def _dump_with(self, step_dumps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """`dump()` from the steps' dumps (a run dumps each step once: an inline dataset is
+        big)."""
         body: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
-            "steps": [
-                {"step": step.dump(**kwargs), "name": name} for name, step in self.dag.steps.items()
-            ],
+            "steps": [{"step": step_dumps[name], "name": name} for name in self.dag.steps],
             "connections": self.dag.connections(),
         }
         if self.dag.routing_batch_functions:
