@@ -109,8 +109,13 @@ def test_short_lists_and_everything_else_are_written_by_pyyaml_as_before() -> No
 
 @pytest.mark.parametrize(
     "odd",
-    [{"key": object()}, {1: "not a text key"}, {"text": "lone \ud800 surrogate"}],
-    ids=["unknown type", "int key", "lone surrogate"],
+    [
+        {"key": object()},
+        {1: "not a text key"},
+        {"text": "lone \ud800 surrogate"},
+        {"lone \ud800 surrogate": "in a key"},
+    ],
+    ids=["unknown type", "int key", "lone surrogate", "lone surrogate in a key"],
 )
 def test_rows_the_flow_writer_does_not_know_are_left_to_pyyaml(odd: dict[Any, Any]) -> None:
     rows: list[Any] = [*_rows(MIN_ROWS), odd]

@@ -36,10 +36,6 @@ _QUOTE = json.JSONEncoder(ensure_ascii=False).encode
 _INDENT = re.compile(r"(?: *- )* *")
 
 
-class _Unsupported(Exception):
-    """A value the flow writer leaves to PyYAML."""
-
-
 def dump_yaml(data: Any, stream: IO[str], **options: Any) -> None:
     """`yaml.dump(data, stream, **options)`, with long lists of rows one row per line.
 
@@ -53,9 +49,8 @@ def dump_yaml(data: Any, stream: IO[str], **options: Any) -> None:
     if not lists:
         yaml.dump(data, stream, **options)
         return
-    try:
-        rows = [[_flow(row) for row in found] for found in lists]
-    except _Unsupported:
+    rows = [[_flow(row) for row in found] for found in lists]
+    if any(None in written for written in rows):  # a value left to PyYAML
         yaml.dump(data, stream, **options)
         return
     lines = yaml.dump(skeleton, **options).split("\n")
@@ -106,20 +101,19 @@ def _with_placeholders(value: Any, lists: list[list[Any]]) -> Any:
     return value
 
 
-def _flow(value: Any) -> str:
-    """A value in YAML's flow style (JSON's syntax, floats and escapes as YAML reads them)."""
+def _flow(value: Any) -> Optional[str]:
+    """A value in YAML's flow style (JSON's syntax, floats and escapes as YAML reads them),
+    or `None` for a value left to PyYAML."""
     write = _WRITERS.get(type(value))
-    if write is None:
-        raise _Unsupported
-    return write(value)
+    return write(value) if write is not None else None
 
 
-def _flow_str(value: str) -> str:
+def _flow_str(value: str) -> Optional[str]:
     text = _QUOTE(value)
     if _RAW_UNSAFE.search(text) is None:
         return text
     if _SURROGATE.search(value) is not None:  # not text: PyYAML reports it as it would
-        raise _Unsupported
+        return None
     return _RAW_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
@@ -135,20 +129,23 @@ def _flow_float(value: float) -> str:
     return text
 
 
-def _flow_dict(value: dict[Any, Any]) -> str:
+def _flow_dict(value: dict[Any, Any]) -> Optional[str]:
     items = []
     for key, item in value.items():
-        if type(key) is not str:
-            raise _Unsupported
-        items.append(f"{_flow_str(key)}: {_flow(item)}")
+        key_text = _flow_str(key) if type(key) is str else None
+        written = _flow(item)
+        if key_text is None or written is None:
+            return None
+        items.append(f"{key_text}: {written}")
     return "{" + ", ".join(items) + "}"
 
 
-def _flow_list(value: list[Any]) -> str:
-    return "[" + ", ".join([_flow(item) for item in value]) + "]"
+def _flow_list(value: list[Any]) -> Optional[str]:
+    items = [_flow(item) for item in value]
+    return None if None in items else "[" + ", ".join(items) + "]"  # type: ignore[arg-type]
 
 
-_WRITERS: dict[type, Callable[[Any], str]] = {
+_WRITERS: dict[type, Callable[[Any], Optional[str]]] = {
     str: _flow_str,
     int: str,
     bool: lambda value: "true" if value else "false",
