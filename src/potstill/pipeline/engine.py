@@ -34,6 +34,7 @@ from potstill.pipeline.progress import Progress
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.step_batches import StepBatches
 from potstill.steps.base import GeneratorStep
+from potstill.utils.gc_freeze import older_objects_frozen
 
 __all__ = ["Engine", "PipelineRunError"]
 
@@ -84,7 +85,9 @@ class Engine:
         # A write that fails (e.g. a column with mixed types) stops the run at once.
         self.folder.on_error = lambda error: _call_soon(loop, self.fail, error)
         await self._load_all()
-        with run_scope():  # each LLM's identity is dumped once per run
+        # Each LLM's identity is dumped once per run; full garbage collections skip the
+        # objects from before the run.
+        with run_scope(), older_objects_frozen():
             await self._run_loaded()
 
     async def _run_loaded(self) -> None:
