@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from potstill.llms.typing import Generations
 from potstill.utils.append_log import AppendLog, MappedLog, read_line, read_lines, seal, unseal
-from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json
+from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json, one_shot_encoder
 
 if TYPE_CHECKING:
     from potstill.llms.base import LLM
@@ -48,8 +48,9 @@ _active: contextvars.ContextVar[tuple[AnswerFile, ...]] = contextvars.ContextVar
 )
 _open_stores: dict[Path, AnswerFile] = {}
 _open_lock = threading.Lock()
-# `json.dumps(record, ensure_ascii=False)` without building an encoder per answer.
-_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False)
+# `json.dumps(record, ensure_ascii=False)` without building an encoder per answer (a record
+# of texts and token counts holds no cycle).
+_encode_line = one_shot_encoder(json.JSONEncoder(ensure_ascii=False, check_circular=False))
 # Per pipeline run: id of an LLM -> its identity and the identity's text (see `run_scope`).
 _identities: contextvars.ContextVar[Optional[dict[int, tuple[Any, dict[str, Any], str]]]] = (
     contextvars.ContextVar("potstill_llm_identities", default=None)
@@ -126,7 +127,7 @@ class AnswerFile:
             "o": generations.output_tokens,
         }
         try:
-            line = _LINE_ENCODER.encode(record).encode("utf-8")
+            line = _encode_line(record).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: escaped, so it is kept exactly
             line = json.dumps(record).encode("ascii")
         self._index[key] = self._log.append(seal(line))
