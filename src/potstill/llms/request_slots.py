@@ -11,7 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Generator
 from typing import Any
+
+
+class _Done:
+    """An awaitable that is already done (awaiting it returns `None` at once)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())  # type: ignore[return-value]
+
+
+_DONE = _Done()
 
 
 class RequestSlots:
@@ -32,10 +45,13 @@ class RequestSlots:
         """Slots nobody holds (0 while requests wait for one)."""
         return self._free
 
-    async def __aenter__(self) -> None:
+    def __aenter__(self) -> Awaitable[None]:
         if self._free > 0 and not self._waiters:
             self._free -= 1
-            return
+            return _DONE  # no coroutine to make when a slot is free (the common case)
+        return self._wait()
+
+    async def _wait(self) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -45,8 +61,9 @@ class RequestSlots:
                 self.release()  # handed a slot just as it was cancelled: pass it on
             raise
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    def __aexit__(self, *exc_info: Any) -> Awaitable[None]:
         self.release()
+        return _DONE
 
     def release(self) -> None:
         """Frees a slot: the oldest waiting request gets it, else it is free."""

@@ -206,9 +206,6 @@ class BatchRequests:
         extra = {} if num_generations is None else {"num_generations": num_generations}
         limiter = self.limiter
         started = time.monotonic()
-        deadline = started + (llm.max_retry_time or 0)
-        # A refused connection is usually a wrong URL or a stopped server: retried briefly.
-        refused_deadline = min(deadline, started + (llm.refused_connection_retry_time or 0))
         attempt = 0
         while True:
             async with self.semaphore:
@@ -223,6 +220,7 @@ class BatchRequests:
                 except Exception as error:
                     failure = error
             decision = classify(failure)
+            deadline = started + (llm.max_retry_time or 0)
             left = deadline - time.monotonic()
             # A wait that would outlast the request's budget is not waited for: the request
             # fails now, and the others are not paused for a wait nobody will use.
@@ -242,6 +240,8 @@ class BatchRequests:
                 if decision.wait is not None
                 else backoff_delay(attempt, base=llm.retry_backoff or 0.5)
             )
+            # A refused connection is usually a wrong URL or a stopped server: retried briefly.
+            refused_deadline = min(deadline, started + (llm.refused_connection_retry_time or 0))
             if time.monotonic() + delay > (refused_deadline if decision.refused else deadline):
                 return record_failure(llm, expected, failure, row)
             self.usage.record_retry()
