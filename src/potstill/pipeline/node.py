@@ -97,6 +97,7 @@ class StepNode:
         self.next_emit = 0
         self.finished = False
         self.worker = StepWorker(self.name)
+        self._stores: Optional[tuple[AnswerFile, ...]] = None
         # Only tasks on an async LLM run on the loop; a task on a synchronous (local) LLM
         # runs in its step's worker thread, so its model is never called from two threads.
         self.uses_async = (
@@ -140,7 +141,13 @@ class StepNode:
 
     def response_stores(self) -> tuple[AnswerFile, ...]:
         """The stores this step's LLM requests go through: its journal, then the response
-        cache (in the LLM's `response_cache_dir`) when the pipeline turns it on."""
+        cache (in the LLM's `response_cache_dir`) when the pipeline turns it on (looked up
+        once per run, not once per batch)."""
+        if self._stores is None:
+            self._stores = self._open_stores()
+        return self._stores
+
+    def _open_stores(self) -> tuple[AnswerFile, ...]:
         if not isinstance(self.step, _Task):
             return ()
         journal = self.batches.journal()
