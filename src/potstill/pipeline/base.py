@@ -27,7 +27,7 @@ from potstill.pipeline.step_batches import StepBatches
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
 from potstill.steps.tasks.base import _Task
-from potstill.utils.datasets_progress import quiet_datasets_progress
+from potstill.utils.datasets_progress import quiet_datasets_progress, steps_use_datasets
 from potstill.utils.logging import setup_logging
 from potstill.utils.portal import run_sync
 from potstill.utils.serialization import (
@@ -209,7 +209,7 @@ class Pipeline(_Serializable):
         leaf_steps = {name: steps[name] for name in self.dag.leaves}
         tables: Optional[dict[str, Any]] = None
         # `datasets`' own tqdm bars would print across the progress display.
-        with quiet_datasets_progress():
+        with quiet_datasets_progress(defer_import=not steps_use_datasets(self.dag.steps.values())):
             try:
                 # Written before any step runs, so the dump (with any inline dataset) is
                 # freed before the run's own memory grows.

@@ -34,6 +34,7 @@ from potstill.pipeline.progress import Progress
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.step_batches import StepBatches
 from potstill.steps.base import GeneratorStep
+from potstill.utils.datasets_progress import import_in_background
 from potstill.utils.gc_freeze import older_objects_frozen
 
 __all__ = ["Engine", "PipelineRunError"]
@@ -85,6 +86,7 @@ class Engine:
         # A write that fails (e.g. a column with mixed types) stops the run at once.
         self.folder.on_error = lambda error: _call_soon(loop, self.fail, error)
         await self._load_all()
+        import_in_background()  # `datasets`, if the run deferred it (see `datasets_progress`)
         # Each LLM's identity is dumped once per run; full garbage collections skip the
         # objects from before the run.
         with run_scope(), older_objects_frozen():
