@@ -20,6 +20,7 @@ from potstill.pipeline.engine import Engine
 from potstill.pipeline.failures import FailedRows, count_failed_rows
 from potstill.pipeline.progress import Progress, expected_rows
 from potstill.pipeline.routing_batch_function import RoutingBatchFunction
+from potstill.pipeline.run_dump import run_dump
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.run_lock import RunLock
 from potstill.pipeline.signature import step_signatures
@@ -196,7 +197,7 @@ class Pipeline(_Serializable):
         max_generator_batches: Optional[int],
     ) -> Distiset:
         folder = RunFolder(root)
-        step_dumps = {name: step.dump() for name, step in self.dag.steps.items()}
+        step_dumps = {name: run_dump(step) for name, step in self.dag.steps.items()}
         signatures = step_signatures(self.dag, step_dumps)
         leaves = set(self.dag.leaves)
         steps = {
