@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Optional
 
 from potstill.llms.base import LLM
 from potstill.pipeline.dag import DAG
 from potstill.steps.base import _Step
-from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json
+from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_sha256
 from potstill.utils.fields import without_execution_fields
 from potstill.utils.fingerprint import code_fingerprint
 
@@ -43,8 +42,7 @@ def step_signatures(dag: DAG, dumps: Optional[dict[str, dict[str, Any]]] = None)
         routing = dag.routing_batch_function(name)
         if routing is not None:  # where its batches went is part of what it produced
             payload["routing"] = routing.dump()
-        text = canonical_json([CANONICAL_FORMAT, payload])
-        signatures[name] = hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+        signatures[name] = canonical_sha256([CANONICAL_FORMAT, payload]).hexdigest()[:16]
     return signatures
 
 

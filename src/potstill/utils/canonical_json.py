@@ -14,7 +14,9 @@ the answer to a new request.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
 from json.encoder import (  # type: ignore[attr-defined]
     c_make_encoder,
     encode_basestring,
@@ -42,6 +44,46 @@ def canonical_json(value: Any) -> str:
         return _encode(value)
     except TypeError:  # a mapping mixes key types (`{1: ..., "a": ...}`) and cannot be sorted
         return _encode(_text_keys(value))
+
+
+def canonical_sha256(value: Any) -> Any:
+    """`hashlib.sha256` of `canonical_json(value)`, fed a piece at a time: a long list (an
+    inline dataset) is written a slice of rows at a time, so the whole text, megabytes for
+    100,000 rows, never exists at once (the C allocator would keep that memory).
+
+    Args:
+        value: as for `canonical_json`.
+
+    Returns:
+        The hash object (call `hexdigest()`).
+    """
+    digest = hashlib.sha256()
+    try:
+        for piece in _pieces(value):
+            digest.update(piece.encode("ascii"))
+    except TypeError:  # a mapping that cannot be sorted: the whole text, keys as text
+        digest = hashlib.sha256(canonical_json(value).encode("ascii"))
+    return digest
+
+
+_SLICE = 1000  # list items written together by `_pieces`
+
+
+def _pieces(value: Any) -> Iterator[str]:
+    """`canonical_json(value)` in pieces whose concatenation is that text."""
+    if isinstance(value, dict) and all(type(key) is str for key in value):
+        yield "{"
+        for position, key in enumerate(sorted(value)):
+            yield f"{', ' if position else ''}{encode_basestring_ascii(key)}: "
+            yield from _pieces(value[key])
+        yield "}"
+    elif isinstance(value, (list, tuple)) and len(value) > _SLICE:
+        for start in range(0, len(value), _SLICE):
+            text = _encode(list(value[start : start + _SLICE]))
+            yield ("[" if start == 0 else ", ") + text[1:-1]
+        yield "]"
+    else:
+        yield _encode(value)
 
 
 def one_shot_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str]:
