@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from potstill.llms.typing import Generations
-from potstill.utils.append_log import AppendLog, MappedLog, read_line, read_lines, seal, unseal
+from potstill.utils.append_log import AppendLog, MappedLog, read_lines, seal, unseal
 from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json, one_shot_encoder
 
 if TYPE_CHECKING:
@@ -69,12 +69,13 @@ class AnswerFile:
     def __init__(self, path: Path, per_row: bool = False) -> None:
         self.path = path
         self.per_row = per_row
-        # An answer read when the file opened: a tuple of texts and token counts (not a
+        # The answers read when the file opened: tuples of texts and token counts (not
         # `Generations`: tuples of plain values are not tracked by the garbage collector).
-        # An answer appended since: where its line starts in the file, read back if asked
-        # for (seldom: a run asks for each row's answer once), so a long run does not keep
-        # every answer it wrote in memory.
-        self._index: dict[str, Union[_Answer, int]] = {}
+        self._index: dict[str, _Answer] = {}
+        # The answers appended since: only the `hash()` of their keys, so a long run does not
+        # keep every answer (or key) it wrote in memory; one is read back from the file if
+        # asked for (seldom: a run asks for each row's answer once).
+        self._written: set[int] = set()
         # The journal has one writer (its pipeline run) and is written on the hot path, so
         # it appends through a memory map; the shared cache may have several writer processes.
         self._log: Union[MappedLog, AppendLog] = MappedLog(path) if per_row else AppendLog(path)
@@ -99,15 +100,15 @@ class AnswerFile:
         return f"{request_key}:{row}" if self.per_row else request_key
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._index) + len(self._written)
 
     def get(self, key: str) -> Optional[Generations]:
         """The stored generations for `key`, if any (a copy)."""
         found = self._index.get(key)
         if found is None:
-            return None
-        if isinstance(found, int):
-            found = self._read(found)
+            if hash(key) not in self._written:
+                return None
+            found = self._written_answer(key)
             if found is None:
                 return None
         texts, input_tokens, output_tokens = found
@@ -120,6 +121,9 @@ class AnswerFile:
             return
         if self._closed:  # the run that opened it is over: a late answer is not kept
             return
+        hashed = hash(key)
+        if hashed in self._written and self._written_answer(key) is not None:
+            return
         record = {
             "k": key,
             "t": list(generations),
@@ -130,15 +134,19 @@ class AnswerFile:
             line = _encode_line(record).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: escaped, so it is kept exactly
             line = json.dumps(record).encode("ascii")
-        self._index[key] = self._log.append(seal(line))
+        self._log.append(seal(line))
+        self._written.add(hashed)
 
-    def _read(self, offset: int) -> Optional[_Answer]:
-        """The answer whose line starts at `offset` (`None` if it cannot be read back)."""
-        line = read_line(self.path, offset)
-        try:
-            return _decode(line or b"")[1]
-        except (ValueError, KeyError, TypeError):
-            return None
+    def _written_answer(self, key: str) -> Optional[_Answer]:
+        """The answer to `key` appended in this session, read back from the file."""
+        for line in read_lines(self.path):
+            try:
+                found, answer = _decode(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+            if found == key:
+                return answer
+        return None
 
     def close(self) -> None:
         """Closes the file (it reopens on the next `put`)."""
@@ -149,6 +157,7 @@ class AnswerFile:
         self._closed = True
         self._log.close()
         self._index = {}
+        self._written = set()
 
 
 _Answer = tuple[tuple[Optional[str], ...], tuple[Optional[int], ...], tuple[Optional[int], ...]]
