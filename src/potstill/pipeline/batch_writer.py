@@ -54,7 +54,7 @@ class WriteConfig:
 
 WriterMessage = Union[WriteBatch, MarkComplete, WriteConfig]
 
-COALESCE_S = 0.1
+COALESCE_S = 0.02
 """How long the thread waits for more messages after the first one before writing."""
 _WAKE = object()  # `flush`: write what is queued now
 
