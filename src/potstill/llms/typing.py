@@ -95,13 +95,36 @@ class Generations(list):
             The generations, with the request's usage on the first one.
         """
         texts = list(texts)
-        rest = [None] * max(len(texts) - 1, 0)
-        return cls(
+        count = len(texts)
+        if not count:
+            return cls(logprobs=logprobs)
+        rest = [None] * (count - 1)
+        return cls._from_lists(
             texts,
-            input_tokens=[input_tokens, *rest] if texts else [],
-            output_tokens=[output_tokens, *rest] if texts else [],
-            logprobs=logprobs,
+            [input_tokens, *rest],
+            [output_tokens, *rest],
+            [None] * count,
+            _aligned(logprobs, count) if logprobs is not None else [None] * count,
         )
+
+    @classmethod
+    def _from_lists(
+        cls,
+        texts: list[Optional[str]],
+        input_tokens: list[Optional[int]],
+        output_tokens: list[Optional[int]],
+        errors: list[Optional[str]],
+        logprobs: list[Any],
+    ) -> Generations:
+        """Builds generations from lists already one entry per text (taken as they are: the
+        per-request path builds one per answer, so it skips `__init__`'s checks)."""
+        generations = list.__new__(cls)
+        list.extend(generations, texts)
+        generations.input_tokens = input_tokens
+        generations.output_tokens = output_tokens
+        generations.errors = errors
+        generations.logprobs = logprobs
+        return generations
 
     @classmethod
     def failed(cls, count: int, error: str) -> Generations:

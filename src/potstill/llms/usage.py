@@ -106,12 +106,15 @@ class UsageTracker:
             cost: its dollar cost (`tokens_cost`), or None when it is not known.
             usage: `generations.usage`, when the caller has it already.
         """
-        if usage is None:
-            usage = generations.usage
+        if usage is not None:
+            input_tokens, output_tokens = usage.input_tokens or 0, usage.output_tokens or 0
+        else:  # summed here rather than through `generations.usage` (once per request)
+            input_tokens = sum(filter(None, generations.input_tokens))
+            output_tokens = sum(filter(None, generations.output_tokens))
         with self._lock:
             self._requests += 1
-            self._input_tokens += usage.input_tokens or 0
-            self._output_tokens += usage.output_tokens or 0
+            self._input_tokens += input_tokens
+            self._output_tokens += output_tokens
             if cost is None:
                 self._unpriced += 1
             else:

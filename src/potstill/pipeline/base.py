@@ -20,6 +20,7 @@ from potstill.pipeline.engine import Engine
 from potstill.pipeline.failures import FailedRows, count_failed_rows
 from potstill.pipeline.progress import Progress, expected_rows
 from potstill.pipeline.routing_batch_function import RoutingBatchFunction
+from potstill.pipeline.run_dump import run_dump
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.run_lock import RunLock
 from potstill.pipeline.signature import step_signatures
@@ -28,7 +29,7 @@ from potstill.pipeline.step_batches import StepBatches
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
 from potstill.steps.tasks.base import _Task
-from potstill.utils.datasets_progress import quiet_datasets_progress
+from potstill.utils.datasets_progress import quiet_datasets_progress, steps_use_datasets
 from potstill.utils.logging import setup_logging
 from potstill.utils.portal import run_sync
 from potstill.utils.serialization import (
@@ -207,7 +208,8 @@ class Pipeline(_Serializable):
         max_generator_batches: Optional[int],
     ) -> Distiset:
         folder = RunFolder(root)
-        signatures = step_signatures(self.dag)
+        step_dumps = {name: run_dump(step) for name, step in self.dag.steps.items()}
+        signatures = step_signatures(self.dag, step_dumps)
         leaves = set(self.dag.leaves)
         steps = {
             name: folder.step_batches(name, signature, single_schema=name in leaves)
@@ -219,9 +221,14 @@ class Pipeline(_Serializable):
         leaf_steps = {name: steps[name] for name in self.dag.leaves}
         tables: Optional[dict[str, Any]] = None
         # `datasets`' own tqdm bars would print across the progress display.
-        with quiet_datasets_progress():
+        with quiet_datasets_progress(defer_import=not steps_use_datasets(self.dag.steps.values())):
             try:
-                pipeline_path = folder.submit_config(self.dump())
+                # Written before any step runs, so the dump (with any inline dataset) is
+                # freed before the run's own memory grows.
+                pipeline_path = await asyncio.to_thread(
+                    folder.write_config, self._dump_with(step_dumps)
+                )
+                del step_dumps
                 if use_cache and max_generator_batches is None and self._all_stored(steps):
                     try:
                         tables = {name: stored_table(stored) for name, stored in leaf_steps.items()}
@@ -243,6 +250,7 @@ class Pipeline(_Serializable):
                 enable_metadata=self.enable_metadata,
                 pipeline_path=pipeline_path,
                 failed_rows=failed,
+                fingerprints={name: stored.content_id() for name, stored in leaf_steps.items()},
             )
         _log_failures(self.name, failed)
         return distiset
@@ -358,12 +366,15 @@ class Pipeline(_Serializable):
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """The pipeline as a dict: its steps (with their LLMs), connections and routing
         batch functions (when there are any)."""
+        return self._dump_with({name: step.dump(**kwargs) for name, step in self.dag.steps.items()})
+
+    def _dump_with(self, step_dumps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """`dump()` from the steps' dumps (a run dumps each step once: an inline dataset is
+        big)."""
         body: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
-            "steps": [
-                {"step": step.dump(**kwargs), "name": name} for name, step in self.dag.steps.items()
-            ],
+            "steps": [{"step": step_dumps[name], "name": name} for name in self.dag.steps],
             "connections": self.dag.connections(),
         }
         if self.dag.routing_batch_functions:

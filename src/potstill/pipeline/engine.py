@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from potstill.errors import PipelineRunError, PotstillUserError
 from potstill.llms.base import describe_error
+from potstill.llms.cache import run_scope
 from potstill.llms.loading import loading_scope
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.generators import GeneratorRun, Pacing
@@ -33,6 +34,8 @@ from potstill.pipeline.progress import Progress
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.step_batches import StepBatches
 from potstill.steps.base import GeneratorStep
+from potstill.utils.datasets_progress import import_in_background
+from potstill.utils.gc_freeze import older_objects_frozen
 
 __all__ = ["Engine", "PipelineRunError"]
 
@@ -84,6 +87,14 @@ class Engine:
         # A write that fails (e.g. a column with mixed types) stops the run at once.
         self.folder.on_error = lambda error: _call_soon(loop, self.fail, error)
         await self._load_all()
+        import_in_background()  # `datasets`, if the run deferred it (see `datasets_progress`)
+        # Each LLM's identity is dumped once per run; full garbage collections skip the
+        # objects from before the run.
+        with run_scope(), older_objects_frozen():
+            await self._run_loaded()
+
+    async def _run_loaded(self) -> None:
+        assert self._done is not None
         try:
             for node in self.nodes.values():
                 if isinstance(node.step, GeneratorStep):

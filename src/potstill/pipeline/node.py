@@ -102,6 +102,7 @@ class StepNode:
         self.finished = False
         self.worker = StepWorker(self.name)
         self.jobs = StepJobs(self.name, batches, engine.progress)
+        self._stores: Optional[tuple[AnswerFile, ...]] = None
         # Only tasks on an async LLM run on the loop; a task on a synchronous (local) LLM
         # runs in its step's worker thread, so its model is never called from two threads.
         self.uses_async = (
@@ -147,7 +148,13 @@ class StepNode:
 
     def response_stores(self) -> tuple[AnswerFile, ...]:
         """The stores this step's LLM requests go through: its journal, then the response
-        cache (in the LLM's `response_cache_dir`) when the pipeline turns it on."""
+        cache (in the LLM's `response_cache_dir`) when the pipeline turns it on (looked up
+        once per run, not once per batch)."""
+        if self._stores is None:
+            self._stores = self._open_stores()
+        return self._stores
+
+    def _open_stores(self) -> tuple[AnswerFile, ...]:
         if not isinstance(self.step, _Task):
             return ()
         journal = self.batches.journal()
@@ -259,7 +266,12 @@ class StepNode:
     def failed(self, rows: list[Row]) -> int:
         """How many rows this step failed on (their error is in `potstill_metadata`)."""
         key = f"error_{self.name}"
-        return sum(1 for row in rows if _has_error((row.get(METADATA_COLUMN) or {}).get(key)))
+        failed = 0
+        for row in rows:
+            metadata = row.get(METADATA_COLUMN)
+            if metadata and _has_error(metadata.get(key)):
+                failed += 1
+        return failed
 
     async def _run_step(self, batch: Batch, tracker: Optional[BatchProgress] = None) -> list[Row]:
         step = self.step

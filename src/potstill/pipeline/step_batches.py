@@ -323,6 +323,21 @@ class StepBatches:
             position = end
         return tables
 
+    def content_id(self) -> str:
+        """An id of the step's output (what `read_all_tables` reads), from the checksums of
+        the files holding it: the same stored rows give the same id, without reading them.
+
+        Returns:
+            16 hex characters.
+        """
+        index = self._ensure_index()
+        parts = []
+        for seq in self._current_seqs():
+            entry = index.get(seq)
+            if entry is not None:
+                parts.append(f"{self._sums.get(entry.file)}:{entry.start}:{entry.rows}")
+        return hashlib.blake2b("/".join(parts).encode(), digest_size=8).hexdigest()
+
     def _read_file(self, name: str, cache: bool = True) -> Any:
         import pyarrow as pa
         import pyarrow.feather as feather

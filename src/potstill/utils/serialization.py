@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from potstill.errors import PotstillUserError, RemoteCodeError, UnsafeConfigError
 from potstill.utils.fields import is_secret_field
 from potstill.utils.fingerprint import stable_text
+from potstill.utils.yaml_rows import dump_yaml
 
 TYPE_INFO_KEY = "type_info"
 DEFAULT_FILENAME = "potstill-file"
@@ -333,7 +334,7 @@ def write_file(path: Path, data: dict[str, Any], format: SaveFormats) -> None:
         if format == "json":
             json.dump(data, handle, indent=2, ensure_ascii=False)
         else:
-            yaml.dump(
+            dump_yaml(  # long inline datasets one row per line (see `yaml_rows`)
                 data,
                 handle,
                 Dumper=_YAML_DUMPER,

@@ -109,6 +109,7 @@ class _Task(LoadsLLM, _Step, ABC):
         """Combines input rows with their generations into output rows."""
         model_name = self.llm.model_name
         price = self.llm.token_price()  # looked up once per batch
+        keys = self._metadata_keys()
         rows: list[Row] = []
         for row, prompt, generations in zip(inputs, prompts, outputs):
             formatted = [self._format_one(text, row) for text in generations]
@@ -120,46 +121,28 @@ class _Task(LoadsLLM, _Step, ABC):
                 columns = _combine(
                     [columns for columns, _ in formatted], self._own_output_columns()
                 )
-                metadata = self._metadata(
-                    prompt, list(generations), generations, errors, slice(None), price
+                metadata = _metadata(
+                    keys, row, prompt, list(generations), generations, errors, slice(None), price
                 )
-                rows.append(_merge(row, columns, model_name, metadata))
+                rows.append(_output_row(row, columns, model_name, metadata))
                 continue
             for index, (columns, _) in enumerate(formatted):
-                metadata = self._metadata(
-                    prompt, generations[index], generations, errors, index, price
+                metadata = _metadata(
+                    keys, row, prompt, generations[index], generations, errors, index, price
                 )
-                rows.append(_merge(row, columns, model_name, metadata))
+                rows.append(_output_row(row, columns, model_name, metadata))
         return rows
 
-    def _metadata(
-        self,
-        prompt: Optional[ChatType],
-        raw: Any,
-        generations: Generations,
-        errors: list[Optional[str]],
-        which: Any,
-        price: Optional[TokenPrice] = None,
-    ) -> Row:
-        metadata: Row = {}
-        if self.add_raw_output:
-            metadata[f"raw_output_{self.name}"] = _raw_output(raw, generations, which)
-        if self.add_raw_input:
-            # A structured input's conversation (its structured output is the task's column).
-            metadata[f"raw_input_{self.name}"] = prompt[0] if type(prompt) is tuple else prompt
-        input_tokens = generations.input_tokens[which]
-        output_tokens = generations.output_tokens[which]
-        metadata[f"statistics_{self.name}"] = {
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cost": (
-                [tokens_cost(price, i, o) for i, o in zip(input_tokens, output_tokens)]
-                if isinstance(which, slice)
-                else tokens_cost(price, input_tokens, output_tokens)
-            ),
-        }
-        metadata[f"error_{self.name}"] = errors[which]
-        return metadata
+    def _metadata_keys(self) -> tuple[Optional[str], Optional[str], str, str]:
+        """The task's keys in `potstill_metadata`: raw output and raw input (`None` when not
+        kept), statistics, error."""
+        name = self.name
+        return (
+            f"raw_output_{name}" if self.add_raw_output else None,
+            f"raw_input_{name}" if self.add_raw_input else None,
+            f"statistics_{name}",
+            f"error_{name}",
+        )
 
     def expected_expansion(self) -> int:
         """Output rows per input row."""
@@ -280,9 +263,51 @@ def _redacted(error: Optional[str]) -> Optional[str]:
     return redact(error) if error else error
 
 
+def _metadata(
+    keys: tuple[Optional[str], Optional[str], str, str],
+    row: Row,
+    prompt: Optional[ChatType],
+    raw: Any,
+    generations: Generations,
+    errors: list[Optional[str]],
+    which: Any,
+    price: Optional[TokenPrice] = None,
+) -> Row:
+    """The row's `potstill_metadata` with the task's entries (see `_Task._metadata_keys`)
+    added after the ones it had: raw output and input, token statistics with their cost,
+    and the error."""
+    raw_output, raw_input, statistics, error = keys
+    metadata: Row = dict(row.get(METADATA_COLUMN) or ())
+    if raw_output is not None:
+        metadata[raw_output] = _raw_output(raw, generations, which)
+    if raw_input is not None:
+        # A structured input's conversation (its structured output is the task's column).
+        metadata[raw_input] = prompt[0] if type(prompt) is tuple else prompt
+    input_tokens = generations.input_tokens[which]
+    output_tokens = generations.output_tokens[which]
+    metadata[statistics] = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost": (
+            [tokens_cost(price, i, o) for i, o in zip(input_tokens, output_tokens)]
+            if isinstance(which, slice)
+            else tokens_cost(price, input_tokens, output_tokens)
+        ),
+    }
+    metadata[error] = errors[which]
+    return metadata
+
+
 def _merge(row: Row, columns: Row, model_name: str, metadata: Row) -> Row:
+    """The row with the task's output columns, `model_name` and its metadata entries added
+    to the row's `potstill_metadata`."""
+    return _output_row(row, columns, model_name, {**(row.get(METADATA_COLUMN) or {}), **metadata})
+
+
+def _output_row(row: Row, columns: Row, model_name: str, metadata: Row) -> Row:
+    """The row with the task's output columns, `model_name` and `potstill_metadata` (whole)."""
     merged = {**row, **columns, "model_name": model_name}
-    merged[METADATA_COLUMN] = {**(row.get(METADATA_COLUMN) or {}), **metadata}
+    merged[METADATA_COLUMN] = metadata
     return merged
 
 
