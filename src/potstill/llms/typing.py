@@ -124,6 +124,7 @@ class Generations(list):
         generations.output_tokens = output_tokens
         generations.errors = errors
         generations.logprobs = logprobs
+        generations.raw_outputs = [None] * len(texts)
         return generations
 
     @classmethod
