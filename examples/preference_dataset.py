@@ -15,17 +15,26 @@ key), so it runs anywhere; it is far too small to judge well, so expect few usab
 
 Measured: the default run (8 instructions, 96 new tokens per evolution and answer, 128 per
 verdict, one llama.cpp thread per model, the default on 2 cores) takes 26 to 34 s of wall
-time on 2 cores of an AMD EPYC server shared with other jobs.
+time on 2 cores of an AMD EPYC server shared with other jobs. On the same server under a
+heavier load (load average 6.6), it took 61 s (32 s of CPU) with the judge's JSON verdict
+and 65 s (33 s of CPU) without it: the grammar costs nothing measurable.
 
-The judge: UltraFeedback asks for a `Rating:` and a `Rationale:` per answer, in a set
-format. A 135M-parameter model rarely writes that: in 120 verdicts on this pipeline's rows,
-with five different sampling settings, 11 had a rating and 3 rated both answers. A row whose
-verdict could not be read keeps `None` ratings (the raw verdict is in `potstill_metadata`)
-and gets `None` as `chosen` and `rejected`; a row where only one answer was rated, or both
-got the same rating, has the same answer in both. The script counts each kind at the end.
-For real preference data, give the judge a larger model, `LlamaCppLLM(model_path="<an
-instruct GGUF>", n_ctx=2048)` or any other potstill LLM such as `OpenAILLM(model="gpt-4o")`,
-in `build_pipeline` below.
+The judge: UltraFeedback asks for a rating and a rationale per answer. In its text format
+(`Rating:`, `Rationale:`) a 135M-parameter model rarely answers readably: in 120 verdicts on
+this pipeline's rows, with five different sampling settings, 11 had a rating and 3 rated
+both answers, and a default run got 0 usable pairs of 8 rows. So the judge here uses
+`use_default_structured_output=True`: it answers JSON (a list of ratings from 1 to 5 and a
+list of short rationales, one per answer), which llama.cpp's grammar keeps to the schema and
+potstill validates (see docs/guide/structured-output.md). In the default run every verdict
+parsed and 6 of the 8 rows got two different ratings (the other 2 are ties). The ratings of
+so small a model are mostly positional ([1, 2] in 5 of the 8 rows): the dataset has the
+right shape, not preferences worth training on. A row whose verdict could not be read keeps
+`None` ratings (the raw verdict and the error are in `potstill_metadata`) and gets `None` as
+`chosen` and `rejected`; a row where only one answer was rated, or both got the same
+rating, has the same answer in both. The script counts each kind at the end. For real
+preference data, give the judge a larger model, `LlamaCppLLM(model_path="<an instruct
+GGUF>", n_ctx=2048)` or any other potstill LLM such as `OpenAILLM(model="gpt-4o")`, in
+`build_pipeline` below.
 
 Load the result again with `Distiset.load_from_disk(<directory>)`.
 """
@@ -147,10 +156,12 @@ def build_pipeline(
         judge = UltraFeedback(
             name="judge",
             aspect="overall-rating",
+            # The verdict as JSON (one rating and one short rationale per answer), which
+            # llama.cpp's grammar makes SmolLM2 write and potstill validates.
+            use_default_structured_output=True,
             # n_ctx 2048: the rating prompt, both answers and the verdict must fit. No
-            # repetition penalty: a verdict repeats its labels (a `Rating:` per answer).
-            # Greedy decoding makes SmolLM2 loop on the prompt's headings; sampling gets a
-            # readable verdict now and then (the settings barely change how often).
+            # repetition penalty: a verdict repeats its keys. Sampling (not greedy decoding)
+            # gives the two answers' ratings a chance to differ.
             llm=smollm2(
                 n_threads, judge_max_new_tokens, temperature=0.8, seed=3, n_ctx=2048, top_k=20
             ),

@@ -6,6 +6,7 @@ the key is `"default"`.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -65,7 +66,8 @@ class Distiset(dict):
             The Distiset.
         """
         tables = {name: stored_table(stored) for name, stored in stores.items()}
-        return cls.from_tables(tables, enable_metadata, pipeline_path)
+        fingerprints = {name: stored.content_id() for name, stored in stores.items()}
+        return cls.from_tables(tables, enable_metadata, pipeline_path, fingerprints=fingerprints)
 
     @classmethod
     def from_tables(
@@ -74,6 +76,7 @@ class Distiset(dict):
         enable_metadata: bool = True,
         pipeline_path: Optional[Path] = None,
         failed_rows: Optional[FailedRows] = None,
+        fingerprints: Optional[dict[str, str]] = None,
     ) -> Distiset:
         """Builds the datasets from the leaf steps' output tables.
 
@@ -82,6 +85,9 @@ class Distiset(dict):
             enable_metadata: keep the `potstill_metadata` column.
             pipeline_path: the run's `pipeline.yaml`.
             failed_rows: the run's failed rows.
+            fingerprints: leaf step name -> an id of its table's content (e.g.
+                `StepBatches.content_id`), which saves `datasets` hashing the whole table
+                to fingerprint the dataset; without one, `datasets` hashes it.
 
         Returns:
             The Distiset.
@@ -93,7 +99,9 @@ class Distiset(dict):
             if not enable_metadata and METADATA_COLUMN in table.column_names:
                 table = table.drop_columns([METADATA_COLUMN])
             key = "default" if len(tables) == 1 else name
-            distiset[key] = DatasetDict({"train": Dataset(table)})
+            content = (fingerprints or {}).get(name)
+            fingerprint = _fingerprint(content, table) if content is not None else None
+            distiset[key] = DatasetDict({"train": Dataset(table, fingerprint=fingerprint)})
         return distiset
 
     def save_to_disk(
@@ -310,6 +318,13 @@ def _read_json(path: Path) -> Any:
 
 
 _DATA_READERS = {".parquet": _read_parquet, ".arrow": _read_arrow, ".jsonl": _read_json}
+
+
+def _fingerprint(content: str, table: Any) -> str:
+    """A `datasets` fingerprint (16 hex characters) for a table with content id `content`
+    and these columns."""
+    text = f"{content}:{','.join(table.column_names)}"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def stored_table(stored: StepBatches) -> Any:

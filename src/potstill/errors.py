@@ -2,7 +2,8 @@
 
 Most are mistakes a user can fix (`PotstillUserError` and its subclasses), each raised with
 a message that says how. The others report a run that cannot go on (`PipelineRunError`), a
-stored batch that cannot be read back (`DamagedBatchError`), or a missing price inside
+run stopped by its spending limit (`BudgetExceededError`), a stored batch that cannot be read
+back (`DamagedBatchError`), or a missing price inside
 `potstill.llms.pricing` (`NoPriceError`, which never leaves that module). The modules that
 used to define them still import them, so `from potstill.pipeline.engine import
 PipelineRunError` keeps working.
@@ -48,6 +49,20 @@ class PipelineRunError(RuntimeError):
 
 class ReplicaDiedError(RuntimeError):
     """The Ray replicas running a batch kept dying while it ran (or cannot be restarted)."""
+
+
+class BudgetExceededError(RuntimeError):
+    """A spending limit (`max_cost`) stopped a pipeline run before its end: every request
+    answered so far is kept, and a run with a higher limit resumes. Also the error of each
+    request a limit did not let through.
+
+    Attributes:
+        cost: what the run spent (`potstill.pipeline.spend.RunCost`), when a run stopped.
+    """
+
+    def __init__(self, message: str, cost: object = None) -> None:
+        super().__init__(message)
+        self.cost = cost
 
 
 class DamagedBatchError(RuntimeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from potstill.llms import OpenAILLM
@@ -22,3 +23,8 @@ def build_pipeline(name: str = "cli-test", **llm_kwargs: Any) -> Pipeline:
         )
         load >> generate
     return pipeline
+
+
+def run(invoke: Any, config: Path, output: Path, *args: str) -> Any:
+    """`potstill pipeline run --config CONFIG --output OUTPUT ARGS...` through `invoke`."""
+    return invoke("pipeline", "run", "--config", str(config), "--output", str(output), *args)

@@ -7,16 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.cli.helpers import QUESTIONS, build_pipeline
+from tests.cli.helpers import QUESTIONS, build_pipeline, run
 
 from potstill.distiset import Distiset
 
 STEP = "text_generation"
 WRONG_KEY = f"{STEP}.llm.api_key=sk-not-the-right-one"
-
-
-def run(invoke: Any, config: Path, output: Path, *args: str) -> Any:
-    return invoke("pipeline", "run", "--config", str(config), "--output", str(output), *args)
 
 
 def test_every_row_failing_exits_with_2_and_says_how_many(

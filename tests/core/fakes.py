@@ -256,6 +256,7 @@ class RecordingProgress:
         self.enabled = True
         self.totals: dict[str, Optional[int]] = {}
         self.changes: dict[str, list[int]] = defaultdict(list)
+        self.jobs: dict[str, list[str]] = defaultdict(list)  # what showed about batch jobs
         self._lock = threading.Lock()
         RecordingProgress.instances.append(self)
 
@@ -276,6 +277,10 @@ class RecordingProgress:
             shown += change
             totals.append(shown)
         return totals
+
+    def show_jobs(self, step: str, text: str) -> None:
+        with self._lock:
+            self.jobs[step].append(text)
 
     def finish(self, step: str) -> None:
         pass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from potstill.utils.append_log import AppendLog, MappedLog, read_lines
+from potstill.utils.append_log import AppendLog, MappedLog, read_line, read_lines
 
 
 @pytest.mark.parametrize("log_class", [MappedLog, AppendLog])
@@ -51,3 +51,25 @@ def test_closing_a_mapped_log_trims_it_and_it_reopens(tmp_path: Path) -> None:
     log.close()
     assert read_lines(path) == [b"a", b"b" * (3 << 20)]
     assert path.stat().st_size == 2 + (3 << 20) + 1
+
+
+@pytest.mark.parametrize("log_class", [MappedLog, AppendLog])
+def test_append_says_where_each_line_starts_and_it_reads_back_there(
+    tmp_path: Path, log_class: type
+) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"written before\n")
+    log = log_class(path)
+    other = AppendLog(path)  # another writer of the shared kind, between two appends
+
+    first = log.append(b"first")
+    if log_class is AppendLog:
+        other.append(b"from another writer")
+    second = log.append(b"second")
+    log.close()
+    other.close()
+
+    assert first == len(b"written before\n")
+    assert read_line(path, first) == b"first"
+    assert read_line(path, second) == b"second"
+    assert read_line(path, path.stat().st_size) is None  # nothing (complete) there

@@ -326,3 +326,54 @@ def test_a_dropped_llm_closes_its_sdk_client(openai_env: FakeServer) -> None:
 
     # without this, aiohttp reports "Unclosed client session" and the connection leaks
     assert _wait_closed(client)
+
+
+@pytest.mark.asyncio
+async def test_a_client_without_close_is_closed_by_leaving_its_async_context() -> None:
+    from potstill.llms.clients import close_client
+
+    class ContextOnly:
+        exited: object = None
+
+        async def __aexit__(self, *exc: object) -> None:
+            self.exited = exc
+
+    class Closable(ContextOnly):
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    context_only, closable = ContextOnly(), Closable()
+    await close_client(context_only)
+    await close_client(closable)
+
+    assert context_only.exited == (None, None, None)
+    assert closable.closed and closable.exited is None  # `close()` wins when there is one
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("provider", ["CohereLLM", "MistralLLM"])
+async def test_unload_leaves_the_async_context_of_cohere_and_mistral_clients(
+    provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Their SDK clients have no `close()`: only leaving the context closes the HTTP client.
+    import potstill.llms as llms
+
+    cls = getattr(llms, provider)
+    url = {"base_url": "http://127.0.0.1:9"} if provider == "CohereLLM" else {}
+    llm = cls(model="m", api_key="key", **url)
+    llm.load()
+    client = llm.client
+    exits: list[tuple[object, ...]] = []
+    leave = type(client).__aexit__
+
+    async def recording_aexit(self: object, *exc: object) -> object:
+        exits.append(exc)
+        return await leave(self, *exc)
+
+    monkeypatch.setattr(type(client), "__aexit__", recording_aexit)
+    llm.unload()
+    await asyncio.sleep(0.1)  # the close runs as a task on this loop
+
+    assert exits == [(None, None, None)]

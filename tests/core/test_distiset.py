@@ -83,3 +83,24 @@ def test_train_test_split() -> None:
     for name in ("copy", "generate"):
         assert sorted(split[name]) == ["test", "train"]
         assert (split[name]["train"].num_rows, split[name]["test"].num_rows) == (8, 2)
+
+
+def test_a_runs_datasets_are_fingerprinted_from_the_stored_batches_not_by_hashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import datasets.arrow_dataset
+
+    def hashing_the_table(dataset: object) -> str:
+        raise AssertionError("datasets hashed the whole table to fingerprint it")
+
+    monkeypatch.setattr(datasets.arrow_dataset, "generate_fingerprint", hashing_the_table)
+    first = _run_two_leaves()[1]
+    again = _run_two_leaves()[1]  # the same stored batches
+    with Pipeline(name="distiset") as pipeline:  # other rows
+        LoadDataFromDicts(data=[{"instruction": "other"}]) >> RecordingStep(name="copy")
+    other = pipeline.run()
+
+    prints = {name: first[name]["train"]._fingerprint for name in first}
+    assert prints == {name: again[name]["train"]._fingerprint for name in again}
+    assert prints["copy"] != prints["generate"]
+    assert other["default"]["train"]._fingerprint != prints["copy"]

@@ -82,3 +82,21 @@ def test_both_paths_answer_a_repeated_request_from_the_cache(llm: object, tmp_pa
     assert first == [["hi #0"]] and second == [["hi #0"], ["hi #0"]]
     usage = llm.usage  # type: ignore[attr-defined]
     assert (usage.requests, usage.cached_requests) == (1, 2)
+
+
+@pytest.mark.parametrize("per_row", [True, False], ids=["journal", "cache"])
+def test_an_answer_written_in_this_session_is_read_back_from_the_file(
+    tmp_path: Path, per_row: bool
+) -> None:
+    store = AnswerFile(tmp_path / "answers.jsonl", per_row=per_row)
+    answer = Generations(["kept \ud800 exactly", "two"], input_tokens=[5, None], output_tokens=[7])
+    store.put("k", answer)
+    store.put("other", Generations(["x"]))
+
+    found = store.get("k")
+
+    assert found == ["kept \ud800 exactly", "two"]
+    assert (found.input_tokens, found.output_tokens) == ([5, None], [7, None])
+    assert found is not store.get("k")  # a copy each time
+    reopened = AnswerFile(tmp_path / "answers.jsonl", per_row=per_row)
+    assert reopened.get("k") == found and len(reopened) == 2

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from pathlib import Path
+
+import pytest
 
 import potstill
 from potstill import errors
+from potstill.pipeline import batch_writer
 from potstill.pipeline.batch_writer import MarkComplete, WriteBatch, WriteConfig, perform
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.step_batches import BatchToWrite
@@ -107,4 +111,23 @@ def test_a_failed_write_costs_only_itself(tmp_path: Path) -> None:
     assert [type(error) for error in found] == [errors.BatchWriteError]
     assert "Step 'step' produced batch 0" in str(found[0])
     assert step.stored_batches() == [1]
+    folder.close()
+
+
+def test_batches_finished_close_together_go_to_one_file_and_flush_writes_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_writer, "COALESCE_S", 5.0)
+    folder = RunFolder(tmp_path)
+    step = folder.step_batches("step", "0123")
+
+    folder.submit(step, BatchToWrite(0, [{"n": 0}], "id0", None, 0))
+    time.sleep(0.05)  # the writer is awake by now, and waits for more
+    folder.submit(step, BatchToWrite(1, [{"n": 1}], "id1", None, 0))
+    folder.submit(step, BatchToWrite(2, [{"n": 2}], "id2", None, 0))
+    started = time.monotonic()
+    folder.flush()
+
+    assert time.monotonic() - started < 4.0  # not the 5 s the writer would wait
+    assert [record["file"] for record in _manifest(step.path)] == ["000000-000002.arrow"]
     folder.close()

@@ -16,6 +16,7 @@ from tests.fake_server import FakeServer
 from potstill.distiset import Distiset
 from potstill.errors import PotstillUserError
 from potstill.llms import OpenAILLM
+from potstill.llms.pricing import token_cost
 from potstill.pipeline import Pipeline
 from potstill.pipeline.engine import PipelineRunError
 from potstill.pipeline.step_batches import StepBatches
@@ -64,6 +65,7 @@ def test_single_leaf_is_named_default(openai_env: FakeServer) -> None:
     assert train[0][METADATA_COLUMN][f"statistics_{generate.name}"] == {
         "input_tokens": 5,
         "output_tokens": 6,
+        "cost": pytest.approx(token_cost("gpt-4", "openai", input_tokens=5, output_tokens=6)),
     }
 
 

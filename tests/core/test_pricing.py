@@ -17,7 +17,14 @@ from genai_prices import Usage, calc_price
 from genai_prices.data_snapshot import DataSnapshot, set_custom_snapshot
 
 from potstill.llms import pricing
-from potstill.llms.pricing import Price, batch_price_listed, token_cost
+from potstill.llms.pricing import (
+    Price,
+    TablePrice,
+    batch_price_listed,
+    llm_provider,
+    resolve_price,
+    token_cost,
+)
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -181,7 +188,7 @@ def test_genai_prices_is_imported_on_the_first_lookup_only() -> None:
     assert found == {"before": False, "after": True}
 
 
-def test_a_missing_genai_prices_says_which_extra_to_install() -> None:
+def test_a_missing_genai_prices_says_what_to_install() -> None:
     found = _probe(
         "import json, sys\n"
         "sys.modules['genai_prices'] = None\n"
@@ -195,3 +202,97 @@ def test_a_missing_genai_prices_says_which_extra_to_install() -> None:
     )
     assert found["user"] == 1.0
     assert "pip install 'potstill[cost]'" in found["error"]
+
+
+# -- prices looked up once (`resolve_price`, `TablePrice`) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("gpt-4o-mini", "openai"),
+        ("gemini-2.5-pro", "google"),  # tiered: every token costs more past 200k prompt tokens
+        ("claude-sonnet-4-5", "anthropic"),  # tiered too
+        ("openai/gpt-4o-mini", "litellm"),
+    ],
+)
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_looked_up_price_costs_what_the_table_says(
+    model: str, provider: str, batch: bool
+) -> None:
+    price = resolve_price(model, provider, batch=batch)
+
+    assert isinstance(price, TablePrice)
+    for prompt, generated in [(0, 0), (1, 0), (0, 1), (1234, 567), (200_000, 10), (200_001, 10)]:
+        expected = token_cost(
+            model, provider, input_tokens=prompt, output_tokens=generated, batch=batch
+        )
+        assert price.cost(prompt, generated) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_a_tiered_price_gives_its_highest_rates_as_per_token_prices() -> None:
+    price = resolve_price("gemini-2.5-pro", "google")
+
+    assert isinstance(price, TablePrice)
+    long_prompt = token_cost("gemini-2.5-pro", "google", input_tokens=300_000, output_tokens=0)
+    assert price.input_per_token == pytest.approx(long_prompt / 300_000)
+    assert price.input_per_token > (price.cost(1000, 0) / 1000)
+
+
+def test_resolve_price_follows_token_costs_rules() -> None:
+    user = Price.per_million(input=1.0, output=2.0)
+
+    assert resolve_price("gpt-4o-mini", "openai", price=user) is user
+    assert resolve_price("x", "LlamaCppLLM") == Price(input_per_token=0.0, output_per_token=0.0)
+    assert resolve_price("no-such-model-x1", "openai") is None
+    assert resolve_price("gpt-4o-mini", "ollama") is None
+    assert resolve_price("", "openai") is None
+
+
+def test_a_price_is_given_per_million_tokens_too() -> None:
+    given = Price.model_validate({"input_per_million": 0.15, "output_per_million": "0.6"})
+
+    assert given == Price.per_million(input=0.15, output=0.6)
+    with pytest.raises(pydantic.ValidationError, match="input_per_token or input_per_million"):
+        Price.model_validate(
+            {"input_per_million": 1, "input_per_token": 1e-6, "output_per_token": 0}
+        )
+    with pytest.raises(pydantic.ValidationError, match="output_per_token"):
+        Price.model_validate({"input_per_million": 1, "output_per_million": "lots"})
+
+
+def test_an_llm_class_is_priced_by_its_first_known_provider() -> None:
+    from potstill.llms import LlamaCppLLM, OpenAILLM
+
+    class ProxiedOpenAI(OpenAILLM):
+        pass
+
+    assert llm_provider(OpenAILLM) == "openai"
+    assert llm_provider(ProxiedOpenAI) == "openai"
+    assert llm_provider(LlamaCppLLM) == "llamacpp"
+    assert llm_provider(Price) is None
+
+
+def test_without_genai_prices_table_prices_are_no_price_and_a_budget_says_what_to_install() -> None:
+    found = _probe(
+        "import json, logging, sys\n"
+        "sys.modules['genai_prices'] = None\n"
+        "records = []\n"
+        "logging.getLogger('potstill.pricing').addHandler(\n"
+        "    type('H', (logging.Handler,), {'emit': lambda self, r: records.append(r)})())\n"
+        "from potstill.llms import OpenAILLM\n"
+        "from potstill.llms.budget import no_price_message\n"
+        "from potstill.llms.pricing import Price\n"
+        "llm = OpenAILLM(model='gpt-4o-mini')\n"
+        "prices = [llm.token_price(), OpenAILLM(model='gpt-4o').token_price()]\n"
+        "user = OpenAILLM(model='gpt-4o-mini', price=Price(input_per_token=1, output_per_token=0))\n"
+        "print(json.dumps({'prices': prices, 'user': user.token_price().cost(2, 5),\n"
+        "                  'warnings': [r.getMessage() for r in records],\n"
+        "                  'refusal': no_price_message(llm)}))\n"
+    )
+    assert found["prices"] == [None, None]
+    assert found["user"] == 2.0
+    [warning] = found["warnings"]  # once, not per model or per batch
+    assert "Costs are not known (no price table)" in warning
+    assert "pip install 'potstill[cost]'" in warning
+    assert "the price table is not installed: pip install 'potstill[cost]'" in found["refusal"]

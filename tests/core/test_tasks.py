@@ -121,7 +121,11 @@ def test_group_generations_gives_one_row_with_lists() -> None:
     assert row["model_name"] == "echo-sync"
     metadata = row[METADATA_COLUMN]
     assert metadata["raw_output_rev"] == ["ba #0", "ba #1", "ba #2"]
-    assert metadata["statistics_rev"] == {"input_tokens": [1, 1, 1], "output_tokens": [2, 2, 2]}
+    assert metadata["statistics_rev"] == {
+        "input_tokens": [1, 1, 1],
+        "output_tokens": [2, 2, 2],
+        "cost": [None, None, None],  # a test LLM has no price
+    }
 
 
 @pytest.mark.parametrize("add_raw_output", [True, False])
@@ -196,8 +200,8 @@ def test_token_usage_is_written_to_metadata() -> None:
     out = process(task, [{"instruction": "one two three"}])
 
     assert [r[METADATA_COLUMN]["statistics_gen"] for r in out] == [
-        {"input_tokens": 3, "output_tokens": 4},
-        {"input_tokens": 3, "output_tokens": 4},
+        {"input_tokens": 3, "output_tokens": 4, "cost": None},
+        {"input_tokens": 3, "output_tokens": 4, "cost": None},
     ]
 
 

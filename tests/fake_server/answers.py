@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .markers import strip_markers
+from .markers import parse_markers, strip_markers
 from .schema_fill import fill_schema
 from .scripted import scripted_answer
 
@@ -112,6 +112,57 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return text[: min(found)], True
 
 
+INVALID_OUTPUT = {"unexpected": True}
+"""What ``[[invalid_output]]`` makes the server answer: JSON that matches no useful schema."""
+INVALID_OUTPUT_MARKER = "invalid_output"
+# Words of the answer put in each string of a JSON answer (short, so that a token budget
+# never cuts the JSON).
+SCHEMA_TEXT_WORDS = 8
+
+
+def wants_invalid_output(messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the conversation asks for an answer that fails structured-output checks.
+
+    ``[[invalid_output]]`` in the last user message asks for it once (a repair request,
+    whose last user message is the validation error, gets a valid answer);
+    ``[[invalid_output=always]]`` in any user message asks for it on every request.
+
+    Args:
+        messages: The conversation (OpenAI-shaped).
+
+    Returns:
+        True when the answer must be :data:`INVALID_OUTPUT`.
+    """
+    if any(m.name == INVALID_OUTPUT_MARKER for m in parse_markers(last_user_text(messages))):
+        return True
+    return any(
+        marker.name == INVALID_OUTPUT_MARKER and marker.value == "always"
+        for message in messages
+        if isinstance(message, Mapping) and message.get("role") == "user"
+        for marker in parse_markers(content_text(message.get("content")))
+    )
+
+
+def schema_value(
+    messages: Sequence[Mapping[str, Any]], schema: Mapping[str, Any], choice_index: int = 0
+) -> Any:
+    """The JSON value answering a conversation that asks for output matching ``schema``.
+
+    Args:
+        messages: The conversation (OpenAI-shaped).
+        schema: The JSON schema the request carries.
+        choice_index: Index of the sampled choice.
+
+    Returns:
+        :data:`INVALID_OUTPUT` when asked for (:func:`wants_invalid_output`), else a value
+        filled to match ``schema`` whose strings are the first words of the answer.
+    """
+    if wants_invalid_output(messages):
+        return dict(INVALID_OUTPUT)
+    text = answer_for(messages, choice_index)
+    return fill_schema(schema, " ".join(text.split()[:SCHEMA_TEXT_WORDS]))
+
+
 def plain_answer(question: str) -> str:
     """Answer a question in plain text.
 
@@ -149,14 +200,16 @@ def answer_for(
     """
     from .judges import judge_answer  # judges reads CANNED_ANSWERS from this module
 
+    if json_schema is not None:
+        return json.dumps(schema_value(messages, json_schema, choice_index))
+    if wants_invalid_output(messages):
+        return json.dumps(INVALID_OUTPUT)
     question = last_user_text(messages)
     answer = (
         judge_answer(question) or scripted_answer(question) or plain_answer(strip_markers(question))
     )
     if choice_index > 0:
         answer = f"{answer} (sample {choice_index})"
-    if json_schema is not None:
-        return json.dumps(fill_schema(json_schema, answer))
     if json_mode:
         return json.dumps({"answer": answer})
     return answer

@@ -3,8 +3,10 @@
 The key is read from ``x-api-key`` only, as the real API does for API keys, so a
 client that sends the key only as a bearer token is rejected with 401. Requests are
 validated roughly like the real API (roles, ``system`` at the top level, required
-``max_tokens``, sampling ranges) and answered in the ``message`` shape the
-``anthropic`` SDK parses.
+``max_tokens``, sampling ranges, ``tools`` and ``tool_choice``) and answered in the
+``message`` shape the ``anthropic`` SDK parses. A ``tool_choice`` that forces one tool
+(``{"type": "tool", "name": ...}``) is answered with a ``tool_use`` block whose input
+is filled to match the tool's ``input_schema`` (see ``answers.schema_value``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import answer_for, content_text, count_tokens, cut_at_stop
+from .answers import answer_for, content_text, count_tokens, cut_at_stop, schema_value
 from .common import (
     BadRequest,
     json_handler,
@@ -149,9 +151,39 @@ def validate(body: Any) -> Mapping[str, Any]:
         not isinstance(stop, list) or not all(isinstance(s, str) for s in stop)
     ):
         raise BadRequest("stop_sequences: Input should be a list of strings")
+    _validate_tools(body)
     if body.get("stream"):
         raise BadRequest("The fake server does not support streaming.")
     return body
+
+
+def _validate_tools(body: Mapping[str, Any]) -> None:
+    tools = body.get("tools")
+    names = []
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise BadRequest("tools: Input should be a list")
+        for index, tool in enumerate(tools):
+            if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
+                raise BadRequest(f"tools.{index}.name: Field required")
+            schema = tool.get("input_schema")
+            if not isinstance(schema, Mapping) or schema.get("type") != "object":
+                raise BadRequest(f"tools.{index}.input_schema.type: Input should be 'object'")
+            names.append(tool["name"])
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, Mapping) or choice.get("type") not in ("auto", "any", "tool"):
+            raise BadRequest("tool_choice: Input should be auto, any or tool")
+        if choice["type"] == "tool" and choice.get("name") not in names:
+            raise BadRequest(f"tool_choice.name: no tool named {choice.get('name')!r}")
+
+
+def _forced_tool(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The tool ``tool_choice`` forces the model to call, if any."""
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") != "tool":
+        return None
+    return next(tool for tool in body["tools"] if tool["name"] == choice["name"])
 
 
 def _prompt_tokens(body: Mapping[str, Any]) -> int:
@@ -174,7 +206,20 @@ def build_message(body: Mapping[str, Any], empty: bool, truncate: bool) -> dict[
     stop_reason = "end_turn"
     stop_sequence = None
     output_tokens = 0
-    if not empty:
+    tool = _forced_tool(body)
+    if not empty and tool is not None:
+        value = schema_value(_openai_messages(body["messages"]), tool["input_schema"])
+        content.append(
+            {
+                "type": "tool_use",
+                "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                "name": tool["name"],
+                "input": value,
+            }
+        )
+        stop_reason = "tool_use"
+        output_tokens = count_tokens(str(value))
+    elif not empty:
         text = answer_for(_openai_messages(body["messages"]))
         for candidate in body.get("stop_sequences") or []:
             cut, found = cut_at_stop(text, [candidate])

@@ -29,6 +29,7 @@ PROVIDER_MODULES: list[str] = [
     # after openai_chat and anthropic_messages, whose providers their routes join
     "openai_batches",
     "anthropic_batches",
+    "azure_batches",  # after azure_openai and openai_batches
 ]
 
 # Request bodies of large batch prompts can exceed aiohttp's 1 MiB default.

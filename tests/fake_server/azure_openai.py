@@ -30,6 +30,27 @@ def api_key(request: web.Request) -> str | None:
     return request.headers.get("api-key", "").strip() or bearer_key(request)
 
 
+def missing_api_version(request: web.Request) -> web.Response | None:
+    """Azure's answer to a request without the ``api-version`` query parameter (a 404).
+
+    Args:
+        request: The request.
+
+    Returns:
+        The error response, or None when the parameter is there.
+    """
+    if request.query.get("api-version"):
+        return None
+    return web.json_response(
+        openai_error(
+            404,
+            "The api-version query parameter (?api-version=) is required for all requests.",
+            code="MissingApiVersionParameter",
+        ),
+        status=404,
+    )
+
+
 async def handle_deployment_chat(request: web.Request) -> web.Response:
     """Answer a chat completion for the deployment named in the path.
 
@@ -39,15 +60,9 @@ async def handle_deployment_chat(request: web.Request) -> web.Response:
     Returns:
         The ``chat.completion`` response (``model`` is the deployment), or a 400/404 error.
     """
-    if not request.query.get("api-version"):
-        return web.json_response(
-            openai_error(
-                404,
-                "The api-version query parameter (?api-version=) is required for all requests.",
-                code="MissingApiVersionParameter",
-            ),
-            status=404,
-        )
+    refused = missing_api_version(request)
+    if refused is not None:
+        return refused
     body = get_context(request).body
     if isinstance(body, dict):
         # Azure picks the model from the deployment; a `model` in the body is ignored.

@@ -3,6 +3,8 @@
 Messages use the roles ``system``, ``user``, ``assistant`` and ``tool``; content is a
 string or a list of ``{"type": "text", "text": ...}`` blocks. The answer has the
 ``V2ChatResponse`` shape, with usage under ``usage.tokens`` and ``usage.billed_units``.
+``response_format={"type": "json_object", "json_schema": ...}`` gets a JSON object
+matching the schema (``{"type": "json_object"}`` alone: ``{"answer": ...}``).
 """
 
 from __future__ import annotations
@@ -80,6 +82,12 @@ def validate(body: Any) -> Mapping[str, Any]:
         not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 5
     ):
         raise BadRequest("invalid request: stop_sequences must be a list of at most 5 strings")
+    response_format = body.get("response_format")
+    if response_format is not None and (
+        not isinstance(response_format, Mapping)
+        or response_format.get("type") not in ("text", "json_object")
+    ):
+        raise BadRequest("invalid request: response_format.type must be text or json_object")
     if body.get("stream"):
         raise BadRequest("The fake server does not support streaming.")
     return body
@@ -101,9 +109,14 @@ def build_response(body: Mapping[str, Any], empty: bool, truncate: bool) -> dict
     output_tokens = 0
     if not empty:
         limit = body.get("max_tokens") if truncate else None
-        text, stopped, truncated = limit_answer(
-            answer_for(body["messages"]), body.get("stop_sequences") or [], limit
+        response_format = body.get("response_format") or {}
+        schema = response_format.get("json_schema")
+        answer = answer_for(
+            body["messages"],
+            json_mode=response_format.get("type") == "json_object",
+            json_schema=schema if isinstance(schema, Mapping) else None,
         )
+        text, stopped, truncated = limit_answer(answer, body.get("stop_sequences") or [], limit)
         if truncated:
             finish_reason = "MAX_TOKENS"
         elif stopped:

@@ -231,11 +231,16 @@ def build_choice(
     content: str | None = None
     finish_reason = "stop"
     if not empty:
-        json_mode = (body.get("response_format") or {}).get("type") in (
-            "json_object",
-            "json_schema",
+        response_format = body.get("response_format") or {}
+        json_mode = response_format.get("type") in ("json_object", "json_schema")
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        content, finish_reason = chat_answer(
+            body,
+            index,
+            max_tokens,
+            json_mode=json_mode,
+            json_schema=schema if isinstance(schema, Mapping) else None,
         )
-        content, finish_reason = chat_answer(body, index, max_tokens, json_mode=json_mode)
     message = {"role": "assistant", "content": content, "tool_calls": None, "prefix": False}
     return {"index": index, "message": message, "finish_reason": finish_reason}, count_tokens(
         content

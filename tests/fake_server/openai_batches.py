@@ -185,11 +185,12 @@ def _upload_error(fields: Mapping[str, tuple[str | None, bytes]]) -> tuple[str, 
     return None
 
 
-def _file_routes(server: ServerState) -> dict[tuple[str, str], Handler]:
+def file_routes(server: ServerState, prefix: str = "/v1") -> dict[tuple[str, str], Handler]:
     """The Files API's handlers.
 
     Args:
         server: The server state holding the files.
+        prefix: Where the routes live (``/v1``; Azure OpenAI: ``/openai``).
 
     Returns:
         (method, path) -> handler.
@@ -244,11 +245,11 @@ def _file_routes(server: ServerState) -> dict[tuple[str, str], Handler]:
         return web.json_response(_list_body([file_object(f) for f in page], more))
 
     return {
-        ("POST", "/v1/files"): upload,
-        ("GET", "/v1/files"): listing,
-        ("GET", "/v1/files/{file_id}"): retrieve,
-        ("GET", "/v1/files/{file_id}/content"): content,
-        ("DELETE", "/v1/files/{file_id}"): delete,
+        ("POST", f"{prefix}/files"): upload,
+        ("GET", f"{prefix}/files"): listing,
+        ("GET", f"{prefix}/files/{{file_id}}"): retrieve,
+        ("GET", f"{prefix}/files/{{file_id}}/content"): content,
+        ("DELETE", f"{prefix}/files/{{file_id}}"): delete,
     }
 
 
@@ -289,11 +290,14 @@ def _line_error(code: str, message: str, line: int, param: str | None = None) ->
     return {"code": code, "message": message, "param": param, "line": line}
 
 
-def read_input(data: bytes) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
+def read_input(
+    data: bytes, endpoint: str = ENDPOINT
+) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
     """Read the requests of an input file.
 
     Args:
         data: The JSONL content.
+        endpoint: The batch's endpoint, which every line's ``url`` must name.
 
     Returns:
         The requests, and the validation errors (the job fails when there are any).
@@ -336,11 +340,11 @@ def read_input(data: bytes) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
             errors.append(
                 _line_error("invalid_method", "'method' must be 'POST'.", number, "method")
             )
-        elif item.get("url") != ENDPOINT:
+        elif item.get("url") != endpoint:
             errors.append(
                 _line_error(
                     "mismatched_endpoint",
-                    f"The url {item.get('url')!r} does not match the batch's endpoint {ENDPOINT!r}.",
+                    f"The url {item.get('url')!r} does not match the batch's endpoint {endpoint!r}.",
                     number,
                     "url",
                 )
@@ -358,12 +362,15 @@ def read_input(data: bytes) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
     return requests, errors
 
 
-def _create_error(body: Any, store_file: StoredFile | None) -> tuple[str, str] | None:
+def _create_error(
+    body: Any, store_file: StoredFile | None, endpoint: str = ENDPOINT
+) -> tuple[str, str] | None:
     """Check a create-batch body like the real API.
 
     Args:
         body: The parsed JSON body.
         store_file: The input file it names, if it exists.
+        endpoint: The chat completions endpoint as this API names it.
 
     Returns:
         (message, param) of the error, or None for a valid body.
@@ -373,10 +380,12 @@ def _create_error(body: Any, store_file: StoredFile | None) -> tuple[str, str] |
     for name in ("input_file_id", "endpoint", "completion_window"):
         if not isinstance(body.get(name), str):
             return f"Missing required parameter: '{name}'.", name
-    if body["endpoint"] not in KNOWN_ENDPOINTS:
+    # Azure OpenAI names the endpoints without the /v1.
+    known = KNOWN_ENDPOINTS if endpoint == ENDPOINT else [e[3:] for e in KNOWN_ENDPOINTS]
+    if body["endpoint"] not in known:
         return f"Invalid value for 'endpoint': {body['endpoint']!r}.", "endpoint"
-    if body["endpoint"] != ENDPOINT:
-        return f"The fake server only runs {ENDPOINT} batches.", "endpoint"
+    if body["endpoint"] != endpoint:
+        return f"The fake server only runs {endpoint} batches.", "endpoint"
     if body["completion_window"] != "24h":
         return (
             "Invalid value for 'completion_window': only '24h' is supported.",
@@ -569,11 +578,17 @@ def _answerer(server: ServerState) -> Callable[[BatchRequest], ItemResult]:
     return answer
 
 
-def _batch_routes(server: ServerState) -> dict[tuple[str, str], Handler]:
+def batch_routes(
+    server: ServerState, provider: str = PROVIDER, prefix: str = "/v1", endpoint: str = ENDPOINT
+) -> dict[tuple[str, str], Handler]:
     """The Batches API's handlers.
 
     Args:
         server: The server state holding the jobs.
+        provider: The provider owning the jobs (``openai``; ``azure``).
+        prefix: Where the routes live (``/v1``; Azure OpenAI: ``/openai``).
+        endpoint: The chat completions endpoint as the API names it (Azure OpenAI:
+            ``/chat/completions``).
 
     Returns:
         (method, path) -> handler.
@@ -590,7 +605,7 @@ def _batch_routes(server: ServerState) -> dict[tuple[str, str], Handler]:
 
     def found(request: web.Request) -> BatchJob:
         batch_id = request.match_info["batch_id"]
-        job = store.job(batch_id, PROVIDER)
+        job = store.job(batch_id, provider)
         if job is None:
             raise web.HTTPNotFound(
                 text=json.dumps(openai_error(404, f"No batch found with id '{batch_id}'.")),
@@ -602,15 +617,15 @@ def _batch_routes(server: ServerState) -> dict[tuple[str, str], Handler]:
         body = get_context(request).body
         input_id = body.get("input_file_id") if isinstance(body, Mapping) else None
         input_file = store.file(input_id) if isinstance(input_id, str) else None
-        problem = _create_error(body, input_file)
+        problem = _create_error(body, input_file, endpoint)
         if problem is not None:
             return _error(400, *problem)
         assert input_file is not None  # _create_error refuses a missing file
-        requests, errors = read_input(input_file.data)
+        requests, errors = read_input(input_file.data, endpoint)
         config = server.config
         job = BatchJob(
             id=new_id("batch_"),
-            provider=PROVIDER,
+            provider=provider,
             requests=requests,
             polls_needed=config.batch_polls,
             delay_s=config.batch_delay_s,
@@ -643,7 +658,7 @@ def _batch_routes(server: ServerState) -> dict[tuple[str, str], Handler]:
 
     async def listing(request: web.Request) -> web.Response:
         jobs, more = cursor_page(
-            store.jobs(PROVIDER),
+            store.jobs(provider),
             lambda j: j.id,
             _limit(request, 20, 100),
             after=request.query.get("after"),
@@ -651,10 +666,10 @@ def _batch_routes(server: ServerState) -> dict[tuple[str, str], Handler]:
         return web.json_response(_list_body([look(job, poll=False) for job in jobs], more))
 
     return {
-        ("POST", "/v1/batches"): create,
-        ("GET", "/v1/batches"): listing,
-        ("GET", "/v1/batches/{batch_id}"): retrieve,
-        ("POST", "/v1/batches/{batch_id}/cancel"): cancel,
+        ("POST", f"{prefix}/batches"): create,
+        ("GET", f"{prefix}/batches"): listing,
+        ("GET", f"{prefix}/batches/{{batch_id}}"): retrieve,
+        ("POST", f"{prefix}/batches/{{batch_id}}/cancel"): cancel,
     }
 
 
@@ -666,6 +681,6 @@ def register(router: web.UrlDispatcher, server: ServerState) -> None:
         router: The application's router.
         server: The server state.
     """
-    routes = {**_file_routes(server), **_batch_routes(server)}
+    routes = {**file_routes(server), **batch_routes(server)}
     for (method, path), handler in routes.items():
         server.providers.add_route(router, method, path, handler, PROVIDER)

@@ -91,6 +91,9 @@ def _json_format(response_format: Any) -> tuple[bool, Mapping[str, Any] | None]:
     if response_format.get("type") == "json_schema":
         schema = response_format["json_schema"].get("schema")
         return True, schema if isinstance(schema, Mapping) else {}
+    value = response_format.get("value")  # TGI's form: {"type": "json_object", "value": schema}
+    if response_format.get("type") == "json_object" and isinstance(value, Mapping):
+        return True, value
     return response_format.get("type") == "json_object", None
 
 

@@ -208,6 +208,13 @@ def validate_output_options(body: Mapping[str, Any]) -> None:
             schema = response_format.get("json_schema")
             if not isinstance(schema, Mapping) or not isinstance(schema.get("name"), str):
                 raise _missing("response_format.json_schema.name")
+            if schema.get("strict") and not _strict_schema(schema.get("schema")):
+                raise InvalidRequest(
+                    "Invalid schema for response_format: in strict mode every object needs "
+                    "'additionalProperties': false and every property in 'required'.",
+                    "response_format",
+                    "invalid_value",
+                )
     logprobs = body.get("logprobs")
     if logprobs is not None and not isinstance(logprobs, bool):
         raise _invalid_type("logprobs", "a boolean")
@@ -224,6 +231,32 @@ def validate_output_options(body: Mapping[str, Any]) -> None:
             )
     if body.get("stream"):
         raise InvalidRequest("The fake server does not support 'stream': true.", "stream")
+
+
+def _strict_schema(node: Any) -> bool:
+    """Whether a schema keeps the rules of OpenAI's strict mode (objects closed, every
+    property required), at every depth."""
+    if isinstance(node, list):
+        return all(_strict_schema(item) for item in node)
+    if not isinstance(node, Mapping):
+        return True
+    if node.get("type") == "object" or isinstance(node.get("properties"), Mapping):
+        properties = node.get("properties") or {}
+        if node.get("additionalProperties") is not False:
+            return False
+        if set(properties) != set(node.get("required") or []):
+            return False
+        if not all(_strict_schema(value) for value in properties.values()):
+            return False
+    return all(
+        _strict_schema(value)
+        for key, value in node.items()
+        if key in ("items", "anyOf", "oneOf", "allOf", "$defs", "definitions")
+    ) and all(
+        _strict_schema(value)
+        for key in ("$defs", "definitions")
+        for value in (node.get(key) or {}).values()
+    )
 
 
 def validate_chat_request(body: Any) -> Mapping[str, Any]:

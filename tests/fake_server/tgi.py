@@ -7,24 +7,35 @@ Point ``huggingface_hub.AsyncInferenceClient`` (or ``InferenceEndpointsLLM``) at
   ``chat_completion`` calls); answered by the OpenAI handler, recorded as ``tgi``.
 * ``POST /tgi`` and ``POST /tgi/generate``: TGI's native text generation (what
   ``text_generation`` calls): ``{"inputs": prompt, "parameters": {...}}``. ``/tgi``
-  answers a one-element list, ``/tgi/generate`` a single object, like TGI.
+  answers a one-element list, ``/tgi/generate`` a single object, like TGI. A
+  ``parameters.grammar`` of type ``json`` (a JSON schema) or ``regex`` (a pattern) gets
+  a text that matches it. ``[[invalid_output]]`` anywhere in the (flat) prompt gets one
+  that does not, on every request (the route cannot tell the last user turn).
 
 The prefix keeps these routes apart from the OpenAI module's ``/v1/chat/completions``.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from .answers import count_tokens, plain_answer
+from .answers import (
+    INVALID_OUTPUT,
+    count_tokens,
+    plain_answer,
+    schema_value,
+    wants_invalid_output,
+)
 from .common import BadRequest, bearer_key, chat_key_text, limit_answer, registration
 from .context import get_context
 from .markers import strip_markers
 from .openai_chat import handle_chat_completions
+from .regex_fill import fill_regex
 from .registry import ProviderSpec
 
 PROVIDER = "tgi"
@@ -99,9 +110,24 @@ def validate(body: Any) -> tuple[str, Mapping[str, Any]]:
         value = parameters.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise BadRequest(f"Input validation error: `{name}` must be an integer")
+    grammar = parameters.get("grammar")
+    if grammar is not None and (
+        not isinstance(grammar, Mapping) or grammar.get("type") not in ("json", "regex")
+    ):
+        raise BadRequest("Input validation error: `grammar.type` must be json or regex")
     if body.get("stream"):
         raise BadRequest("The fake server does not support streaming.")
     return body["inputs"], parameters
+
+
+def _grammar_answer(prompt: str, grammar: Mapping[str, Any]) -> str:
+    """A text that follows a TGI grammar (or, when the prompt asks, one that does not)."""
+    messages = [{"role": "user", "content": prompt}]
+    if grammar["type"] == "json":
+        return json.dumps(schema_value(messages, grammar["value"]))
+    if wants_invalid_output(messages):
+        return json.dumps(INVALID_OUTPUT)
+    return fill_regex(grammar["value"])
 
 
 def build_generation(prompt: str, parameters: Mapping[str, Any], empty: bool) -> dict[str, Any]:
@@ -115,7 +141,14 @@ def build_generation(prompt: str, parameters: Mapping[str, Any], empty: bool) ->
     Returns:
         ``{"generated_text", "details"?}``.
     """
-    text = "" if empty else plain_answer(strip_markers(prompt))
+    grammar = parameters.get("grammar")
+    text = (
+        ""
+        if empty
+        else _grammar_answer(prompt, grammar)
+        if grammar
+        else plain_answer(strip_markers(prompt))
+    )
     text, stopped, truncated = limit_answer(
         text, _stop_list(parameters), parameters.get("max_new_tokens")
     )

@@ -11,7 +11,9 @@ Routes:
 The key is the OAuth access token (``Authorization: Bearer``) or ``x-goog-api-key``.
 Contents use the roles ``user`` and ``model``; the system prompt travels in
 ``systemInstruction``. ``[[empty]]`` gives a candidate blocked for safety (no content),
-the way Vertex reports a blocked answer.
+the way Vertex reports a blocked answer. ``generationConfig.responseMimeType``
+``application/json`` with ``responseJsonSchema`` (or ``responseSchema``) gets JSON
+matching the schema.
 """
 
 from __future__ import annotations
@@ -147,6 +149,10 @@ def validate(body: Any) -> Mapping[str, Any]:
     count = config.get("candidateCount", 1)
     if not isinstance(count, int) or not 1 <= count <= 8:
         raise BadRequest("generationConfig.candidateCount must be in [1, 8]")
+    if (config.get("responseJsonSchema") or config.get("responseSchema")) and config.get(
+        "responseMimeType"
+    ) != "application/json":
+        raise BadRequest("responseSchema needs responseMimeType application/json")
     for setting in body.get("safetySettings") or []:
         if not isinstance(setting, Mapping) or not {"category", "threshold"} <= setting.keys():
             raise BadRequest("safetySettings entries need a category and a threshold")
@@ -168,8 +174,15 @@ def _candidate(body: Mapping[str, Any], index: int, empty: bool) -> tuple[dict[s
         }, 0
     config = body.get("generationConfig") or {}
     limit = config.get("maxOutputTokens")
+    schema = config.get("responseJsonSchema") or config.get("responseSchema")
+    json_mode = config.get("responseMimeType") == "application/json"
     text, _, truncated = limit_answer(
-        answer_for(_openai_messages(body["contents"]), index),
+        answer_for(
+            _openai_messages(body["contents"]),
+            index,
+            json_mode=json_mode,
+            json_schema=schema if json_mode and isinstance(schema, Mapping) else None,
+        ),
         config.get("stopSequences") or [],
         limit if isinstance(limit, int) else None,
     )

@@ -51,7 +51,11 @@ def test_each_round_rewrites_the_latest_instruction() -> None:
         f"Rewritten prompt: q{'+' * n}" for n in (1, 2, 3)
     ]
     assert len(metadata[f"raw_input_{task.name}"]) == 3
-    assert metadata[f"statistics_{task.name}"] == {"input_tokens": 6, "output_tokens": 9}
+    assert metadata[f"statistics_{task.name}"] == {
+        "input_tokens": 6,
+        "output_tokens": 9,
+        "cost": None,
+    }
     assert metadata[f"error_{task.name}"] is None
 
 

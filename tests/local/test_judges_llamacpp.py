@@ -41,3 +41,31 @@ def test_ultrafeedback_on_the_embedded_model() -> None:
     assert None in row["ratings"]
     assert isinstance(metadata["raw_output_uf"], str) and metadata["raw_output_uf"]
     assert metadata["error_uf"].startswith("could not parse the answer: ")
+
+
+def test_ultrafeedback_json_verdicts_parse_on_the_embedded_model() -> None:
+    rows = [
+        {"instruction": "What is 2 + 2?", "generations": ["4", "22"]},
+        {"instruction": "Name a colour.", "generations": ["Blue.", "A colour.", "Red"]},
+    ]
+    with Pipeline(name="judge-smollm2-json") as pipeline:
+        load = LoadDataFromDicts(data=rows)
+        judge = UltraFeedback(
+            name="uf",
+            llm=LlamaCppLLM(n_threads=1, n_ctx=1024),
+            use_default_structured_output=True,
+        )
+        load >> judge
+
+    distiset = pipeline.run(
+        params={"uf": {"llm": {"generation_kwargs": {"max_new_tokens": 160, "temperature": 0.0}}}}
+    )
+
+    # The same model that cannot follow the text format above: llama.cpp's grammar keeps
+    # its verdict to the schema, one rating from 1 to 5 per answer.
+    for row in distiset["default"]["train"]:
+        count = len(row["generations"])
+        assert row[METADATA_COLUMN]["error_uf"] is None
+        assert len(row["ratings"]) == len(row["rationales"]) == count
+        assert all(type(r) is int and 1 <= r <= 5 for r in row["ratings"])
+        assert all(isinstance(r, str) and len(r) <= 160 for r in row["rationales"])

@@ -131,8 +131,12 @@ def test_structured_output_field_is_checked_and_stored_as_a_json_schema() -> Non
     llm = LlamaCppLLM(structured_output={"format": "json", "schema": Pet})
     schema = llm.dump()["structured_output"]["schema"]
     assert schema["properties"]["name"]["type"] == "string"
-    with pytest.raises(ValidationError, match="regex"):
-        LlamaCppLLM(structured_output={"format": "regex", "schema": "[0-9]+"})
+    assert llm.structured_output["schema"] is Pet  # validated with the model itself
+    with pytest.raises(ValidationError, match="'xml' is not supported"):
+        LlamaCppLLM(structured_output={"format": "xml", "schema": "[0-9]+"})
+    # llama.cpp constrains JSON; a regular expression is checked (and repaired), not
+    # constrained.
+    assert LlamaCppLLM().native_structured_formats() == ("json",)
 
 
 # -- generation on the real model --------------------------------------------------------
@@ -218,6 +222,36 @@ def test_structured_output_field_applies_to_every_generation(llm: LlamaCppLLM) -
     finally:
         llm.structured_output = None
     assert set(json.loads(output[0])) == {"colour"}
+
+
+def test_the_grammar_makes_smollm2_answer_valid_json_for_each_rows_schema(
+    llm: LlamaCppLLM,
+) -> None:
+    class Pet(BaseModel):
+        name: str
+        legs: int
+
+    pet = [{"role": "user", "content": "Describe a pet as JSON with a name and legs."}]
+    verdict = {
+        "type": "object",
+        "properties": {"answer": {"enum": ["yes", "no"]}},
+        "required": ["answer"],
+    }
+    question = [{"role": "user", "content": "Is the sky blue? Answer yes or no."}]
+
+    animal, yes_no, free = llm.generate_outputs(
+        [(pet, {"schema": Pet}), (question, {"format": "json", "schema": verdict}), HELLO],
+        max_new_tokens=40,
+        temperature=0,
+    )
+
+    assert animal.errors == [None] and yes_no.errors == [None]
+    parsed = Pet.model_validate_json(animal[0])
+    assert parsed.name and isinstance(parsed.legs, int)
+    assert json.loads(yes_no[0])["answer"] in ("yes", "no")
+    assert not free[0].lstrip().startswith("{")  # an input without a schema is free text
+    usage = llm.usage
+    assert usage.failed_requests == 0
 
 
 def test_unsupported_response_format_is_an_error(llm: LlamaCppLLM) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 WORDS = (
     "hello world what is the capital of spain madrid france paris tell me a story about "
@@ -61,37 +62,19 @@ def build_tiny_model(
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import (
-        GPT2Config,
-        GPT2LMHeadModel,
-        LlamaConfig,
-        LlamaForCausalLM,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = vocabulary()
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     backend.decoder = decoders.WordPiece()  # joins the words with spaces
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    _save_tokenizer(
+        directory, backend, chat_template, additional_special_tokens=["<|im_start|>", "<|im_end|>"]
     )
-    if chat_template is not None:
-        tokenizer.chat_template = chat_template
-    tokenizer.save_pretrained(directory)
 
     torch.manual_seed(0)
-    special_ids = {
-        "bos_token_id": vocab["<s>"],
-        "eos_token_id": vocab["</s>"],
-        "pad_token_id": vocab["<pad>"],
-    }
+    special_ids = _special_ids(vocab)
     if arch == "gpt2":
         config = GPT2Config(
             vocab_size=len(vocab), n_embd=128, n_layer=2, n_head=2, n_positions=256, **special_ids
@@ -160,3 +143,59 @@ def install_in_hub_cache(
     (storage / "refs").mkdir(exist_ok=True)
     (storage / "refs" / revision).write_text(commit)  # no newline, as the hub writes it
     return snapshot
+
+
+def build_tiny_byte_model(directory: Path) -> Path:
+    """Writes a random 2-layer Llama whose tokenizer has one token per byte (byte-level BPE
+    without merges), so that any text, JSON included, can be spelled: what constrained
+    decoding needs (the word-level tokenizer of `build_tiny_model` has no `{` or `"`).
+
+    Args:
+        directory: where to write (created if missing).
+
+    Returns:
+        The directory, loadable with `from_pretrained`.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = {token: index for index, token in enumerate(SPECIALS[:4])}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[symbol] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    _save_tokenizer(directory, backend, TINY_CHAT_TEMPLATE)
+    torch.manual_seed(0)
+    small = {"hidden_size": 64, "num_attention_heads": 1, "num_key_value_heads": 1}
+    config = LlamaConfig(vocab_size=len(vocab), num_hidden_layers=2, **small, **_special_ids(vocab))
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+def _save_tokenizer(
+    directory: Path, backend: Any, chat_template: str | None, **special: Any
+) -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        **special,
+    )
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    tokenizer.save_pretrained(directory)
+
+
+def _special_ids(vocab: dict[str, int]) -> dict[str, int]:
+    return {
+        "bos_token_id": vocab["<s>"],
+        "eos_token_id": vocab["</s>"],
+        "pad_token_id": vocab["<pad>"],
+    }

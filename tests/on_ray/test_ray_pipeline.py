@@ -12,6 +12,7 @@ from tests.on_ray.conftest import RayCluster
 from tests.on_ray.steps import Double, FailOn7, Total, WhereAmI
 from tests.reliability.helpers import make_llm
 
+from potstill.errors import PotstillUserError
 from potstill.pipeline import Pipeline, RayPipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
@@ -119,3 +120,30 @@ def test_the_response_cache_serves_replicas_from_the_drivers_machine(
     rows = second["default"]["train"]
     assert rows["generation"] == first["default"]["train"]["generation"]
     assert rows["generation"] == [f"Echo: q{i}" for i in range(20)]
+
+
+def test_a_spending_limit_is_refused_on_ray_and_no_zero_cost_is_reported(
+    ray_cluster: RayCluster, fake_server: FakeServer
+) -> None:
+    with pytest.raises(PotstillUserError, match=r"not enforced on Ray yet \(max_cost=5\)"):
+        mixed_pipeline(fake_server, "limited").ray().run(max_cost=5.0, use_cache=False)
+    assert fake_server.requests == []  # refused before anything was sent
+
+    pipeline = mixed_pipeline(fake_server, "unlimited").ray()
+    rows = pipeline.run(use_cache=False)["default"]["train"]
+    assert rows["generation"] == [f"Echo: q{i}" for i in range(ROWS)]
+    assert pipeline.last_run_cost is None  # the replicas' spending is not added up
+
+
+def test_provider_batch_jobs_are_refused_on_ray_before_anything_is_sent(
+    ray_cluster: RayCluster, fake_server: FakeServer
+) -> None:
+    with Pipeline(name="jobs-on-ray") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": "q"}])
+        load >> TextGeneration(
+            name="generate", llm=make_llm(fake_server, use_offline_batch_generation=True)
+        )
+
+    with pytest.raises(PotstillUserError, match="'generate' use provider batch jobs"):
+        pipeline.ray().run(use_cache=False)
+    assert fake_server.requests == []

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from tests.providers.cases import LITELLM_LOGGERS
+from tests.providers.cases import LITELLM_LOGGERS, ProviderCase
 from tests.providers.contract import unload_all
 
 
@@ -27,3 +28,15 @@ def _offline_litellm(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture
+def case(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> ProviderCase:
+    """The provider case of a test parametrized over `cases.HOSTED` (`indirect=True`), with
+    its environment prepared."""
+    provider: ProviderCase = request.param
+    if provider.setup is not None:
+        provider.setup(monkeypatch, tmp_path)
+    return provider

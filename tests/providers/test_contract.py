@@ -45,17 +45,6 @@ from potstill.utils.fields import is_execution_only
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def case(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> ProviderCase:
-    """The provider case of the test, with its environment prepared."""
-    provider: ProviderCase = request.param
-    if provider.setup is not None:
-        provider.setup(monkeypatch, tmp_path)
-    return provider
-
-
 def each(select: Any = lambda case: True) -> Any:
     """Parametrizes `case` with the cases `select` keeps."""
     return pytest.mark.parametrize("case", cases(select), indirect=True)

@@ -15,6 +15,7 @@ from tests.fake_server import FakeServer
 
 from potstill.llms import OpenAILLM
 from potstill.llms.openai import build_raw_request, build_request
+from potstill.llms.pricing import token_cost
 from potstill.pipeline import Pipeline
 from potstill.steps import LoadDataFromDicts
 from potstill.steps.tasks import TextGeneration
@@ -426,4 +427,5 @@ def test_in_text_generation_in_a_pipeline(openai_env: FakeServer) -> None:
         assert request.body["max_tokens"] == 20
         assert request.body["messages"][0] == {"role": "system", "content": "Be brief."}
     stats = train[0][METADATA_COLUMN][f"statistics_{generate.name}"]
-    assert stats == {"input_tokens": 2 + 5, "output_tokens": 6 + 8}
+    cost = token_cost("gpt-4", "openai", input_tokens=2 + 5, output_tokens=6 + 8)
+    assert stats == {"input_tokens": 2 + 5, "output_tokens": 6 + 8, "cost": pytest.approx(cost)}

@@ -13,8 +13,9 @@ import typer
 from rich.console import Console
 
 from potstill.cli.params import mask_param, parse_runtime_parameters
-from potstill.cli.render import pipeline_info, print_error, run_summary
+from potstill.cli.render import cost_summary, pipeline_info, print_error, run_summary
 from potstill.errors import (
+    BudgetExceededError,
     PipelineRunError,
     PipelineValidationError,
     PotstillUserError,
@@ -33,6 +34,8 @@ DEFAULT_OUTPUT_ROOT = Path("potstill-data")
 # The exit code of a run that failed on more rows than --max-failed-rows accepts (1 is for
 # mistakes in the command or the config, 130 for Ctrl+C).
 EXIT_FAILED_ROWS = 2
+# The exit code of a run that --max-cost (or an LLM's max_cost) stopped before its end.
+EXIT_BUDGET = 3
 
 ConfigOption = Annotated[
     str,
@@ -206,6 +209,17 @@ def run(
             show_default=False,
         ),
     ] = None,
+    max_cost: Annotated[
+        Optional[float],
+        typer.Option(
+            "--max-cost",
+            metavar="DOLLARS",
+            help="The most the run's LLM requests may cost, in dollars. Past it the run stops "
+            "gracefully (requests in flight finish and are kept), saves nothing and exits "
+            "with code 3; the same command with a higher --max-cost resumes.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline from a config file and save the datasets it produces.
 
@@ -217,6 +231,11 @@ def run(
     stdout = _stdout()
     with _user_errors():
         limit = parse_failed_rows_limit(max_failed_rows)
+        if max_cost is not None and not max_cost > 0:
+            raise PotstillUserError(
+                f"--max-cost {max_cost:g} is not an amount of dollars: give one > 0, e.g. "
+                "--max-cost 5 (or leave it out for no limit)."
+            )
         params = parse_runtime_parameters(param or [])
         pipeline = load_pipeline(
             config, allowed_modules=allow_module or [], allow_remote_code=allow_remote_code
@@ -229,11 +248,20 @@ def run(
         target = output if output is not None else DEFAULT_OUTPUT_ROOT / pipeline.name
         leaves = list(pipeline.dag.leaves)
         _check_output(target, ["default"] if len(leaves) == 1 else leaves)
-        distiset = pipeline.run(
-            params=params, use_cache=not ignore_cache, show_progress=show_progress
-        )
+        try:
+            distiset = pipeline.run(
+                params=params,
+                use_cache=not ignore_cache,
+                show_progress=show_progress,
+                max_cost=max_cost,
+            )
+        except BudgetExceededError as stopped:
+            _report_budget_stop(stdout, stopped, target)
+            raise typer.Exit(code=EXIT_BUDGET) from None
         _save(distiset, target)
         stdout.print(run_summary(distiset, target))
+        if pipeline.last_run_cost is not None and pipeline.last_run_cost.llms:
+            stdout.print(cost_summary(pipeline.last_run_cost))
         failed = distiset.failed_rows
         too_many = failed is not None and failed.total > limit.allowed(failed.total_rows)
         if failed:
@@ -313,6 +341,17 @@ def _report_failed_rows(
         "Fix the cause and run the same command again: it retries the failed rows only "
         "(answered requests are not sent again). To accept some failures, pass "
         "--max-failed-rows N or N%.",
+    )
+
+
+def _report_budget_stop(stdout: Console, stopped: BudgetExceededError, target: Path) -> None:
+    """What a run stopped by its spending limit prints: its cost table and a red panel."""
+    if stopped.cost is not None:
+        stdout.print(cost_summary(stopped.cost))  # type: ignore[arg-type]
+    print_error(
+        _stderr(),
+        f"{stopped} Nothing was saved to {target}.",
+        "Run the same command again with a higher --max-cost to resume where it stopped.",
     )
 
 

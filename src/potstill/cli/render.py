@@ -1,4 +1,4 @@
-"""What the CLI prints: the `pipeline info` panel, the run summary and errors."""
+"""What the CLI prints: the `pipeline info` panel, the run summary, its cost and errors."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from rich.tree import Tree
 from potstill.cli.params import is_secret_name
 from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
+from potstill.llms.budget import dollars
 from potstill.mixins.runtime_parameters import RuntimeParametersMixin
 from potstill.pipeline import Pipeline
 from potstill.pipeline.failures import errors_in
+from potstill.pipeline.spend import RunCost
 from potstill.steps.tasks.base import METADATA_COLUMN
 from potstill.utils.fields import is_secret_field
 from potstill.utils.secrets import redact
@@ -198,6 +200,36 @@ def run_summary(distiset: Any, output: Optional[Path]) -> Table:
                 f"{_failed_rows(dataset):,}",
                 escape(", ".join(c for c in dataset.column_names if c != METADATA_COLUMN)),
             )
+    return table
+
+
+def cost_summary(cost: RunCost) -> Table:
+    """A table of what a run's LLMs consumed: requests, tokens and dollars.
+
+    Args:
+        cost: `pipeline.last_run_cost`.
+
+    Returns:
+        A renderable for a rich console; its caption is the run's total.
+    """
+    total = cost.cost
+    caption = "Total: " + (dollars(total) if total is not None else "unknown (an LLM has no price)")
+    table = Table(title="LLM cost", title_justify="left", caption=caption, caption_justify="left")
+    table.add_column("Steps", style="bold cyan", overflow="fold")
+    table.add_column("LLM", overflow="fold")
+    for name in ("Requests", "From journal/cache", "Input tokens", "Output tokens", "Cost"):
+        table.add_column(name, justify="right")
+    for entry in cost.llms:
+        usage = entry.usage
+        table.add_row(
+            escape(", ".join(entry.steps)),
+            escape(f"{entry.llm} {entry.model}"),
+            f"{usage.requests:,}",
+            f"{usage.cached_requests:,}",
+            f"{usage.input_tokens:,}",
+            f"{usage.output_tokens:,}",
+            dollars(usage.cost) if usage.cost is not None else "no price",
+        )
     return table
 
 

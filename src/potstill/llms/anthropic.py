@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any, ClassVar, List, Optional
 
 from pydantic import Field, PositiveFloat, PositiveInt, validate_call
 
+from potstill.llms.batch_jobs import JobAdapter, JobRequest, JobState, OfflineBatchGeneration
 from potstill.llms.hosted import HostedLLM, passed_kwargs, timeout_field
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
 from potstill.utils.fields import ExecutionOnly
 
 
-class AnthropicLLM(HostedLLM):
+class AnthropicLLM(OfflineBatchGeneration, HostedLLM):
     """An LLM served by Anthropic's Messages API (Claude models).
 
     The system prompt (every `system` message, joined) is sent as the top-level `system`
@@ -29,6 +33,10 @@ class AnthropicLLM(HostedLLM):
         timeout: seconds to wait for a response before giving up on a request.
         http_client: an `httpx2.AsyncClient` for the SDK to use (never serialized); by
             default the SDK's aiohttp transport when available.
+        use_offline_batch_generation: send each batch's requests as a Message Batch and wait
+            for the answers (see the guide's "Provider batch APIs").
+        offline_batch_generation_block_until_done: seconds between two checks of a pending
+            Message Batch (30 when not set).
 
     Examples:
         ```python
@@ -43,6 +51,7 @@ class AnthropicLLM(HostedLLM):
     timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field(600.0)
     http_client: Optional[Any] = Field(default=None, exclude=True, repr=False)
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "anthropic"
     api_key_env_var: ClassVar[Optional[str]] = "ANTHROPIC_API_KEY"
     base_url_env_var: ClassVar[Optional[str]] = "ANTHROPIC_BASE_URL"
@@ -59,6 +68,10 @@ class AnthropicLLM(HostedLLM):
             http_client=self.http_client or self._http_client(),
         )
 
+    def job_adapter(self) -> JobAdapter:
+        """Anthropic's Message Batches API, for `use_offline_batch_generation`."""
+        return AnthropicBatchJobs(self)
+
     @validate_call
     async def agenerate(
         self,
@@ -68,6 +81,7 @@ class AnthropicLLM(HostedLLM):
         temperature: Optional[float] = 1.0,
         top_p: Optional[float] = None,
         top_k: Optional[PositiveInt] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates one message for one conversation.
 
@@ -79,6 +93,9 @@ class AnthropicLLM(HostedLLM):
             top_p: the nucleus sampling probability mass; `None` leaves it to the API.
             top_k: sample only from the `top_k` most likely tokens; `None` leaves it
                 to the API.
+            structured_output: the request's structured output (set by potstill): the
+                model is made to call one tool whose input schema is the JSON schema, and
+                the tool call's input is the generation.
 
         Returns:
             The generated text, with the request's token usage.
@@ -97,7 +114,8 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
         **kwargs: `AnthropicLLM.agenerate`'s generation kwargs; those that are `None` are
             left out. The 2.x SDK no longer declares the sampling parameters, so
             `temperature`, `top_p` and `top_k` travel as `extra_body` fields, exactly as the
-            API names them.
+            API names them. A `structured_output` becomes one tool (its JSON schema as the
+            `input_schema`) that `tool_choice` forces the model to call.
 
     Returns:
         The arguments.
@@ -108,14 +126,26 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
         request["system"] = system
     extra: dict[str, Any] = {}
     for name, value in kwargs.items():
-        if value is not None:
+        if value is None:
+            continue
+        if name == "structured_output":
+            request["tools"] = [
+                {
+                    "name": value.name,
+                    "description": "Gives the answer in the required structure.",
+                    "input_schema": value.schema,
+                }
+            ]
+            request["tool_choice"] = {"type": "tool", "name": value.name}
+        else:
             (extra if name in _SAMPLING else request)[name] = value
     request["extra_body"] = extra or None
     return request
 
 
 def parse_response(message: Any) -> Generations:
-    """The generation of a `Message`: its text blocks joined, `None` without text.
+    """The generation of a `Message`: the input of its tool call as JSON (the structured
+    output), else its text blocks joined; `None` without either.
 
     Args:
         message: the SDK's `Message`.
@@ -123,8 +153,13 @@ def parse_response(message: Any) -> Generations:
     Returns:
         The generation, with the request's token usage.
     """
-    texts = [block.text for block in message.content or [] if block.type == "text"]
-    text = "".join(texts) if texts else None
+    blocks = message.content or []
+    calls = [block.input for block in blocks if block.type == "tool_use"]
+    texts = [block.text for block in blocks if block.type == "text"]
+    if calls:
+        text: Optional[str] = json.dumps(calls[0], ensure_ascii=False)
+    else:
+        text = "".join(texts) if texts else None
     usage = message.usage
     generations = Generations.from_request(
         [text or None],
@@ -134,6 +169,68 @@ def parse_response(message: Any) -> Generations:
     if not text:
         generations.errors[0] = f"no text content (stop_reason={message.stop_reason})"
     return generations
+
+
+class AnthropicBatchJobs(JobAdapter):
+    """Anthropic's Message Batches API: each request's `params` are what `build_request`
+    builds for `messages.create` (its `extra_body` fields inline); the answers are read by
+    `parse_response`.
+    """
+
+    max_requests: ClassVar[int] = 100_000
+    max_bytes: ClassVar[int] = 256 * 1024 * 1024
+
+    def encode(self, request: JobRequest, kwargs: dict[str, Any]) -> dict[str, Any]:
+        params = build_request(self.llm.model, request.input, **kwargs)
+        params.update(params.pop("extra_body") or {})
+        return {"custom_id": request.custom_id, "params": params}
+
+    async def submit(self, items: list[dict[str, Any]]) -> str:
+        batches = self.llm.client.messages.batches
+        created = await self.retrying(lambda: batches.create(requests=items))
+        return str(created.id)
+
+    async def check(self, job_id: str) -> JobState:
+        batch = await self.retrying(
+            functools.partial(self.llm.client.messages.batches.retrieve, job_id)
+        )
+        counts = batch.request_counts
+        total = counts.processing + counts.succeeded + counts.errored
+        total += counts.canceled + counts.expired
+        status = batch.processing_status
+        if status == "ended" and (counts.expired or counts.canceled):
+            status = "expired" if counts.expired else "canceled"
+        return JobState(
+            status=status,
+            ended=batch.processing_status == "ended",
+            done=total - counts.processing,
+            total=total,
+            job=batch,
+        )
+
+    async def results(self, state: JobState, kwargs: dict[str, Any]) -> dict[str, Generations]:
+        batches = self.llm.client.messages.batches
+        lines = await self.retrying(functools.partial(batches.results, state.job.id))
+        return {item.custom_id: parse_batch_result(item.result) async for item in lines}
+
+
+def parse_batch_result(result: Any) -> Generations:
+    """The generation of one request of a Message Batch.
+
+    Args:
+        result: the SDK's `MessageBatchResult` (`succeeded`, `errored`, `canceled` or
+            `expired`).
+
+    Returns:
+        The generation, or a failed one with the reason.
+    """
+    if result.type == "succeeded":
+        return parse_response(result.message)
+    if result.type == "errored":
+        error = result.error.error
+        return Generations.failed(1, f"{error.type}: {error.message}")
+    ended = "expired (its 24 h window ended)" if result.type == "expired" else "was cancelled"
+    return Generations.failed(1, f"{result.type}: the batch job {ended} before this request ran")
 
 
 _SAMPLING = frozenset({"temperature", "top_p", "top_k"})

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from potstill.llms.base import LLM
+from potstill.llms.budget import Budget
 from potstill.llms.clients import client_for, close_client, close_clients
 from potstill.llms.limits import RateLimiter
 from potstill.llms.requests import BatchRequests
@@ -66,6 +67,8 @@ class AsyncLLM(LLM):
         tokens_per_minute: the most input + output tokens per minute.
         input_tokens_per_minute: the most input tokens per minute.
         output_tokens_per_minute: the most output tokens per minute.
+        max_cost: the most dollars this LLM may spend per pipeline run (outside a run:
+            from its creation); see `potstill.llms.budget`.
     """
 
     max_concurrent_requests: ExecutionOnly[RuntimeParameter[PositiveInt]] = Field(
@@ -109,11 +112,18 @@ class AsyncLLM(LLM):
     output_tokens_per_minute: ExecutionOnly[Optional[RuntimeParameter[PositiveFloat]]] = Field(
         default=None, description="The most output (generated) tokens per minute."
     )
+    max_cost: ExecutionOnly[Optional[RuntimeParameter[PositiveFloat]]] = Field(
+        default=None,
+        description="The most dollars this LLM may spend per pipeline run (outside a run: "
+        "from its creation). A request that would pass it is not sent, and the run stops "
+        "gracefully; see the cost guide.",
+    )
 
     _ignores_n: bool = PrivateAttr(default=False)  # see `BatchRequests.native_request`
     _loop_states: Any = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
     _limiter: RateLimiter = PrivateAttr(default_factory=RateLimiter)
     _limits: tuple[Any, ...] = PrivateAttr(default=())
+    _budget: Optional[Budget] = PrivateAttr(default=None)  # `max_cost` outside a run
 
     @abstractmethod
     async def agenerate(

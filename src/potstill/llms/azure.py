@@ -8,7 +8,8 @@ from typing import Any, ClassVar, Optional
 from pydantic import Field
 
 from potstill.errors import PotstillUserError
-from potstill.llms.openai import OpenAILLM
+from potstill.llms.batch_jobs import JobAdapter
+from potstill.llms.openai import OpenAIBatchJobs, OpenAILLM
 from potstill.mixins.runtime_parameters import RuntimeParameter
 
 _API_VERSION_ENV_VAR = "OPENAI_API_VERSION"
@@ -19,7 +20,9 @@ class AzureOpenAILLM(OpenAILLM):
 
     Requests go to `{base_url}/openai/deployments/{model}/chat/completions?api-version=...`
     with the key in the `api-key` header (the SDK's `AsyncAzureOpenAI` builds both). The
-    generation kwargs and `num_generations` (native `n`) are `OpenAILLM`'s.
+    generation kwargs and `num_generations` (native `n`) are `OpenAILLM`'s, and so is
+    `use_offline_batch_generation` (through Azure's Batch API: the deployment must be a
+    "Global Batch" one).
 
     Attributes:
         model: the name of the Azure *deployment* (not the underlying model name).
@@ -73,6 +76,10 @@ class AzureOpenAILLM(OpenAILLM):
             )
         super().load()
 
+    def job_adapter(self) -> JobAdapter:
+        """Azure OpenAI's Batch API, for `use_offline_batch_generation`."""
+        return AzureBatchJobs(self)
+
     def _create_client(self) -> Any:
         from openai import AsyncAzureOpenAI
 
@@ -86,3 +93,11 @@ class AzureOpenAILLM(OpenAILLM):
             default_headers=self._headers(),
             http_client=self._http_client(),
         )
+
+
+class AzureBatchJobs(OpenAIBatchJobs):
+    """Azure OpenAI's Batch API: OpenAI's (the SDK sends its calls to `/openai/files` and
+    `/openai/batches`), with the endpoint named `/chat/completions` and each request's
+    `model` naming the deployment."""
+
+    endpoint: ClassVar[str] = "/chat/completions"

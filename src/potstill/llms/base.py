@@ -28,13 +28,30 @@ import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PrivateAttr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from potstill.errors import LLMNotLoadedError, PotstillUserError
 from potstill.llms.failures import describe_error
 from potstill.llms.generation_kwargs import GenerationKwargsSpec, spec_for
 from potstill.llms.loading import marks_loaded, requires_loaded
-from potstill.llms.sync_batches import generate_batch
+from potstill.llms.pricing import LOCAL_PROVIDERS, Price, TokenPrice, llm_provider, resolve_price
+from potstill.llms.structured import (
+    StructuredOutput,
+    StructuredOutputType,
+    check_structured_output,
+    split_inputs,
+)
+from potstill.llms.sync_batches import generate_batch, generate_structured_batch
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.llms.usage import UsageSummary, UsageTracker
 from potstill.mixins.runtime_parameters import (
@@ -74,6 +91,14 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             to `Pipeline.run(params=...)` are merged over the ones given to the constructor.
         use_response_cache: reuse answers cached on disk for identical requests.
         response_cache_dir: where the response cache lives.
+        structured_output: `{"format": "json", "schema": <pydantic model or JSON schema>}`
+            or `{"format": "regex", "schema": "<pattern>"}`: every generation is checked
+            against it (and constrained by the API where it can); see
+            `potstill.llms.structured`.
+        structured_output_retries: how many times an answer that fails the structured
+            output's check is sent back with the error before the generation is `None`.
+        price: your own price per token, which wins over the price table (see
+            `token_price`).
     """
 
     model_config = ConfigDict(
@@ -99,7 +124,27 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         description="Where the response cache lives (default `$POTSTILL_RESPONSE_CACHE_DIR` "
         "or `~/.cache/potstill/responses`).",
     )
+    price: ExecutionOnly[Optional[RuntimeParameter[Price]]] = Field(
+        default=None,
+        description="Your own price per token, which wins over the price table: "
+        "`Price.per_million(input=..., output=...)` or "
+        "`{'input_per_million': ..., 'output_per_million': ...}` (dollars).",
+    )
 
+    structured_output: Optional[RuntimeParameter[StructuredOutputType]] = Field(
+        default=None,
+        description="The structured output format to use across all the generations.",
+    )
+    structured_output_retries: ExecutionOnly[RuntimeParameter[NonNegativeInt]] = Field(
+        default=2,
+        description="How many times an answer that does not match `structured_output` is "
+        "sent back with the validation error before its generation is `None`.",
+    )
+
+    structured_output_formats: ClassVar[tuple[str, ...]] = ()
+    """The structured output formats (`"json"`, `"regex"`) the API constrains natively: the
+    generation method then takes a `structured_output` argument (see
+    `potstill.llms.structured`)."""
     sdk_module: ClassVar[Optional[str]] = None
     """The SDK this LLM needs; `load()` fails with the `pip install` fix when it is missing."""
     sdk_extra: ClassVar[Optional[str]] = None
@@ -134,6 +179,21 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
             raise hide_secret_inputs(error, _secret_fields(cls)) from None
         register_secrets_of(llm)
         return llm
+
+    @field_validator("structured_output", mode="before")
+    @classmethod
+    def _check_structured_output(cls, value: Any) -> Any:
+        return check_structured_output(value)
+
+    @field_serializer("structured_output")
+    def _dump_structured_output(self, value: Optional[dict[str, Any]]) -> Any:
+        """A pydantic model given as the schema is dumped as its JSON schema."""
+        if value is None:
+            return None
+        schema = value.get("schema")
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            return {**value, "schema": schema.model_json_schema()}
+        return value
 
     @model_validator(mode="after")
     def _validate_generation_kwargs(self) -> LLM:
@@ -310,7 +370,12 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         self, inputs: list[ChatType], num_generations: Any, row_offset: int, kwargs: dict
     ) -> list[Generations]:
         """Runs one batch (see `potstill.llms.sync_batches`); `AsyncLLM` runs its own."""
-        return generate_batch(self, inputs, num_generations, row_offset, kwargs)
+        conversations, specs = split_inputs(self, inputs)
+        if specs is None:
+            return generate_batch(self, inputs, num_generations, row_offset, kwargs)
+        return generate_structured_batch(
+            self, conversations, specs, num_generations, row_offset, kwargs
+        )
 
     async def _arun_batch(
         self, inputs: list[ChatType], num_generations: Any, row_offset: int, kwargs: dict
@@ -325,6 +390,25 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         dump.pop("generation_kwargs", None)
         return dump
 
+    def structured_output_spec(self) -> Optional[StructuredOutput]:
+        """The `structured_output` field, ready to send and check answers against.
+
+        Returns:
+            The `StructuredOutput`, or `None` when the field is not set.
+        """
+        value = self.structured_output
+        return StructuredOutput.from_value(value) if value is not None else None
+
+    def native_structured_formats(self) -> tuple[str, ...]:
+        """The structured output formats this LLM's API constrains natively (its
+        `structured_output_formats`; an LLM whose support depends on its settings
+        overrides this).
+
+        Returns:
+            Formats among `"json"` and `"regex"`.
+        """
+        return self.structured_output_formats
+
     def describe_endpoint(self) -> Optional[str]:
         """The URL or host the LLM sends requests to, named in error messages (`None` for a
         local model). Hosted providers override this.
@@ -334,9 +418,37 @@ class LLM(RuntimeParametersMixin, _Serializable, ABC):
         """
         return None
 
+    def token_price(self, batch: Optional[bool] = None) -> Optional[TokenPrice]:
+        """What this LLM's tokens cost: its `price` when given; nothing for a model run
+        in-process; else the price table's for its provider and model (looked up once).
+
+        Args:
+            batch: the price of a provider batch job (`True`) or of an online request
+                (`False`); `None` prices the way this LLM sends its requests (batch jobs with
+                `use_offline_batch_generation=True`).
+
+        Returns:
+            The price, or `None` when there is none ("no price", never a guess): a model the
+            table does not list, a provider without per-token prices, or an LLM class of
+            no known provider.
+        """
+        provider = llm_provider(type(self))
+        if self.price is None and provider is None:
+            return None
+        if batch is None:
+            batch = bool(getattr(self, "use_offline_batch_generation", False))
+        base_url = getattr(self, "base_url", None)
+        return resolve_price(
+            self.model_name if provider not in LOCAL_PROVIDERS else "",
+            provider,
+            base_url=base_url if isinstance(base_url, str) else None,
+            batch=batch,
+            price=self.price,
+        )
+
     @property
     def usage(self) -> UsageSummary:
-        """Requests, failures, retries and tokens consumed by this instance so far."""
+        """Requests, failures, retries, tokens and their cost, for this instance so far."""
         return self._usage.summary()
 
     # -- generation kwargs as runtime parameters ----------------------------------------

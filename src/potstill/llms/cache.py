@@ -23,18 +23,20 @@ whichever path sends them (a synchronous LLM's batch or an AsyncLLM's requests).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from potstill.llms.typing import Generations
 from potstill.utils.append_log import AppendLog, MappedLog, read_lines, seal, unseal
-from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json
+from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json, one_shot_encoder
 
 if TYPE_CHECKING:
     from potstill.llms.base import LLM
@@ -46,6 +48,13 @@ _active: contextvars.ContextVar[tuple[AnswerFile, ...]] = contextvars.ContextVar
 )
 _open_stores: dict[Path, AnswerFile] = {}
 _open_lock = threading.Lock()
+# `json.dumps(record, ensure_ascii=False)` without building an encoder per answer (a record
+# of texts and token counts holds no cycle).
+_encode_line = one_shot_encoder(json.JSONEncoder(ensure_ascii=False, check_circular=False))
+# Per pipeline run: id of an LLM -> its identity and the identity's text (see `run_scope`).
+_identities: contextvars.ContextVar[Optional[dict[int, tuple[Any, dict[str, Any], str]]]] = (
+    contextvars.ContextVar("potstill_llm_identities", default=None)
+)
 
 
 class AnswerFile:
@@ -60,7 +69,13 @@ class AnswerFile:
     def __init__(self, path: Path, per_row: bool = False) -> None:
         self.path = path
         self.per_row = per_row
-        self._index: dict[str, Generations] = {}
+        # The answers read when the file opened: tuples of texts and token counts (not
+        # `Generations`: tuples of plain values are not tracked by the garbage collector).
+        self._index: dict[str, _Answer] = {}
+        # The answers appended since: only the `hash()` of their keys, so a long run does not
+        # keep every answer (or key) it wrote in memory; one is read back from the file if
+        # asked for (seldom: a run asks for each row's answer once).
+        self._written: set[int] = set()
         # The journal has one writer (its pipeline run) and is written on the hot path, so
         # it appends through a memory map; the shared cache may have several writer processes.
         self._log: Union[MappedLog, AppendLog] = MappedLog(path) if per_row else AppendLog(path)
@@ -68,12 +83,11 @@ class AnswerFile:
         damaged = 0
         for line in read_lines(path):
             try:
-                record = json.loads(unseal(line) or b"")
-                self._index[record["k"]] = Generations(
-                    record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
-                )
+                key, answer = _decode(line)
             except (ValueError, KeyError, TypeError):  # damaged: costs only this entry
                 damaged += 1
+                continue
+            self._index[key] = answer
         if damaged:
             logger.warning(
                 "%s: skipped %d damaged line(s); the requests they answered are sent again.",
@@ -86,22 +100,29 @@ class AnswerFile:
         return f"{request_key}:{row}" if self.per_row else request_key
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._index) + len(self._written)
 
     def get(self, key: str) -> Optional[Generations]:
         """The stored generations for `key`, if any (a copy)."""
         found = self._index.get(key)
         if found is None:
-            return None
-        return Generations(
-            found, input_tokens=found.input_tokens, output_tokens=found.output_tokens
-        )
+            if hash(key) not in self._written:
+                return None
+            found = self._written_answer(key)
+            if found is None:
+                return None
+        texts, input_tokens, output_tokens = found
+        return Generations(texts, input_tokens=input_tokens, output_tokens=output_tokens)
 
     def put(self, key: str, generations: Generations) -> None:
         """Appends the generations of one request (only answers without errors)."""
-        if any(error is not None for error in generations.errors) or key in self._index:
+        errors = generations.errors
+        if errors.count(None) != len(errors) or key in self._index:
             return
         if self._closed:  # the run that opened it is over: a late answer is not kept
+            return
+        hashed = hash(key)
+        if hashed in self._written and self._written_answer(key) is not None:
             return
         record = {
             "k": key,
@@ -110,11 +131,22 @@ class AnswerFile:
             "o": generations.output_tokens,
         }
         try:
-            line = json.dumps(record, ensure_ascii=False).encode("utf-8")
+            line = _encode_line(record).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: escaped, so it is kept exactly
             line = json.dumps(record).encode("ascii")
         self._log.append(seal(line))
-        self._index[key] = generations
+        self._written.add(hashed)
+
+    def _written_answer(self, key: str) -> Optional[_Answer]:
+        """The answer to `key` appended in this session, read back from the file."""
+        for line in read_lines(self.path):
+            try:
+                found, answer = _decode(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+            if found == key:
+                return answer
+        return None
 
     def close(self) -> None:
         """Closes the file (it reopens on the next `put`)."""
@@ -125,6 +157,28 @@ class AnswerFile:
         self._closed = True
         self._log.close()
         self._index = {}
+        self._written = set()
+
+
+_Answer = tuple[tuple[Optional[str], ...], tuple[Optional[int], ...], tuple[Optional[int], ...]]
+
+
+def _decode(line: bytes) -> tuple[str, _Answer]:
+    """The key and the answer (its texts and token counts) of one line of an answer file.
+
+    Raises:
+        ValueError, KeyError, TypeError: a damaged line.
+    """
+    record = json.loads(unseal(line) or b"")
+    generations = Generations(
+        record["t"], input_tokens=record.get("i"), output_tokens=record.get("o")
+    )
+    answer = (
+        tuple(generations),
+        tuple(generations.input_tokens),
+        tuple(generations.output_tokens),
+    )
+    return record["k"], answer
 
 
 class KnownAnswers:
@@ -141,10 +195,15 @@ class KnownAnswers:
 
     __slots__ = ("_identity_text", "files", "identity")
 
-    def __init__(self, files: tuple[AnswerFile, ...], identity: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        files: tuple[AnswerFile, ...],
+        identity: dict[str, Any],
+        text: Optional[str] = None,
+    ) -> None:
         self.files = files
         self.identity = identity
-        self._identity_text = identity_text(identity)
+        self._identity_text = identity_text(identity) if text is None else text
 
     def key(
         self,
@@ -188,7 +247,27 @@ def known_answers(llm: LLM) -> Optional[KnownAnswers]:
         cache = open_store(folder / "responses.jsonl")
         if cache not in files:  # the pipeline may have turned on the same cache
             files = (*files, cache)
-    return KnownAnswers(files, llm.cache_identity()) if files else None
+    if not files:
+        return None
+    memo = _identities.get()
+    if memo is None:
+        return KnownAnswers(files, llm.cache_identity())
+    known = memo.get(id(llm))
+    if known is None or known[0] is not llm:
+        identity = llm.cache_identity()
+        known = memo[id(llm)] = (llm, identity, identity_text(identity))
+    return KnownAnswers(files, known[1], known[2])
+
+
+@contextlib.contextmanager
+def run_scope() -> Iterator[None]:
+    """Within this block (a pipeline run, and the tasks and threads it starts), each LLM's
+    identity is dumped once, not once per batch: a run does not change its LLMs."""
+    token = _identities.set({})
+    try:
+        yield
+    finally:
+        _identities.reset(token)
 
 
 def open_store(path: Path, per_row: bool = False) -> AnswerFile:

@@ -21,6 +21,7 @@ import inspect
 import weakref
 from typing import TYPE_CHECKING, Any, Optional
 
+from potstill.llms.request_slots import RequestSlots
 from potstill.utils.portal import portal
 
 if TYPE_CHECKING:
@@ -34,14 +35,14 @@ class LoopState:
         client: the SDK client, once created.
         finalizer: closes the client if the LLM is collected without `unload()`.
         limit: the `max_concurrent_requests` the semaphore was made for.
-        semaphore: bounds the requests in flight on this loop.
+        semaphore: bounds the requests in flight on this loop (see `RequestSlots`).
     """
 
     def __init__(self) -> None:
         self.client: Any = None
         self.finalizer: Optional[weakref.finalize] = None
         self.limit = 0
-        self.semaphore = asyncio.Semaphore(1)
+        self.semaphore = RequestSlots(1)
 
     def detach_finalizer(self) -> None:
         """Cancels the close-on-collection of the client (it is closed explicitly)."""
@@ -53,7 +54,7 @@ class LoopState:
         """Applies a changed `max_concurrent_requests` to the requests that start next."""
         if max_concurrent_requests != self.limit:
             self.limit = max_concurrent_requests
-            self.semaphore = asyncio.Semaphore(max_concurrent_requests)
+            self.semaphore = RequestSlots(max_concurrent_requests)
 
 
 def loop_state(llm: AsyncLLM) -> LoopState:
@@ -99,9 +100,12 @@ def close_clients(llm: AsyncLLM) -> None:
 
 
 async def close_client(client: Any) -> None:
-    """Closes an SDK client through its `close()` or `aclose()` (sync or async)."""
+    """Closes an SDK client through its `close()` or `aclose()` (sync or async), or, for a
+    client that has neither (Cohere's, Mistral's), by leaving its async context."""
     close = getattr(client, "close", None) or getattr(client, "aclose", None)
-    if close is not None:
+    if close is None and hasattr(client, "__aexit__"):
+        await client.__aexit__(None, None, None)
+    elif close is not None:
         result = close()
         if inspect.isawaitable(result):
             await result

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, List, Optional
 from pydantic import Field, PositiveInt, validate_call
 
 from potstill.llms.hosted import HostedLLM, passed_kwargs
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -44,6 +45,7 @@ class CohereLLM(HostedLLM):
         description="The name of the client to use for the API requests.",
     )
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "cohere"
     api_key_env_var: ClassVar[Optional[str]] = "COHERE_API_KEY"
     base_url_env_var: ClassVar[Optional[str]] = "COHERE_BASE_URL"
@@ -53,10 +55,6 @@ class CohereLLM(HostedLLM):
         from cohere import AsyncClientV2
 
         return AsyncClientV2(**self._client_options(), client_name=self.client_name)
-
-    async def _aclose_client(self, client: Any) -> None:
-        # The client has no `close()`; leaving its async context closes its HTTP client.
-        await client.__aexit__(None, None, None)
 
     @validate_call
     async def agenerate(
@@ -70,6 +68,7 @@ class CohereLLM(HostedLLM):
         stop_sequences: Optional[List[str]] = None,
         frequency_penalty: Optional[float] = None,
         presence_penalty: Optional[float] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates one answer for one conversation.
 
@@ -85,6 +84,8 @@ class CohereLLM(HostedLLM):
             stop_sequences: up to 5 sequences where the model stops generating.
             frequency_penalty: penalizes tokens by how often they already appeared.
             presence_penalty: penalizes tokens that already appeared.
+            structured_output: the request's structured output (set by potstill), sent as
+                `response_format={"type": "json_object", "json_schema": ...}`.
 
         Returns:
             The generated text, with the request's token usage.
@@ -101,7 +102,8 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
         input: the conversation; the role and content of each message (`system`, `user`,
             `assistant`) make the v2 `messages`.
         **kwargs: `CohereLLM.agenerate`'s generation kwargs; those that are `None` are
-            left out, so the API's defaults apply.
+            left out, so the API's defaults apply. A `structured_output` becomes the
+            JSON-object `response_format` with its JSON schema.
 
     Returns:
         The arguments.
@@ -109,6 +111,9 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
     messages = [{"role": message["role"], "content": message["content"]} for message in input]
     request: dict[str, Any] = {"model": model, "messages": messages}
     request.update({name: value for name, value in kwargs.items() if value is not None})
+    structured = request.pop("structured_output", None)
+    if structured is not None:
+        request["response_format"] = {"type": "json_object", "json_schema": structured.schema}
     return request
 
 

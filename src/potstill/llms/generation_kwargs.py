@@ -19,8 +19,12 @@ from potstill.errors import PotstillUserError
 from potstill.utils.docstring import parse_google_docstring
 from potstill.utils.names import suggest
 
-# Arguments of `generate`/`agenerate` that are not generation kwargs.
-NOT_GENERATION_KWARGS = frozenset({"self", "input", "inputs", "num_generations"})
+# Arguments of `generate`/`agenerate` that are not generation kwargs (`structured_output`
+# is the request's structured output, set from the LLM's field or the input: see
+# `potstill.llms.structured`).
+NOT_GENERATION_KWARGS = frozenset(
+    {"self", "input", "inputs", "num_generations", "structured_output"}
+)
 
 
 class GenerationKwargsSpec:

@@ -7,7 +7,8 @@ from typing import Any, ClassVar, List, Optional, Union
 from pydantic import Field, NonNegativeInt, validate_call
 
 from potstill.llms.hosted import HostedLLM, passed_kwargs
-from potstill.llms.openai_format import parse_chat_completion
+from potstill.llms.openai_format import json_schema_response_format, parse_chat_completion
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -46,6 +47,7 @@ class GroqLLM(HostedLLM):
         "failing (on rate limits, server errors, timeouts and connection errors).",
     )
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "groq"
     api_key_env_var: ClassVar[Optional[str]] = "GROQ_API_KEY"
     base_url_env_var: ClassVar[Optional[str]] = "GROQ_BASE_URL"
@@ -65,6 +67,7 @@ class GroqLLM(HostedLLM):
         temperature: float = 1.0,
         top_p: float = 1.0,
         stop: Optional[Union[str, List[str]]] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates one completion for one conversation.
 
@@ -75,6 +78,9 @@ class GroqLLM(HostedLLM):
             temperature: the sampling temperature.
             top_p: the nucleus sampling probability mass.
             stop: up to 4 sequences where the API stops generating.
+            structured_output: the request's structured output (set by potstill), sent as
+                a JSON schema `response_format` (not strict: only some Groq models take
+                `strict`).
 
         Returns:
             The completion, with the request's token usage.
@@ -90,13 +96,18 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
         model: the model name.
         input: the conversation, sent as `messages` unchanged.
         **kwargs: `GroqLLM.agenerate`'s generation kwargs: `max_new_tokens` is sent as
-            `max_tokens`; kwargs that are `None` are left out.
+            `max_tokens`, a `structured_output` as a JSON schema `response_format`; kwargs
+            that are `None` are left out.
 
     Returns:
         The body.
     """
     body: dict[str, Any] = {"messages": input, "model": model}
     for name, value in kwargs.items():
-        if value is not None:
+        if value is None:
+            continue
+        if name == "structured_output":
+            body["response_format"] = json_schema_response_format(value, strict=False)
+        else:
             body["max_tokens" if name == "max_new_tokens" else name] = value
     return body

@@ -17,7 +17,8 @@ from pydantic import (
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
 from potstill.llms.hosted import passed_kwargs, timeout_field
-from potstill.llms.openai_format import parse_chat_completion
+from potstill.llms.openai_format import json_schema_response_format, parse_chat_completion
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -73,6 +74,7 @@ class LiteLLM(AsyncLLM):
     )
     timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field(600.0)
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "litellm"
 
     _drop_params: bool = PrivateAttr(default=False)
@@ -178,6 +180,7 @@ class LiteLLM(AsyncLLM):
         api_key: Optional[SecretStr] = None,
         seed: Optional[int] = None,
         response_format: Optional[Dict[str, Any]] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates `num_generations` completions for one conversation.
 
@@ -207,6 +210,9 @@ class LiteLLM(AsyncLLM):
                 `generation_kwargs` it is moved to the field, so it is never dumped.
             seed: a seed for best-effort deterministic sampling.
             response_format: e.g. `{"type": "json_object"}` for JSON mode.
+            structured_output: the request's structured output (set by potstill), passed
+                to LiteLLM as a strict JSON schema `response_format`, which it translates
+                for the model's provider.
 
         Returns:
             The completions, with the call's token usage.
@@ -252,17 +258,21 @@ def build_request(
         api_key: the LLM's API key (revealed), for a call without its own.
         timeout: the LLM's `timeout`, for a call without `force_timeout`.
         **kwargs: `LiteLLM.agenerate`'s generation kwargs; those that are `None` are left
-            out.
+            out; a `structured_output` is sent as a strict JSON schema `response_format`.
 
     Returns:
         The arguments, with LiteLLM's own retries off (`AsyncLLM` retries).
     """
     key = kwargs.get("api_key")
+    structured = kwargs.get("structured_output")
     given = {
         **kwargs,
         "api_base": kwargs.get("api_base") or api_base,
         "api_key": key.get_secret_value() if key is not None else api_key,
+        "structured_output": None,
     }
+    if structured is not None:
+        given["response_format"] = json_schema_response_format(structured)
     request = {
         name: value
         for name, value in given.items()

@@ -18,16 +18,16 @@ from pydantic import (
     FilePath,
     PositiveInt,
     PrivateAttr,
-    field_validator,
     validate_call,
 )
 
 from potstill.errors import PotstillUserError
 from potstill.llms.failures import describe_error
 from potstill.llms.llamacpp_check import ensure_llama_cpp_runs
-from potstill.llms.llamacpp_formats import ResponseFormat, json_schema, llama_response_format
+from potstill.llms.llamacpp_formats import ResponseFormat, llama_response_format
 from potstill.llms.local import LocalLLM
 from potstill.llms.mixins.magpie import MagpieChatTemplateMixin
+from potstill.llms.structured import StructuredOutput, requested_output
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -119,8 +119,9 @@ class LlamaCppLLM(LocalLLM, MagpieChatTemplateMixin):
         n_threads: CPU threads for generation and prompt processing (`None`: half of the
             CPUs this process may use, at least 1, for both; see `default_thread_count`).
         structured_output: `{"format": "json", "schema": <JSON schema or pydantic model>}` to
-            constrain every generation to JSON matching the schema (a per-call
-            `response_format` takes precedence).
+            constrain every generation to JSON matching the schema with a llama.cpp grammar
+            (see `potstill.llms.structured`; a regular expression is checked, not
+            constrained).
         extra_kwargs: more keyword arguments for `llama_cpp.Llama(...)`.
         use_magpie_template: end the prompt of a conversation that does not end with a user
             message with `magpie_pre_query_template`, so the model writes the user's turn
@@ -166,38 +167,19 @@ class LlamaCppLLM(LocalLLM, MagpieChatTemplateMixin):
         description="The number of CPU threads llama.cpp uses for generation and prompt "
         "processing; `None` uses half of the CPUs this process may use (at least 1).",
     )
-    structured_output: Optional[RuntimeParameter[Dict[str, Any]]] = Field(
-        default=None,
-        description="The structured output format to use across all the generations.",
-    )
     extra_kwargs: Optional[RuntimeParameter[Dict[str, Any]]] = Field(
         default_factory=dict,
         description="Additional dictionary of keyword arguments that will be passed to the "
         "`Llama` class of `llama_cpp` library.",
     )
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "llama_cpp"
     sdk_extra: ClassVar[Optional[str]] = "llama-cpp"
 
     _embedder: Any = PrivateAttr(default=None)
     _seeds: Optional[random.Random] = PrivateAttr(default=None)
     _embedding_tokenizer: Optional[_PromptTokenizer] = PrivateAttr(default=None)
-
-    @field_validator("structured_output")
-    @classmethod
-    def _check_structured_output(cls, value: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-        if value is None:
-            return None
-        output_format = value.get("format", "json")
-        if output_format != "json":
-            raise ValueError(
-                f"structured_output format {output_format!r} is not supported by LlamaCppLLM: "
-                "llama.cpp constrains output with a JSON schema, so use "
-                "{'format': 'json', 'schema': ...}."
-            )
-        if "schema" not in value:
-            raise ValueError("structured_output needs a 'schema' (a JSON schema or a model).")
-        return {**value, "format": "json", "schema": json_schema(value["schema"])}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -259,6 +241,7 @@ class LlamaCppLLM(LocalLLM, MagpieChatTemplateMixin):
         top_p: float = 1.0,
         response_format: Optional[ResponseFormat] = None,
         extra_generation_kwargs: Optional[Dict[str, Any]] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> List[GenerateOutput]:
         """Generates `num_generations` chat completions for each input, one after another.
 
@@ -272,10 +255,12 @@ class LlamaCppLLM(LocalLLM, MagpieChatTemplateMixin):
             top_p: the top-p value to use for the generation.
             response_format: `"text"`, `"json"`/`"json_object"` (any JSON),
                 `{"type": "json_object", "schema": {...}}` (JSON matching the schema) or
-                OpenAI's `{"type": "json_schema", "json_schema": {"schema": {...}}}`;
-                defaults to `structured_output`.
+                OpenAI's `{"type": "json_schema", "json_schema": {"schema": {...}}}`.
             extra_generation_kwargs: more arguments for `Llama.create_chat_completion`
                 (e.g. `top_k`, `min_p`, `repeat_penalty`, `stop`, `seed`).
+            structured_output: the request's structured output (potstill passes it; a
+                direct call uses the `structured_output` field): JSON matching its schema,
+                enforced by a llama.cpp grammar. It wins over `response_format`.
 
         Returns:
             One list of completions per input; a completion that failed is `None`, with the
@@ -288,10 +273,13 @@ class LlamaCppLLM(LocalLLM, MagpieChatTemplateMixin):
             "temperature": temperature,
             "top_p": top_p,
         }
+        spec = requested_output(self, structured_output)
         llama_format = (
-            llama_response_format(response_format)
+            {"type": "json_object", "schema": spec.schema}
+            if spec is not None
+            else llama_response_format(response_format)
             if response_format is not None
-            else self._structured_response_format()
+            else None
         )
         if llama_format is not None:
             call_kwargs["response_format"] = llama_format
@@ -342,11 +330,6 @@ class LlamaCppLLM(LocalLLM, MagpieChatTemplateMixin):
         tokens = self._model.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
         options = {key: value for key, value in kwargs.items() if key != "response_format"}
         return self._model.create_completion(prompt=tokens, **options)
-
-    def _structured_response_format(self) -> Optional[dict[str, Any]]:
-        if self.structured_output is None:
-            return None
-        return {"type": "json_object", "schema": self.structured_output["schema"]}
 
     # -- hidden states -----------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretSt
 
 from potstill.llms.base import AsyncLLM
 from potstill.llms.hosted import passed_kwargs, timeout_field
-from potstill.llms.openai_format import parse_chat_completion
+from potstill.llms.openai_format import json_schema_response_format, parse_chat_completion
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -51,6 +52,7 @@ class MistralLLM(AsyncLLM):
     )
     timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field()
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "mistralai"
     api_key_env_var: ClassVar[Optional[str]] = _API_KEY_ENV_VAR
 
@@ -78,9 +80,6 @@ class MistralLLM(AsyncLLM):
             debug_logger=_NoDebugLog(),
         )
 
-    async def _aclose_client(self, client: Any) -> None:
-        await client.__aexit__(None, None, None)
-
     @validate_call
     async def agenerate(
         self,
@@ -94,6 +93,7 @@ class MistralLLM(AsyncLLM):
         presence_penalty: Optional[float] = None,
         frequency_penalty: Optional[float] = None,
         response_format: Optional[Dict[str, Any]] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates `num_generations` completions for one conversation.
 
@@ -110,6 +110,8 @@ class MistralLLM(AsyncLLM):
             frequency_penalty: penalizes tokens by how often they already appeared.
             response_format: e.g. `{"type": "json_object"}` for JSON mode, or
                 `{"type": "json_schema", "json_schema": {...}}`.
+            structured_output: the request's structured output (set by potstill), sent as
+                a strict JSON schema `response_format`.
 
         Returns:
             The completions, with the request's token usage.
@@ -129,7 +131,8 @@ def build_request(
         input: the conversation, whose messages the SDK validates and sends.
         num_generations: sent as `n`, unless it is 1.
         **kwargs: `MistralLLM.agenerate`'s generation kwargs: `max_new_tokens` is sent as
-            `max_tokens`; kwargs that are `None` are left out, so the model's defaults apply.
+            `max_tokens`, a `structured_output` as a strict JSON schema `response_format`;
+            kwargs that are `None` are left out, so the model's defaults apply.
 
     Returns:
         The arguments.
@@ -138,7 +141,11 @@ def build_request(
     if num_generations != 1:
         request["n"] = num_generations
     for name, value in kwargs.items():
-        if value is not None:
+        if value is None:
+            continue
+        if name == "structured_output":
+            request["response_format"] = json_schema_response_format(value)
+        else:
             request["max_tokens" if name == "max_new_tokens" else name] = value
     return request
 

@@ -10,6 +10,7 @@ from typing_extensions import TypedDict
 
 from potstill.llms.base import AsyncLLM
 from potstill.llms.hosted import passed_kwargs, timeout_field
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -91,6 +92,7 @@ class OllamaLLM(AsyncLLM):
         description="The API key for ollama.com (a local Ollama server needs none).",
     )
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "ollama"
 
     @property
@@ -124,6 +126,7 @@ class OllamaLLM(AsyncLLM):
         format: Union[Literal["", "json"], Dict[str, Any]] = "",
         options: Optional[Options] = None,
         keep_alive: Optional[Union[float, str]] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates one answer for one conversation.
 
@@ -135,6 +138,8 @@ class OllamaLLM(AsyncLLM):
                 `num_predict` (the maximum number of tokens) and `stop`.
             keep_alive: how long the model stays loaded after the request (seconds, or a
                 duration such as `"5m"`); `None` uses the server's default.
+            structured_output: the request's structured output (set by potstill), sent as
+                `format` (its JSON schema).
 
         Returns:
             The generated text, with the request's token usage.
@@ -150,12 +155,17 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
         model: the model the server runs, e.g. `llama3.2`.
         input: the conversation; Ollama takes each message's role and content as they are.
         **kwargs: `OllamaLLM.agenerate`'s generation kwargs (`format`, `options`,
-            `keep_alive`), passed as they are.
+            `keep_alive`), passed as they are; a `structured_output` is sent as `format`
+            (its JSON schema).
 
     Returns:
         The arguments.
     """
+    kwargs = dict(kwargs)
     options = kwargs.get("options")
+    structured = kwargs.pop("structured_output", None)
+    if structured is not None:
+        kwargs["format"] = structured.schema
     return {
         **kwargs,
         "model": model,

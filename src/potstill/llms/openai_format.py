@@ -9,9 +9,12 @@ as their JSON form (`model_dump()`, or the object itself where it is a dict).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Dict, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Union
 
 from potstill.llms.typing import Generations
+
+if TYPE_CHECKING:
+    from potstill.llms.structured import StructuredOutput
 
 ResponseFormat = Union[Literal["text", "json", "json_object"], Dict[str, Any]]
 """`"text"`, `"json"`/`"json_object"` (JSON mode) or a full `response_format` dict."""
@@ -29,6 +32,31 @@ def wire_response_format(value: Optional[ResponseFormat]) -> Optional[Dict[str, 
     if value is None or isinstance(value, dict):
         return value
     return {"type": "text"} if value == "text" else {"type": "json_object"}
+
+
+def json_schema_response_format(
+    structured_output: StructuredOutput, strict: bool = True
+) -> Dict[str, Any]:
+    """The `response_format` that asks for JSON matching a structured output's schema.
+
+    Args:
+        structured_output: the request's structured output (format `"json"`).
+        strict: ask for strict schema adherence (`strict: true`) when the schema has a
+            strict form (see `StructuredOutput.strict_schema`); otherwise it is sent as
+            it is, with `strict: false`.
+
+    Returns:
+        `{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`.
+    """
+    strict_schema = structured_output.strict_schema() if strict else None
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": structured_output.name,
+            "schema": strict_schema if strict_schema is not None else structured_output.schema,
+            "strict": strict_schema is not None,
+        },
+    }
 
 
 def parse_chat_completion(

@@ -15,16 +15,23 @@ for a model without one the online price is used, an upper bound of what the job
 (`batch_price_listed` tells which case applies). A user's `Price` applies as given to
 online and batch requests alike.
 
+An LLM finds its own price with `LLM.token_price()` (`resolve_price` here): looked up once per
+model and kept, so pricing every request costs a multiplication, not a table search. Without
+`genai-prices` installed, every table price is "no price" (one warning says so); a user's
+`Price` and in-process models still cost what they cost.
+
 `genai-prices` is imported on the first lookup, never when potstill is imported.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
-from functools import lru_cache
+from bisect import bisect_left
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from potstill.errors import NoPriceError
 from potstill.utils.imports import require
@@ -32,6 +39,8 @@ from potstill.utils.imports import require
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
     from genai_prices.types import PriceCalculation
+
+logger = logging.getLogger("potstill.pricing")
 
 # potstill's provider names (`OpenAILLM` -> "openai", ...) -> the `genai-prices` provider
 # that prices their models, or None where the table has no per-token prices (Anyscale
@@ -82,6 +91,8 @@ class Price(BaseModel):
 
         price = Price.per_million(input=0.15, output=0.60)
         assert price.cost(input_tokens=1_000_000, output_tokens=0) == 0.15
+        # the same from a config file or `--param`: dollars per million tokens
+        assert Price.model_validate({"input_per_million": 0.15, "output_per_million": 0.60}) == price
         ```
     """
 
@@ -89,6 +100,25 @@ class Price(BaseModel):
 
     input_per_token: float = Field(ge=0, description="Dollars per prompt token.")
     output_per_token: float = Field(ge=0, description="Dollars per generated token.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_per_million(cls, data: Any) -> Any:
+        """Accepts `{"input_per_million": ..., "output_per_million": ...}`, the unit price
+        lists use, as well as the per-token fields."""
+        if isinstance(data, dict) and {"input_per_million", "output_per_million"} & set(data):
+            data = dict(data)
+            for unit in ("input", "output"):
+                if f"{unit}_per_million" not in data:
+                    continue
+                if f"{unit}_per_token" in data:
+                    raise ValueError(f"give {unit}_per_token or {unit}_per_million, not both")
+                per_million = data.pop(f"{unit}_per_million")
+                try:
+                    data[f"{unit}_per_token"] = float(per_million) / TOKENS_PER_MILLION
+                except (TypeError, ValueError):
+                    data[f"{unit}_per_token"] = per_million  # refused below, by name
+        return data
 
     @classmethod
     def per_million(cls, input: float, output: float) -> Price:
@@ -245,11 +275,10 @@ def token_cost(
         ImportError: when the table is needed and `genai-prices` is not installed.
     """
     _check_tokens(input_tokens=input_tokens, output_tokens=output_tokens)
-    if price is not None:
-        return Price.model_validate(price).cost(input_tokens, output_tokens)
     key = provider_key(provider) if provider is not None else None
-    if key in LOCAL_PROVIDERS:
-        return 0.0
+    fixed = _price_without_table(key, price)
+    if fixed is not None:
+        return fixed.cost(input_tokens, output_tokens)
     if not model:
         return None
     usage = require("genai_prices", "cost").Usage(
@@ -289,3 +318,177 @@ def batch_price_listed(
     except NoPriceError:
         return False
     return batched.model_price != online.model_price
+
+
+FREE = Price(input_per_token=0.0, output_per_token=0.0)
+"""The price of a model run on the user's own machine."""
+
+
+class TablePrice:
+    """A model's price from the table, looked up once, so that each `cost` is arithmetic.
+
+    A price with tiers (Gemini's and Claude's rise past 200k prompt tokens, for every token
+    of the request) is kept as one pair of rates per tier, each computed by the table.
+
+    Attributes:
+        input_per_token: dollars per prompt token; with tiers, the highest tier's rate (an
+            upper bound, as a budget wants).
+        output_per_token: dollars per generated token (the same way).
+        per_request: dollars per request, whatever its tokens (0 for most models).
+    """
+
+    __slots__ = ("_rates", "_starts", "input_per_token", "output_per_token", "per_request")
+
+    def __init__(
+        self, model: str, provider: Optional[str], base_url: Optional[str], batch: bool
+    ) -> None:
+        """Looks the model up.
+
+        Args:
+            model: the model name sent to the provider.
+            provider: the `PROVIDER_IDS` key, or None.
+            base_url: the API's base URL, or None.
+            batch: price as a batch job.
+
+        Raises:
+            NoPriceError: when the table does not price this model here.
+        """
+        usage_type = require("genai_prices", "cost").Usage
+        tiers = require("genai_prices.types", "cost").TieredPrices
+
+        def total(input_tokens: int, output_tokens: int) -> Any:
+            usage = usage_type(input_tokens=input_tokens, output_tokens=output_tokens)
+            return _table_price(model, provider, base_url, usage, batch)
+
+        zero = total(0, 0)
+        self.per_request = float(zero.total_price)
+        # A tier applies to every token of a request whose prompt is longer than its start.
+        self._starts = sorted(
+            {
+                tier.start
+                for value in vars(zero.model_price).values()
+                if isinstance(value, tiers)
+                for tier in value.tiers
+            }
+        )
+        self._rates: list[tuple[float, float]] = []
+        for prompt in [1, *(start + 1 for start in self._starts)]:
+            inputs = total(prompt, 0).total_price
+            both = total(prompt, TOKENS_PER_MILLION).total_price
+            self._rates.append(
+                (
+                    float((inputs - zero.total_price) / prompt),
+                    float((both - inputs) / TOKENS_PER_MILLION),
+                )
+            )
+        self.input_per_token = max(rate for rate, _ in self._rates)
+        self.output_per_token = max(rate for _, rate in self._rates)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """The dollar cost of one request's tokens.
+
+        Args:
+            input_tokens: its prompt tokens.
+            output_tokens: its generated tokens.
+
+        Returns:
+            The cost in dollars.
+        """
+        starts = self._starts
+        per_input, per_output = self._rates[bisect_left(starts, input_tokens) if starts else 0]
+        return self.per_request + input_tokens * per_input + output_tokens * per_output
+
+
+TokenPrice = Union[Price, TablePrice]
+"""A price with `cost(input_tokens, output_tokens)`, `input_per_token` and `output_per_token`."""
+
+
+def resolve_price(
+    model: str,
+    provider: Optional[str] = None,
+    *,
+    base_url: Optional[str] = None,
+    batch: bool = False,
+    price: Union[Price, dict, None] = None,
+) -> Optional[TokenPrice]:
+    """The price of a model's tokens, to price many requests with (see `token_cost` for
+    the arguments): the user's `price`, nothing for a model run in-process, else the
+    table's, looked up once per model and kept.
+
+    Returns:
+        The price, or None when there is no price for this model.
+    """
+    key = provider_key(provider) if provider is not None else None
+    fixed = _price_without_table(key, price)
+    if fixed is not None:
+        return fixed
+    if not model:
+        return None
+    return _looked_up(model, key, base_url or None, batch)
+
+
+@lru_cache(maxsize=256)
+def _looked_up(
+    model: str, provider: Optional[str], base_url: Optional[str], batch: bool
+) -> Optional[TablePrice]:
+    try:
+        return TablePrice(model, provider, base_url, batch)
+    except NoPriceError:
+        return None
+    except ImportError as error:  # no `genai-prices`: every table price is "no price"
+        _say_no_table(str(error))
+        return None
+
+
+@cache
+def _say_no_table(reason: str) -> None:
+    """Warns once that costs are unknown without the price table."""
+    logger.warning("Costs are not known (no price table): %s", reason)
+
+
+def price_table_available() -> bool:
+    """Whether the price table can be read (`genai-prices` is installed, Python 3.11+)."""
+    try:
+        _bundled_table()
+    except ImportError:
+        return False
+    return True
+
+
+def _price_without_table(
+    provider: Optional[str], price: Union[Price, dict, None]
+) -> Optional[Price]:
+    """The price that needs no table: the user's, or nothing for a model run in-process.
+
+    Args:
+        provider: the normalised provider key, or None.
+        price: the user's price, or None.
+
+    Returns:
+        That price, or None when the table decides.
+    """
+    if price is not None:
+        return Price.model_validate(price)
+    if provider in LOCAL_PROVIDERS:
+        return FREE
+    return None
+
+
+@cache
+def llm_provider(llm_class: type) -> Optional[str]:
+    """The provider whose prices apply to an LLM class: the first class of its hierarchy
+    that names a known provider (a subclass of `OpenAILLM` is priced as OpenAI).
+
+    Args:
+        llm_class: the LLM's class.
+
+    Returns:
+        The `PROVIDER_IDS`/`LOCAL_PROVIDERS` key, or None for an LLM of no known provider
+        (a custom or test LLM), which has no price unless the user gives one: its model
+        name alone (`"gpt-4"`) says nothing about who serves it.
+    """
+    for klass in llm_class.__mro__:
+        key = provider_key(klass.__name__)
+        if key in PROVIDER_IDS or key in LOCAL_PROVIDERS:
+            return key
+    return None

@@ -4,7 +4,8 @@ For each input (or each generation, when `agenerate` has no native `n`), one req
 
 1. answered before (the pipeline step's journal, the response cache)? Then that answer;
 2. else `agenerate` is called under the LLM's limits: at most `max_concurrent_requests` in
-   flight, and the requests/tokens per minute (`potstill.llms.limits`);
+   flight, the requests/tokens per minute (`potstill.llms.limits`) and the spending limits
+   (`potstill.llms.budget`: a request that would pass one is not sent);
 3. a failure is classified (`potstill.llms.retry`): a transient one is retried with backoff
    that honours `Retry-After`, within `max_retries` and `max_retry_time` (a refused
    connection only within `refused_connection_retry_time`); any other gives up at once;
@@ -25,13 +26,22 @@ from typing import TYPE_CHECKING, Any, Optional
 from pydantic import PositiveInt, TypeAdapter, ValidationError
 
 from potstill.errors import PotstillUserError
+from potstill.llms.budget import request_budgets
 from potstill.llms.cache import known_answers
 from potstill.llms.clients import loop_state
 from potstill.llms.failures import fit_to_count, record_failure
 from potstill.llms.limits import RateLimiter
 from potstill.llms.retry import backoff_delay, classify
 from potstill.llms.retry import describe as describe_failure
+from potstill.llms.structured import (
+    StructuredOutput,
+    arepair,
+    prepare_request,
+    repairs,
+    split_inputs,
+)
 from potstill.llms.typing import Generations
+from potstill.llms.usage import tokens_cost
 from potstill.typing import ChatType
 from potstill.utils.batch_progress import current_batch_progress
 
@@ -52,11 +62,13 @@ class BatchRequests:
 
     __slots__ = (
         "agenerate",
+        "budget",
         "known",
         "limiter",
         "llm",
         "native",
         "num_generations",
+        "price",
         "private",
         "progress",
         "semaphore",
@@ -74,6 +86,9 @@ class BatchRequests:
         self.limiter = rate_limiter(llm)
         self.semaphore = loop_state(llm).semaphore
         self.usage = llm._usage
+        # The price, and the spending limits the requests pass (None: no limit applies).
+        self.price = llm.token_price()
+        self.budget = request_budgets(llm, self.price)
         # Private attributes read per request, straight from their dict (pydantic's lookup is
         # slow).
         self.private = llm.__pydantic_private__
@@ -87,7 +102,8 @@ class BatchRequests:
         """Sends the batch's requests concurrently.
 
         Args:
-            inputs: the conversations to continue.
+            inputs: the conversations to continue (or `(conversation, structured_output)`
+                tuples: see `potstill.llms.structured`).
             row_offset: the row of the first input in the dataset, for log messages.
             kwargs: the generation kwargs.
 
@@ -95,14 +111,16 @@ class BatchRequests:
             One `Generations` per input, in input order.
         """
         count = self.num_generations
+        inputs, specs = split_inputs(self.llm, inputs)
+        spec = specs.__getitem__ if specs is not None else _no_spec
         if self.native:
             calls = [
-                self.request(single, count, kwargs, row_offset + index)
+                self.request(single, count, kwargs, row_offset + index, spec=spec(index))
                 for index, single in enumerate(inputs)
             ]
             return list(await asyncio.gather(*calls))
         calls = [
-            self.request(single, None, kwargs, row_offset + index, generation)
+            self.request(single, None, kwargs, row_offset + index, generation, spec(index))
             for index, single in enumerate(inputs)
             for generation in range(count)
         ]
@@ -118,6 +136,7 @@ class BatchRequests:
         kwargs: dict[str, Any],
         row: int,
         index: Optional[int] = None,
+        spec: Optional[StructuredOutput] = None,
     ) -> Generations:
         """One request: the answer known from before, else sent under the limits and retried.
 
@@ -127,10 +146,14 @@ class BatchRequests:
             kwargs: the generation kwargs.
             row: the input's row in the dataset.
             index: which fanned-out generation this is (`None` for a native request).
+            spec: the structured output its answers must match: they are checked, and
+                repaired, before they are kept.
 
         Returns:
             The input's generations (one when fanned out).
         """
+        if spec is not None:
+            input, kwargs = prepare_request(self.llm, spec, input, kwargs)
         known = self.known
         key = known.key(input, kwargs, num_generations, index) if known is not None else None
         if key is not None:
@@ -140,11 +163,19 @@ class BatchRequests:
                 if self.progress is not None:
                     self.progress.add(self.share)
                 return recalled
-        if num_generations is None:
-            sent = await self.send(input, None, kwargs, row)
+        if num_generations is None or num_generations == 1:
+            # One generation: `n` cannot be ignored, so no `native_request` (one coroutine
+            # less per request on the common path).
+            sent = await self.send(input, num_generations, kwargs, row)
             generations = fit_to_count(self.llm, sent, 1, row)
         else:
             generations = await self.native_request(input, num_generations, kwargs, row)
+        if spec is not None:
+            one = None if num_generations is None else 1
+            generations = await arepair(
+                repairs(self.llm, spec, input, generations, row),
+                lambda conversation: self.send(conversation, one, kwargs, row),
+            )
         if key is not None:
             known.remember(key, row, generations)  # type: ignore[union-attr]
         if self.progress is not None:
@@ -204,12 +235,15 @@ class BatchRequests:
         extra = {} if num_generations is None else {"num_generations": num_generations}
         limiter = self.limiter
         started = time.monotonic()
-        deadline = started + (llm.max_retry_time or 0)
-        # A refused connection is usually a wrong URL or a stopped server: retried briefly.
-        refused_deadline = min(deadline, started + (llm.refused_connection_retry_time or 0))
         attempt = 0
+        budget, held = self.budget, 0.0
         while True:
             async with self.semaphore:
+                if budget is not None:
+                    admitted = await budget.admit(input, kwargs, expected)
+                    if admitted is None:
+                        return budget.refused(expected)
+                    held = admitted
                 reservation = (
                     await limiter.acquire(input, llm.output_token_cap(kwargs))
                     if limiter.active
@@ -220,7 +254,10 @@ class BatchRequests:
                     break
                 except Exception as error:
                     failure = error
+                    if budget is not None:
+                        budget.release(held)
             decision = classify(failure)
+            deadline = started + (llm.max_retry_time or 0)
             left = deadline - time.monotonic()
             # A wait that would outlast the request's budget is not waited for: the request
             # fails now, and the others are not paused for a wait nobody will use.
@@ -240,6 +277,8 @@ class BatchRequests:
                 if decision.wait is not None
                 else backoff_delay(attempt, base=llm.retry_backoff or 0.5)
             )
+            # A refused connection is usually a wrong URL or a stopped server: retried briefly.
+            refused_deadline = min(deadline, started + (llm.refused_connection_retry_time or 0))
             if time.monotonic() + delay > (refused_deadline if decision.refused else deadline):
                 return record_failure(llm, expected, failure, row)
             self.usage.record_retry()
@@ -256,11 +295,18 @@ class BatchRequests:
         generations = Generations.coerce(output)
         if len(generations) > expected:  # choices beyond the ones asked for are dropped
             generations = generations.resized(expected, "")
+        usage = generations.usage
         if reservation is not None:
-            usage = generations.usage
             limiter.settle(reservation, usage.input_tokens, usage.output_tokens)
-        self.usage.record_success(generations)
+        cost = tokens_cost(self.price, usage.input_tokens, usage.output_tokens)
+        self.usage.record_success(generations, cost, usage)
+        if budget is not None:
+            budget.settle(held, cost)
         return generations
+
+
+def _no_spec(index: int) -> None:
+    return None
 
 
 def rate_limiter(llm: AsyncLLM) -> RateLimiter:

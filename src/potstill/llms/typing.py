@@ -50,9 +50,12 @@ class Generations(list):
         output_tokens: per generation, the tokens generated (same convention).
         errors: per generation, why it is `None` (the last error), or `None` when it is fine.
         logprobs: per generation, the provider's logprobs when requested, else `None`.
+        raw_outputs: per generation, the text the model answered when it is not the
+            generation (a structured output that failed validation is `None`, and its answer
+            is kept here), else `None`.
     """
 
-    __slots__ = ("errors", "input_tokens", "logprobs", "output_tokens")
+    __slots__ = ("errors", "input_tokens", "logprobs", "output_tokens", "raw_outputs")
 
     def __init__(
         self,
@@ -62,12 +65,14 @@ class Generations(list):
         output_tokens: Optional[Iterable[Optional[int]]] = None,
         errors: Optional[Iterable[Optional[str]]] = None,
         logprobs: Optional[Iterable[Any]] = None,
+        raw_outputs: Optional[Iterable[Optional[str]]] = None,
     ) -> None:
         super().__init__(texts)
         self.input_tokens = _aligned(input_tokens, len(self))
         self.output_tokens = _aligned(output_tokens, len(self))
         self.errors = _aligned(errors, len(self))
         self.logprobs = _aligned(logprobs, len(self))
+        self.raw_outputs = _aligned(raw_outputs, len(self))
 
     @classmethod
     def from_request(
@@ -90,13 +95,37 @@ class Generations(list):
             The generations, with the request's usage on the first one.
         """
         texts = list(texts)
-        rest = [None] * max(len(texts) - 1, 0)
-        return cls(
+        count = len(texts)
+        if not count:
+            return cls(logprobs=logprobs)
+        rest = [None] * (count - 1)
+        return cls._from_lists(
             texts,
-            input_tokens=[input_tokens, *rest] if texts else [],
-            output_tokens=[output_tokens, *rest] if texts else [],
-            logprobs=logprobs,
+            [input_tokens, *rest],
+            [output_tokens, *rest],
+            [None] * count,
+            _aligned(logprobs, count) if logprobs is not None else [None] * count,
         )
+
+    @classmethod
+    def _from_lists(
+        cls,
+        texts: list[Optional[str]],
+        input_tokens: list[Optional[int]],
+        output_tokens: list[Optional[int]],
+        errors: list[Optional[str]],
+        logprobs: list[Any],
+    ) -> Generations:
+        """Builds generations from lists already one entry per text (taken as they are: the
+        per-request path builds one per answer, so it skips `__init__`'s checks)."""
+        generations = list.__new__(cls)
+        list.extend(generations, texts)
+        generations.input_tokens = input_tokens
+        generations.output_tokens = output_tokens
+        generations.errors = errors
+        generations.logprobs = logprobs
+        generations.raw_outputs = [None] * len(texts)
+        return generations
 
     @classmethod
     def failed(cls, count: int, error: str) -> Generations:
@@ -130,6 +159,7 @@ class Generations(list):
             merged.output_tokens.extend(part.output_tokens)
             merged.errors.extend(part.errors)
             merged.logprobs.extend(part.logprobs)
+            merged.raw_outputs.extend(part.raw_outputs)
         return merged
 
     def resized(self, count: int, missing: str) -> Generations:
@@ -154,6 +184,7 @@ class Generations(list):
             output_tokens=self.output_tokens[:count],
             errors=self.errors[:count],
             logprobs=self.logprobs[:count],
+            raw_outputs=self.raw_outputs[:count],
         )
 
     @property
@@ -164,13 +195,32 @@ class Generations(list):
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild,
-            (list(self), self.input_tokens, self.output_tokens, self.errors, self.logprobs),
+            (
+                list(self),
+                self.input_tokens,
+                self.output_tokens,
+                self.errors,
+                self.logprobs,
+                self.raw_outputs,
+            ),
         )
 
 
-def _rebuild(texts: list, inputs: list, outputs: list, errors: list, logprobs: list) -> Generations:
+def _rebuild(
+    texts: list,
+    inputs: list,
+    outputs: list,
+    errors: list,
+    logprobs: list,
+    raw_outputs: Optional[list] = None,
+) -> Generations:
     return Generations(
-        texts, input_tokens=inputs, output_tokens=outputs, errors=errors, logprobs=logprobs
+        texts,
+        input_tokens=inputs,
+        output_tokens=outputs,
+        errors=errors,
+        logprobs=logprobs,
+        raw_outputs=raw_outputs,
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, PrivateAttr, validate_ca
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
 from potstill.llms.hosted import passed_kwargs, timeout_field
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -73,6 +74,7 @@ class VertexAILLM(AsyncLLM):
     timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field()
     credentials: Optional[Any] = Field(default=None, exclude=True, repr=False)
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json",)
     sdk_module: ClassVar[Optional[str]] = "google.genai"
     sdk_extra: ClassVar[Optional[str]] = "vertexai"
 
@@ -139,6 +141,7 @@ class VertexAILLM(AsyncLLM):
         stop_sequences: Optional[List[str]] = None,
         safety_settings: Optional[SafetySettings] = None,
         tools: Optional[List[Dict[str, Any]]] = None,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates one candidate for one conversation.
 
@@ -156,6 +159,9 @@ class VertexAILLM(AsyncLLM):
                 `{"category": ..., "threshold": ...}` dicts.
             tools: tool declarations as dicts, e.g.
                 `[{"function_declarations": [{"name": ..., "parameters": {...}}]}]`.
+            structured_output: the request's structured output (set by potstill): JSON
+                output (`response_mime_type="application/json"`) constrained by its JSON
+                schema (`response_json_schema`, the JSON Schema form of `response_schema`).
 
         Returns:
             The generated text (`None` when blocked), with the request's token usage.
@@ -173,7 +179,8 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
             `system_instruction`; `assistant` becomes Gemini's `model` role.
         **kwargs: `VertexAILLM.agenerate`'s generation kwargs, sent in the `config`;
             `safety_settings` as a mapping becomes a list; those that are `None` are left
-            out, so the model's defaults apply.
+            out, so the model's defaults apply. A `structured_output` asks for JSON
+            (`response_mime_type`) that follows its schema (`response_json_schema`).
 
     Returns:
         The arguments.
@@ -183,6 +190,10 @@ def build_request(model: str, input: ChatType, **kwargs: Any) -> dict[str, Any]:
     """
     system, contents = _to_contents(input)
     settings = {**kwargs, "safety_settings": _safety_settings(kwargs.get("safety_settings"))}
+    structured = settings.pop("structured_output", None)
+    if structured is not None:
+        settings["response_mime_type"] = "application/json"
+        settings["response_json_schema"] = structured.schema
     config = {"system_instruction": system, "candidate_count": 1, **settings}
     return {
         "model": model,

@@ -17,6 +17,7 @@ from pydantic import (
 from potstill.errors import PotstillUserError
 from potstill.llms.chat_templates import resolve_chat_template
 from potstill.llms.local import ChatTemplateLLM
+from potstill.llms.structured import StructuredOutput, requested_output
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -30,7 +31,10 @@ class vLLM(ChatTemplateLLM):
     field replaces it; a tokenizer without one gets ChatML) and passed as token ids, so
     the template's own special tokens are not doubled. `num_generations` is vLLM's native
     `SamplingParams(n=...)`. Token usage comes from the engine: the prompt's token ids and
-    each completion's token ids.
+    each completion's token ids. A `structured_output` (JSON schema or regular expression)
+    constrains decoding with vLLM's own structured-output parameters
+    (`StructuredOutputsParams`, or `GuidedDecodingParams` before vLLM 0.10.2), run by the
+    engine's backend (xgrammar or llguidance, as vLLM picks).
 
     Attributes:
         model: the model id on the Hub, or the path of a local folder.
@@ -82,6 +86,7 @@ class vLLM(ChatTemplateLLM):
         "`vLLM` class of `vllm` library. See all the supported arguments at: "
         "https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/llm.py",
     )
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json", "regex")
     sdk_module: ClassVar[Optional[str]] = "vllm"
 
     @field_validator("skip_tokenizer_init")
@@ -179,6 +184,7 @@ class vLLM(ChatTemplateLLM):
         logits_processors: Optional[List[Callable[..., Any]]] = None,
         extra_sampling_params: Optional[Dict[str, Any]] = None,
         echo: bool = False,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> List[GenerateOutput]:
         """Generates `num_generations` completions for each conversation, the batch at once.
 
@@ -207,14 +213,24 @@ class vLLM(ChatTemplateLLM):
             extra_sampling_params: any other `SamplingParams` argument, e.g.
                 `{"seed": 42, "min_tokens": 8}`.
             echo: prepend the prompt to each completion.
+            structured_output: the request's structured output (potstill passes it; a
+                direct call uses the `structured_output` field): decoding is constrained
+                by vLLM's structured-output parameters.
 
         Returns:
             One list of completions per conversation, with the token usage.
         """
         if not inputs:
             return []
-        from vllm import SamplingParams  # type: ignore[import-not-found]
+        from vllm import SamplingParams, sampling_params  # type: ignore[import-not-found]
 
+        accepted = _sampling_params_fields(SamplingParams)
+        spec = requested_output(self, structured_output)
+        if spec is not None:
+            extra_sampling_params = {
+                **structured_output_params(spec, accepted, sampling_params),
+                **(extra_sampling_params or {}),
+            }
         sequences = num_generations if temperature > 0 else 1
         params = sampling_kwargs(
             n=sequences,
@@ -233,7 +249,7 @@ class vLLM(ChatTemplateLLM):
             skip_special_tokens=skip_special_tokens,
             logits_processors=logits_processors,
             extra_sampling_params=extra_sampling_params,
-            accepted=_sampling_params_fields(SamplingParams),
+            accepted=accepted,
         )
         with self._model_lock:  # see `potstill.llms.local`
             prompts = [self.prepare_input(conversation) for conversation in inputs]
@@ -280,6 +296,38 @@ def sampling_kwargs(
         params["logits_processors"] = logits_processors
     params.update(extra_sampling_params or {})
     return params
+
+
+def structured_output_params(
+    structured_output: StructuredOutput, accepted: set[str], module: Any
+) -> dict[str, Any]:
+    """The `SamplingParams` argument that constrains decoding to a structured output.
+
+    Args:
+        structured_output: a JSON schema (its objects closed: see
+            `StructuredOutput.closed_schema`) or a regular expression.
+        accepted: the argument names of this vLLM version's `SamplingParams`.
+        module: `vllm.sampling_params`, where the parameter classes live.
+
+    Returns:
+        `{"structured_outputs": StructuredOutputsParams(...)}` (vLLM 0.10.2 and later) or
+        `{"guided_decoding": GuidedDecodingParams(...)}` (earlier versions).
+
+    Raises:
+        PotstillUserError: for a vLLM version with neither.
+    """
+    if structured_output.format == "regex":
+        values = {"regex": structured_output.schema}
+    else:
+        values = {"json": structured_output.closed_schema()}
+    if "structured_outputs" in accepted:
+        return {"structured_outputs": module.StructuredOutputsParams(**values)}
+    if "guided_decoding" in accepted:
+        return {"guided_decoding": module.GuidedDecodingParams(**values)}
+    raise PotstillUserError(
+        "This vLLM version has no structured-output parameters (`structured_outputs` or "
+        "`guided_decoding` in `SamplingParams`): upgrade vLLM to use `structured_output`."
+    )
 
 
 def _sampling_params_fields(sampling_params: Any) -> set[str]:

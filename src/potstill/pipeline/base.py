@@ -21,19 +21,20 @@ from potstill.pipeline.failures import FailedRows, count_failed_rows
 from potstill.pipeline.progress import Progress, expected_rows
 from potstill.pipeline.ray_support import RaySupport
 from potstill.pipeline.routing_batch_function import RoutingBatchFunction
+from potstill.pipeline.run_dump import run_dump
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.run_lock import RunLock
 from potstill.pipeline.signature import step_signatures
+from potstill.pipeline.spend import RunSpending, checked_max_cost, raise_if_spent, stop_when_spent
 from potstill.pipeline.step_batches import StepBatches
 from potstill.pipeline.validation import apply_params, validate
 from potstill.steps.base import GeneratorStep, _Step
 from potstill.steps.tasks.base import _Task
-from potstill.utils.datasets_progress import quiet_datasets_progress
+from potstill.utils.datasets_progress import quiet_datasets_progress, steps_use_datasets
 from potstill.utils.logging import setup_logging
 from potstill.utils.portal import run_sync
 from potstill.utils.serialization import (
     TYPE_INFO_KEY,
-    SaveFormats,
     _Serializable,
     defined_where,
     importable_module_advice,
@@ -74,6 +75,7 @@ class Pipeline(RaySupport, _Serializable):
         show_progress: show a per-step progress display while running.
         use_response_cache: reuse answers cached on disk for identical requests of every LLM
             in the pipeline, across runs and pipelines (see `LLM.use_response_cache`).
+        max_cost: the most dollars a run's LLM requests may cost (see `run`, `last_run_cost`).
     """
 
     def __init__(
@@ -84,12 +86,14 @@ class Pipeline(RaySupport, _Serializable):
         enable_metadata: bool = True,
         show_progress: bool = True,
         use_response_cache: bool = False,
+        max_cost: Optional[float] = None,
     ) -> None:
         self.name = name or "pipeline"
         self.description = description
         self.enable_metadata = enable_metadata
         self.show_progress = show_progress
         self.use_response_cache = use_response_cache
+        self.max_cost, self.last_run_cost = checked_max_cost(max_cost), None
         self.dag = DAG()
         self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._tokens: list[contextvars.Token[Any]] = []
@@ -128,6 +132,7 @@ class Pipeline(RaySupport, _Serializable):
         *,
         parameters: Optional[Params] = None,
         show_progress: Optional[bool] = None,
+        max_cost: Optional[float] = None,
     ) -> Distiset:
         """Runs the pipeline and returns its datasets.
 
@@ -143,6 +148,8 @@ class Pipeline(RaySupport, _Serializable):
                 starts over.
             parameters: distilabel's name for `params`.
             show_progress: override the pipeline's `show_progress`.
+            max_cost: override the pipeline's `max_cost`: past it the run stops gracefully
+                (`BudgetExceededError`) and a run with more resumes (`potstill.llms.budget`).
 
         Returns:
             The `Distiset`: leaf step name (or `"default"`) -> `DatasetDict({"train": ...})`.
@@ -163,6 +170,7 @@ class Pipeline(RaySupport, _Serializable):
                     use_cache=use_cache,
                     parameters=parameters,
                     show_progress=show_progress,
+                    max_cost=max_cost,
                 )
             )
         except KeyboardInterrupt:
@@ -180,6 +188,7 @@ class Pipeline(RaySupport, _Serializable):
         *,
         parameters: Optional[Params] = None,
         show_progress: Optional[bool] = None,
+        max_cost: Optional[float] = None,
         _max_generator_batches: Optional[int] = None,
         _cache_dir: Optional[Path] = None,
     ) -> Distiset:
@@ -192,7 +201,10 @@ class Pipeline(RaySupport, _Serializable):
         lock = RunLock(root, self.name)
         lock.acquire()  # a second run of this pipeline at the same time is refused
         try:
-            return await self._run_locked(root, use_cache, show_progress, _max_generator_batches)
+            with RunSpending(self, max_cost):  # the run's spending limits; what it spent
+                return await self._run_locked(
+                    root, use_cache, show_progress, _max_generator_batches
+                )
         finally:
             lock.release()
 
@@ -204,7 +216,8 @@ class Pipeline(RaySupport, _Serializable):
         max_generator_batches: Optional[int],
     ) -> Distiset:
         folder = RunFolder(root)
-        signatures = step_signatures(self.dag)
+        step_dumps = {name: run_dump(step) for name, step in self.dag.steps.items()}
+        signatures = step_signatures(self.dag, step_dumps)
         leaves = set(self.dag.leaves)
         steps = {
             name: folder.step_batches(name, signature, single_schema=name in leaves)
@@ -216,9 +229,14 @@ class Pipeline(RaySupport, _Serializable):
         leaf_steps = {name: steps[name] for name in self.dag.leaves}
         tables: Optional[dict[str, Any]] = None
         # `datasets`' own tqdm bars would print across the progress display.
-        with quiet_datasets_progress():
+        with quiet_datasets_progress(defer_import=not steps_use_datasets(self.dag.steps.values())):
             try:
-                pipeline_path = folder.submit_config(self.dump())
+                # Written before any step runs, so the dump (with any inline dataset) is
+                # freed before the run's own memory grows.
+                pipeline_path = await asyncio.to_thread(
+                    folder.write_config, self._dump_with(step_dumps)
+                )
+                del step_dumps
                 if use_cache and max_generator_batches is None and self._all_stored(steps):
                     try:
                         tables = {name: stored_table(stored) for name, stored in leaf_steps.items()}
@@ -231,6 +249,7 @@ class Pipeline(RaySupport, _Serializable):
                     await self._execute(folder, steps, show_progress, max_generator_batches)
             finally:
                 await asyncio.to_thread(folder.close)
+            raise_if_spent()
             if tables is None:
                 tables = {name: stored_table(stored) for name, stored in leaf_steps.items()}
             failed = count_failed_rows(self._steps_that_can_fail(steps), tables)
@@ -239,6 +258,7 @@ class Pipeline(RaySupport, _Serializable):
                 enable_metadata=self.enable_metadata,
                 pipeline_path=pipeline_path,
                 failed_rows=failed,
+                fingerprints={name: stored.content_id() for name, stored in leaf_steps.items()},
             )
         _log_failures(self.name, failed)
         return distiset
@@ -282,6 +302,7 @@ class Pipeline(RaySupport, _Serializable):
             self.dag, folder, steps, progress, max_generator_batches, self.use_response_cache
         )
         self._prepare_engine(engine)
+        stop_when_spent(engine)
         logger.info("Running pipeline %r (%d steps).", self.name, len(self.dag.steps))
         progress.start(expected_rows(self.dag))
         try:
@@ -339,48 +360,30 @@ class Pipeline(RaySupport, _Serializable):
 
     # -- serialization -------------------------------------------------------------------
 
-    def save(
-        self,
-        path: Union[str, os.PathLike[str], None] = None,
-        format: SaveFormats = "json",
-        dump: Optional[dict[str, Any]] = None,
-        **kwargs: Any,
-    ) -> Path:
-        """Writes the pipeline to a JSON or YAML file (for `from_file` or the CLI).
-
-        Warns when a step (or its LLM) is a class defined in the running script or inside a
-        function: the file names it, but no other program can load it from there.
-
-        Args:
-            path: the file to write; a path without a suffix is treated as a directory and
-                gets `potstill-file.<format>` inside it. Defaults to the current directory.
-            format: `"json"` or `"yaml"`.
-            dump: a dump to write instead of `self.dump()`.
-            **kwargs: passed to `dump()`.
-
-        Returns:
-            The path written.
-        """
-        data = dump if dump is not None else self.dump(**kwargs)
+    def _check_saveable(self, data: dict[str, Any]) -> None:
+        """Warns (from `save`) about each step whose class, or its LLM's, is defined in the
+        running script or inside a function: no other program can load it from the file."""
         for step, class_name, where in _unloadable_classes(data):
             warnings.warn(
                 f"Step {step!r} uses class {class_name}, defined {where}: the saved file "
                 "names it, but `potstill pipeline run` and other programs cannot load it "
                 f"from there. {importable_module_advice(class_name)}",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of `save`
             )
-        return super().save(path, format, dump=data)
 
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """The pipeline as a dict: its steps (with their LLMs), connections and routing
         batch functions (when there are any)."""
+        return self._dump_with({name: step.dump(**kwargs) for name, step in self.dag.steps.items()})
+
+    def _dump_with(self, step_dumps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """`dump()` from the steps' dumps (a run dumps each step once: an inline dataset is
+        big)."""
         body: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
-            "steps": [
-                {"step": step.dump(**kwargs), "name": name} for name, step in self.dag.steps.items()
-            ],
+            "steps": [{"step": step_dumps[name], "name": name} for name in self.dag.steps],
             "connections": self.dag.connections(),
         }
         if self.dag.routing_batch_functions:

@@ -1,18 +1,22 @@
 """The background thread that writes a run's folder, and the messages it takes.
 
 The event loop never waits on disk: it queues a message (a finished batch, a step's
-completion, the pipeline's configuration) and goes on. The thread takes every message
-waiting at once and writes them in order; when batches arrive faster than it writes them, it
-writes each run of consecutive batches of a step as one file, so the cost per batch falls as
-the load rises. A step's completion is written after its batches, and a write that fails
-costs only itself: the error is reported (to stop the run) and the other messages are still
-written.
+completion, the pipeline's configuration) and goes on. The thread takes the messages queued
+within `COALESCE_S` of the first one (or until the run asks for everything to be written)
+and writes them in order, each run of consecutive batches of a step as one file: a fast step
+gets a few large files instead of one small file per batch, and the thread wakes a few times
+a second instead of once per batch. (A run killed meanwhile loses at most those batches; the
+answers of their LLM requests are in the step's journal, so the next run rebuilds them
+without sending them again.) A step's completion is written after its batches, and a write
+that fails costs only itself: the error is reported (to stop the run) and the other messages
+are still written.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
@@ -50,6 +54,10 @@ class WriteConfig:
 
 WriterMessage = Union[WriteBatch, MarkComplete, WriteConfig]
 
+COALESCE_S = 0.02
+"""How long the thread waits for more messages after the first one before writing."""
+_WAKE = object()  # `flush`: write what is queued now
+
 
 class BatchWriter:
     """The thread that performs queued writes, grouping consecutive batches.
@@ -61,7 +69,7 @@ class BatchWriter:
 
     def __init__(self, report: Callable[[BaseException], None]) -> None:
         # `None` asks the thread to stop once it has written what is queued before it.
-        self._queue: queue.SimpleQueue[Optional[WriterMessage]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._done = threading.Condition()
         self._outstanding = 0
         self._error: Optional[BaseException] = None
@@ -77,6 +85,7 @@ class BatchWriter:
 
     def flush(self) -> None:
         """Waits for every queued write and re-raises the first write error."""
+        self._queue.put(_WAKE)  # no waiting for more messages
         with self._done:
             self._done.wait_for(lambda: self._outstanding == 0)
             error, self._error = self._error, None
@@ -90,14 +99,9 @@ class BatchWriter:
 
     def _run(self) -> None:
         while True:
-            items = [self._queue.get()]
-            while True:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = self._collect()
             stopping = items[-1] is None
-            work = [item for item in items if item is not None]
+            work = [item for item in items if item is not None and item is not _WAKE]
             try:
                 for error in perform(work):
                     if self._error is None:
@@ -109,6 +113,21 @@ class BatchWriter:
                     self._done.notify_all()
             if stopping:
                 return
+
+    def _collect(self) -> list[Any]:
+        """The next messages: the first one, and those that follow within `COALESCE_S`
+        (until `flush` or `stop` asks for what is queued)."""
+        items = [self._queue.get()]
+        deadline = time.monotonic() + COALESCE_S
+        while items[-1] is not None and items[-1] is not _WAKE:
+            left = deadline - time.monotonic()
+            try:
+                items.append(
+                    self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return items
 
 
 def perform(messages: list[WriterMessage]) -> list[BaseException]:

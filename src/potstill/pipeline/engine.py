@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from potstill.errors import PipelineRunError, PotstillUserError
 from potstill.llms.base import describe_error
+from potstill.llms.cache import run_scope
 from potstill.llms.loading import loading_scope
 from potstill.pipeline.dag import DAG
 from potstill.pipeline.generators import GeneratorRun, Pacing
@@ -33,6 +34,8 @@ from potstill.pipeline.progress import Progress
 from potstill.pipeline.run_folder import RunFolder
 from potstill.pipeline.step_batches import StepBatches
 from potstill.steps.base import GeneratorStep
+from potstill.utils.datasets_progress import import_in_background
+from potstill.utils.gc_freeze import older_objects_frozen
 
 __all__ = ["Engine", "PipelineRunError"]
 
@@ -75,6 +78,7 @@ class Engine:
         self._remaining = len(self.nodes)
         self._done: Optional[asyncio.Event] = None
         self._failure: Optional[BaseException] = None
+        self.stopping = False  # see `stop`
 
     async def run(self) -> None:
         """Loads every step, runs the pipeline, unloads every step."""
@@ -83,6 +87,14 @@ class Engine:
         # A write that fails (e.g. a column with mixed types) stops the run at once.
         self.folder.on_error = lambda error: _call_soon(loop, self.fail, error)
         await self._load_all()
+        import_in_background()  # `datasets`, if the run deferred it (see `datasets_progress`)
+        # Each LLM's identity is dumped once per run; full garbage collections skip the
+        # objects from before the run.
+        with run_scope(), older_objects_frozen():
+            await self._run_loaded()
+
+    async def _run_loaded(self) -> None:
+        assert self._done is not None
         try:
             for node in self.nodes.values():
                 if isinstance(node.step, GeneratorStep):
@@ -111,6 +123,19 @@ class Engine:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.fail(task.exception())  # type: ignore[arg-type]
+        elif self.stopping:
+            self._end_if_idle()
+
+    def stop(self) -> None:
+        """Stops the run gracefully (a spending limit was reached): no step starts a new
+        batch, the batches in flight finish and are stored, then the run ends. What was not
+        processed is left for the next run; no step is recorded as complete unless it is."""
+        self.stopping = True
+        self._end_if_idle()
+
+    def _end_if_idle(self) -> None:
+        if self._done is not None and not any(node.in_flight for node in self.nodes.values()):
+            self._done.set()
 
     def fail(self, error: BaseException) -> None:
         """Stops the run with `error` (the first one wins)."""

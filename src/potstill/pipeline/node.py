@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Protocol, Union
 
 from potstill.errors import DamagedBatchError, PipelineRunError
 from potstill.llms.base import AsyncLLM, describe_error
+from potstill.llms.batch_jobs import use_job_store, uses_batch_jobs
 from potstill.llms.cache import AnswerFile, default_response_cache_dir, open_store, use_stores
 from potstill.pipeline.routing import StepRouting
 from potstill.pipeline.step_batches import BatchToWrite, StepBatches, new_batch_id
@@ -34,6 +35,7 @@ from potstill.pipeline.step_input import (
     Origin,
     RoutedInput,
 )
+from potstill.pipeline.step_jobs import StepJobs
 from potstill.pipeline.worker import StepWorker
 from potstill.steps.base import GeneratorStep, GlobalStep, _Step
 from potstill.steps.context import reset_row_offset, set_row_offset
@@ -49,6 +51,8 @@ logger = logging.getLogger("potstill.pipeline")
 _DEFAULT_ASYNC_BATCHES = 8
 # Batches queued for a synchronous step: one running, one waiting, so its thread never idles.
 _SYNC_QUEUE_DEPTH = 2
+# A batch sent as provider batch jobs waits minutes to hours: a step's jobs run side by side.
+_JOB_BATCHES_IN_FLIGHT = 1000
 
 
 @dataclass
@@ -114,6 +118,8 @@ class StepNode:
         self.finished = False
         self.worker = StepWorker(self.name)
         self.remote: Optional[RemoteStep] = None  # set by an engine that runs it elsewhere
+        self.jobs = StepJobs(self.name, batches, engine.progress)
+        self._stores: Optional[tuple[AnswerFile, ...]] = None
         # Only tasks on an async LLM run on the loop; a task on a synchronous (local) LLM
         # runs in its step's worker thread, so its model is never called from two threads.
         self.uses_async = (
@@ -133,6 +139,8 @@ class StepNode:
         step = self.step
         if not (isinstance(step, Task) and step.allows_concurrent_batches()):
             return _SYNC_QUEUE_DEPTH
+        if uses_batch_jobs(step.llm):
+            return _JOB_BATCHES_IN_FLIGHT
         limit = getattr(step.llm, "max_concurrent_requests", None) or _DEFAULT_ASYNC_BATCHES
         per_batch = (step.input_batch_size or 1) * (
             1 if step.llm.generation_spec().native_num_generations else step.num_generations or 1
@@ -157,7 +165,13 @@ class StepNode:
 
     def response_stores(self) -> tuple[AnswerFile, ...]:
         """The stores this step's LLM requests go through: its journal, then the response
-        cache (in the LLM's `response_cache_dir`) when the pipeline turns it on."""
+        cache (in the LLM's `response_cache_dir`) when the pipeline turns it on (looked up
+        once per run, not once per batch)."""
+        if self._stores is None:
+            self._stores = self._open_stores()
+        return self._stores
+
+    def _open_stores(self) -> tuple[AnswerFile, ...]:
         if not isinstance(self.step, _Task):
             return ()
         journal = self.batches.journal()
@@ -206,7 +220,7 @@ class StepNode:
     def pump(self) -> None:
         """Starts as many batches as the input and the in-flight limit allow."""
         took = False
-        while self.in_flight < self.max_in_flight:
+        while self.in_flight < self.max_in_flight and not self.engine.stopping:
             cut = self.input.take(self.all_upstream_finished)
             if cut is None:
                 break
@@ -284,7 +298,12 @@ class StepNode:
     def failed(self, rows: list[Row]) -> int:
         """How many rows this step failed on (their error is in `potstill_metadata`)."""
         key = f"error_{self.name}"
-        return sum(1 for row in rows if _has_error((row.get(METADATA_COLUMN) or {}).get(key)))
+        failed = 0
+        for row in rows:
+            metadata = row.get(METADATA_COLUMN)
+            if metadata and _has_error(metadata.get(key)):
+                failed += 1
+        return failed
 
     async def _run_step(self, batch: Batch, tracker: Optional[BatchProgress] = None) -> list[Row]:
         step = self.step
@@ -295,6 +314,8 @@ class StepNode:
                 return self._failed_batch(batch, error)
         # Answers already in the journal (or the response cache) are not requested again.
         use_stores(*self.response_stores())
+        # Provider batch jobs are recorded in the step's store (a rerun re-attaches to them).
+        use_job_store(self.jobs)
         # The LLM reports finished inputs to the batch's tracker (this task's context only).
         track_batch(tracker)
         try:

@@ -3,6 +3,7 @@
 Rows count when a step passes a batch on; while a batch runs, the rows of the inputs its LLM
 has finished show too (see `potstill.utils.batch_progress`), and the display ends at exactly
 the rows each step produced. A bar's total is what `expected_rows` can tell before the run.
+A step whose LLM sends provider batch jobs shows their state beside its bar.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ class Progress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[jobs]}"),
             console=console(),
             transient=False,
         )
         for name, total in steps.items():
-            self._tasks[name] = self._progress.add_task(name, total=total, rate="")
+            self._tasks[name] = self._progress.add_task(name, total=total, rate="", jobs="")
         self._progress.start()
 
     def advance(self, step: str, rows: int) -> None:
@@ -69,6 +71,12 @@ class Progress:
         elapsed = task.elapsed or 0.0
         if elapsed > 0:
             progress.update(task_id, rate=f"{task.completed / elapsed:,.1f} rows/s")
+
+    def show_jobs(self, step: str, text: str) -> None:
+        """Shows `text` about `step`'s provider batch jobs beside its bar (thread-safe)."""
+        progress = self._progress
+        if progress is not None:
+            progress.update(self._tasks[step], jobs=text)
 
     def finish(self, step: str) -> None:
         """Marks `step` as done (its total becomes what it produced)."""

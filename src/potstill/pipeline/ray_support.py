@@ -26,6 +26,9 @@ class RaySupport:
 
     name: str
     dag: DAG
+    #: Whether the run's LLM requests are made in this process, where their cost is added
+    #: up (`max_cost`, `last_run_cost`); `RayPipeline`'s replicas make them elsewhere.
+    spending_counted_here = True
 
     def ray(
         self,

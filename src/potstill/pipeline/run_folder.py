@@ -16,14 +16,13 @@ Writes go through one background thread (see `batch_writer.py`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from potstill.pipeline.batch_writer import BatchWriter, MarkComplete, WriteBatch, WriteConfig
 from potstill.pipeline.step_batches import BatchToWrite, StepBatches, list_places
+from potstill.utils.canonical_json import canonical_sha256
 from potstill.utils.rows import without_invalid_text
 
 logger = logging.getLogger("potstill.pipeline")
@@ -103,7 +102,7 @@ class RunFolder:
 
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / _CONFIG_FILE
-        digest = hashlib.sha256(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()
+        digest = canonical_sha256(dump).hexdigest()
         stamp = self.root / ".pipeline.yaml.sha256"
         if path.exists() and stamp.exists() and stamp.read_text() == digest:
             return path  # a big inline dataset makes YAML slow to write: skip when unchanged

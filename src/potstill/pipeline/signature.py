@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
+from typing import Any, Optional
 
 from potstill.llms.base import LLM
 from potstill.pipeline.dag import DAG
 from potstill.steps.base import _Step
-from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_json
+from potstill.utils.canonical_json import CANONICAL_FORMAT, canonical_sha256
 from potstill.utils.fields import without_execution_fields
 from potstill.utils.fingerprint import code_fingerprint
 
@@ -16,7 +15,7 @@ from potstill.utils.fingerprint import code_fingerprint
 _LIBRARY_MODULES = ("potstill", "pydantic", "builtins", "abc", "typing")
 
 
-def step_signatures(dag: DAG) -> dict[str, str]:
+def step_signatures(dag: DAG, dumps: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, str]:
     """A signature per step, hashing its config, its code and the signatures of its inputs.
 
     Changing a step's config, one of its runtime parameters, or the code of a step or LLM
@@ -27,6 +26,7 @@ def step_signatures(dag: DAG) -> dict[str, str]:
 
     Args:
         dag: the pipeline's steps.
+        dumps: step name -> `step.dump()`, when the caller has made them already.
 
     Returns:
         Step name -> 16 hex characters.
@@ -35,24 +35,28 @@ def step_signatures(dag: DAG) -> dict[str, str]:
     for name in dag.topological_order():
         step = dag.steps[name]
         payload = {
-            "step": signature_dump(step),
+            "step": signature_dump(step, (dumps or {}).get(name)),
             "code": user_code(step),
             "inputs": [signatures[p] for p in dag.predecessors(name)],
         }
         routing = dag.routing_batch_function(name)
         if routing is not None:  # where its batches went is part of what it produced
             payload["routing"] = routing.dump()
-        text = canonical_json([CANONICAL_FORMAT, payload])
-        signatures[name] = hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+        signatures[name] = canonical_sha256([CANONICAL_FORMAT, payload]).hexdigest()[:16]
     return signatures
 
 
-def signature_dump(step: _Step) -> dict[str, Any]:
+def signature_dump(step: _Step, dump: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """The step's dump without what does not change its output: the runtime-parameters
     descriptions, its resources, and the execution-only settings of its LLMs (at their own
-    level only)."""
+    level only).
+
+    Args:
+        step: the step.
+        dump: `step.dump()`, when the caller has made it already (it is not changed).
+    """
     # The step's own execution-only fields (its `resources`: replicas on Ray) go too.
-    dump = without_execution_fields(step.dump(), type(step))
+    dump = without_execution_fields(step.dump() if dump is None else dump, type(step))
     for field in type(step).model_fields:
         llm = getattr(step, field, None)
         if isinstance(llm, LLM) and isinstance(dump.get(field), dict):

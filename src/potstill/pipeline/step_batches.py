@@ -7,7 +7,7 @@ journal of the LLM requests it answered:
 ```
 000000.arrow                    # the step's output for its input batch 0
 000001-000004.arrow             # batches 1 to 4, written together
-manifest.jsonl                  # what each file holds, its checksum; completion
+manifest.jsonl                  # what each file holds, its checksum; completion; jobs
 requests.jsonl                  # the journal: every answered LLM request
 ```
 
@@ -18,6 +18,11 @@ a later line about a batch replaces an earlier one, so a batch recomputed later 
 failed rows, a repaired file) is never read twice. A file whose checksum does not match, or a
 manifest line that is damaged, is reported with a warning naming the file, and the batches it
 held are recomputed. A killed run leaves only whole, described batches behind.
+
+The manifest also records the provider batch jobs the step's LLM submitted
+(`use_offline_batch_generation`, see `potstill.llms.batch_jobs`): a `job` line when a job is
+submitted (its id and the ids of its requests) and another when its results have been read,
+so a run killed while jobs are pending re-attaches to them.
 """
 
 from __future__ import annotations
@@ -43,13 +48,9 @@ logger = logging.getLogger("potstill.pipeline")
 
 _MANIFEST = "manifest.jsonl"
 _JOURNAL = "requests.jsonl"
-_ARROW_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,  # pyarrow.ArrowInvalid
-    TypeError,  # pyarrow.ArrowTypeError
-    UnicodeEncodeError,
-    OverflowError,
-    NotImplementedError,
-)
+# What pyarrow raises on rows it cannot store (ArrowInvalid is a ValueError, ArrowTypeError a
+# TypeError).
+_ARROW_ERRORS = (ValueError, TypeError, UnicodeEncodeError, OverflowError, NotImplementedError)
 _ONE_TYPE_ADVICE = (
     "A column must hold one type in every row: fix the step (or its input data) so it does, "
     "then run the pipeline again. Answered LLM requests are kept in the journal and are not "
@@ -102,12 +103,14 @@ class StepBatches:
                 batches written before it (the steps whose batches end up in one dataset).
         """
         self.path = path
+        self.journal_path = path / _JOURNAL  # the step's request journal (see `journal`)
         self.step_name = step_name or path.name.rsplit("-", 1)[0]
         self.single_schema = single_schema
         self._lock = threading.Lock()
         self._index: Optional[dict[int, StoredBatch]] = None
         self._sums: dict[str, str] = {}
         self._completion: Optional[dict[str, int]] = None
+        self._jobs: dict[str, dict[str, Any]] = {}
         self._manifest: Optional[AppendLog] = None
         self._schema: Any = None
         self._cached: tuple[str, str, Any] = ("", "", None)  # name, checksum, table
@@ -134,6 +137,9 @@ class StepBatches:
                         "batches": int(completion["batches"]),
                         "rows": int(completion["rows"]),
                     }
+                    continue
+                if "job" in record:
+                    self._jobs.setdefault(str(record["job"]["id"]), {}).update(record["job"])
                     continue
                 name, digest = str(record["file"]), str(record["sha256"])
                 entries = _entries(name, record["batches"])
@@ -314,6 +320,21 @@ class StepBatches:
             position = end
         return tables
 
+    def content_id(self) -> str:
+        """An id of the step's output (what `read_all_tables` reads), from the checksums of
+        the files holding it: the same stored rows give the same id, without reading them.
+
+        Returns:
+            16 hex characters.
+        """
+        index = self._ensure_index()
+        parts = []
+        for seq in self._current_seqs():
+            entry = index.get(seq)
+            if entry is not None:
+                parts.append(f"{self._sums.get(entry.file)}:{entry.start}:{entry.rows}")
+        return hashlib.blake2b("/".join(parts).encode(), digest_size=8).hexdigest()
+
     def _read_file(self, name: str, cache: bool = True) -> Any:
         import pyarrow as pa
         import pyarrow.feather as feather
@@ -364,8 +385,7 @@ class StepBatches:
             self._completion = {"batches": batches, "rows": rows}
 
     def _current_seqs(self) -> list[int]:
-        """The batches of the step's last complete run, or every stored batch when it has
-        not completed."""
+        """The batches of the step's last complete run (else every stored batch)."""
         completion = self.completion()
         return list(range(completion["batches"])) if completion else self.stored_batches()
 
@@ -377,10 +397,27 @@ class StepBatches:
             return dict(info)
         return None
 
-    @property
-    def journal_path(self) -> Path:
-        """Where the step's request journal lives (see `journal`)."""
-        return self.path / _JOURNAL
+    # -- provider batch jobs -------------------------------------------------------------
+
+    def record_job(self, job: dict[str, Any]) -> None:
+        """Records a provider batch job of the step's LLM: what is known of it (`id`, and
+        `requests` when submitted or `ended` when its results were read) adds to what
+        earlier lines recorded.
+
+        Args:
+            job: JSON data with the job's `id`.
+        """
+        self._ensure_index()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._append({"job": job})
+        with self._lock:
+            self._jobs.setdefault(str(job["id"]), {}).update(job)
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        """The provider batch jobs recorded for this step configuration, by id."""
+        self._ensure_index()
+        with self._lock:
+            return {job_id: dict(job) for job_id, job in self._jobs.items()}
 
     def journal(self) -> AnswerFile:
         """The step's request journal: every answered request of its LLM, kept for resume."""
@@ -401,6 +438,7 @@ class StepBatches:
             self._index = None
             self._sums = {}
             self._completion = None
+            self._jobs = {}
             self._schema = None
 
 

@@ -42,6 +42,18 @@ def read_lines(path: Path) -> list[bytes]:
     return [line for line in lines[:-1] if line]  # the last piece has no newline: incomplete
 
 
+def read_line(path: Path, offset: int) -> Optional[bytes]:
+    """The line that starts at `offset` in a log file (without its newline), or `None` when
+    it is not complete."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            line = handle.readline()
+    except OSError:
+        return None
+    return line[:-1] if line.endswith(b"\n") else None
+
+
 def seal(record: bytes) -> bytes:
     """A JSON object's text with its CRC-32 as first member: `{"c":"<crc>",...}`.
 
@@ -81,13 +93,17 @@ class AppendLog:
         self._lock = threading.Lock()
         self._fd: Optional[int] = None
 
-    def append(self, line: bytes) -> None:
-        """Appends one line (a newline is added)."""
+    def append(self, line: bytes) -> int:
+        """Appends one line (a newline is added); returns where in the file it starts."""
+        data = line + b"\n"
         with self._lock:
             if self._fd is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.write(self._fd, line + b"\n")
+            os.write(self._fd, data)
+            # With O_APPEND the write lands at the end whatever other writers did, and
+            # leaves this descriptor's offset right after it.
+            return os.lseek(self._fd, 0, os.SEEK_CUR) - len(data)
 
     def close(self) -> None:
         """Closes the file (it reopens on the next append)."""
@@ -108,17 +124,19 @@ class MappedLog:
         self._end = 0
         self._size = 0
 
-    def append(self, line: bytes) -> None:
-        """Appends one line (a newline is added)."""
+    def append(self, line: bytes) -> int:
+        """Appends one line (a newline is added); returns where in the file it starts."""
         data = line + b"\n"
         with self._lock:
             if self._map is None:
                 self._open()
-            if self._end + len(data) > self._size:
-                self._grow(self._end + len(data))
+            start = self._end
+            if start + len(data) > self._size:
+                self._grow(start + len(data))
             assert self._map is not None
-            self._map[self._end : self._end + len(data)] = data
-            self._end += len(data)
+            self._map[start : start + len(data)] = data
+            self._end = start + len(data)
+            return start
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from potstill.errors import PotstillUserError, RemoteCodeError, UnsafeConfigError
 from potstill.utils.fields import is_secret_field
 from potstill.utils.fingerprint import stable_text
+from potstill.utils.yaml_rows import dump_yaml
 
 TYPE_INFO_KEY = "type_info"
 DEFAULT_FILENAME = "potstill-file"
@@ -70,7 +71,11 @@ class _Serializable:
         dump: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Path:
-        """Writes the dump to a JSON or YAML file.
+        """Writes the dump to a JSON or YAML file (for `from_file`, and for a pipeline the
+        CLI).
+
+        A pipeline warns when a step (or its LLM) is a class defined in the running script or
+        inside a function: the file names it, but no other program can load it from there.
 
         Args:
             path: the file to write; a path without a suffix is treated as a directory and
@@ -88,8 +93,14 @@ class _Serializable:
         if not target.suffix:
             target = target / f"{DEFAULT_FILENAME}.{format}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_file(target, dump if dump is not None else self.dump(**kwargs), format)
+        data = dump if dump is not None else self.dump(**kwargs)
+        self._check_saveable(data)
+        write_file(target, data, format)
         return target
+
+    def _check_saveable(self, data: dict[str, Any]) -> None:
+        """Called by `save` with the dump it is about to write, to warn about what another
+        program could not load from it (nothing, unless a subclass says otherwise)."""
 
     @classmethod
     def from_dict(
@@ -323,7 +334,7 @@ def write_file(path: Path, data: dict[str, Any], format: SaveFormats) -> None:
         if format == "json":
             json.dump(data, handle, indent=2, ensure_ascii=False)
         else:
-            yaml.dump(
+            dump_yaml(  # long inline datasets one row per line (see `yaml_rows`)
                 data,
                 handle,
                 Dumper=_YAML_DUMPER,

@@ -22,7 +22,8 @@ from pydantic import (
 from potstill.errors import PotstillUserError
 from potstill.llms.base import AsyncLLM
 from potstill.llms.hosted import passed_kwargs, timeout_field
-from potstill.llms.openai_format import parse_chat_completion
+from potstill.llms.openai_format import json_schema_response_format, parse_chat_completion
+from potstill.llms.structured import StructuredOutput
 from potstill.llms.typing import GenerateOutput, Generations
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.typing import ChatType
@@ -117,6 +118,7 @@ class InferenceEndpointsLLM(AsyncLLM):
     model_display_name: Optional[str] = None
     timeout: ExecutionOnly[RuntimeParameter[PositiveFloat]] = timeout_field()
 
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json", "regex")
     sdk_module: ClassVar[Optional[str]] = "huggingface_hub"
     sdk_extra: ClassVar[Optional[str]] = "hf-inference-endpoints"
 
@@ -185,6 +187,15 @@ class InferenceEndpointsLLM(AsyncLLM):
         """
         return self._url or self.base_url
 
+    def native_structured_formats(self) -> tuple[str, ...]:
+        """JSON on both routes; a regular expression only on the text-generation route (TGI's
+        `grammar`), used with a `tokenizer_id`.
+
+        Returns:
+            The formats.
+        """
+        return self.structured_output_formats if self.tokenizer_id else ("json",)
+
     def load(self) -> None:
         """Checks the SDK and the token, resolves the endpoint and loads the tokenizer."""
         super().load()
@@ -243,6 +254,7 @@ class InferenceEndpointsLLM(AsyncLLM):
         top_k: Optional[PositiveInt] = None,
         typical_p: Optional[float] = None,
         watermark: bool = False,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> GenerateOutput:
         """Generates one answer for one conversation.
 
@@ -274,6 +286,9 @@ class InferenceEndpointsLLM(AsyncLLM):
             top_k: text generation: sample only from the `top_k` most likely tokens.
             typical_p: text generation: typical decoding mass.
             watermark: text generation: watermark the generated text.
+            structured_output: the request's structured output (set by potstill): a JSON
+                schema `response_format` on the chat route; TGI's `grammar` (JSON schema
+                or regular expression) on the text-generation route.
 
         Returns:
             The generated text, with the request's token usage.
@@ -361,7 +376,8 @@ def build_chat_request(input: ChatType, model: Optional[str], **kwargs: Any) -> 
             the client's target names it.
         **kwargs: `InferenceEndpointsLLM.agenerate`'s generation kwargs:
             `max_new_tokens` is sent as `max_tokens` and `stop_sequences` as `stop`; the
-            text-generation-only kwargs are left out.
+            text-generation-only kwargs are left out; a `structured_output` is sent as a
+            strict JSON schema `response_format`.
 
     Returns:
         The arguments.
@@ -369,8 +385,10 @@ def build_chat_request(input: ChatType, model: Optional[str], **kwargs: Any) -> 
     request = {
         _CHAT_NAMES.get(name, name): value
         for name, value in kwargs.items()
-        if name not in _TEXT_GENERATION_ONLY
+        if name not in _TEXT_GENERATION_ONLY and name != "structured_output"
     }
+    if kwargs.get("structured_output") is not None:
+        request["response_format"] = json_schema_response_format(kwargs["structured_output"])
     request["messages"] = [{"role": m["role"], "content": m["content"]} for m in input]
     if model is not None:
         request["model"] = model
@@ -383,7 +401,8 @@ def build_text_generation_request(prompt: str, **kwargs: Any) -> dict[str, Any]:
     Args:
         prompt: the prompt, rendered with the tokenizer's chat template.
         **kwargs: `InferenceEndpointsLLM.agenerate`'s generation kwargs: `stop_sequences`
-            is sent as `stop`; the chat-only kwargs are left out.
+            is sent as `stop`; the chat-only kwargs are left out; a `structured_output`
+            becomes TGI's `grammar` (`{"type": "json" | "regex", "value": ...}`).
 
     Returns:
         The arguments.
@@ -391,8 +410,11 @@ def build_text_generation_request(prompt: str, **kwargs: Any) -> dict[str, Any]:
     request = {
         ("stop" if name == "stop_sequences" else name): value
         for name, value in kwargs.items()
-        if name not in _CHAT_ONLY
+        if name not in _CHAT_ONLY and name != "structured_output"
     }
+    structured = kwargs.get("structured_output")
+    if structured is not None:
+        request["grammar"] = {"type": structured.format, "value": structured.schema}
     return {"prompt": prompt, "details": True, **request}
 
 

@@ -6,11 +6,17 @@ import gc
 import os
 from typing import Any, ClassVar, Dict, List, Optional, Union
 
-from pydantic import Field, PositiveInt, SecretStr, validate_call
+from pydantic import Field, PositiveInt, PrivateAttr, SecretStr, validate_call
 
 from potstill.errors import PotstillUserError
 from potstill.llms.chat_templates import resolve_chat_template
+from potstill.llms.huggingface.constrained_decoding import (
+    GrammarLogitsProcessor,
+    grammar_for,
+    llguidance_tokenizer,
+)
 from potstill.llms.local import ChatTemplateLLM
+from potstill.llms.structured import StructuredOutput, requested_output
 from potstill.llms.typing import GenerateOutput, Generations, HiddenState
 from potstill.typing import ChatType
 from potstill.utils.imports import require
@@ -25,6 +31,9 @@ class TransformersLLM(ChatTemplateLLM):
     one gets ChatML), left-padded, and passed to `model.generate`. `num_generations` uses
     `num_return_sequences`. Token usage is counted locally: the prompt's tokens (padding
     excluded) and, per generation, the tokens generated up to and including the first EOS.
+    A `structured_output` (JSON schema or regular expression) constrains decoding with
+    llguidance (see `potstill.llms.huggingface.constrained_decoding`; it needs a fast
+    tokenizer).
 
     Attributes:
         model: the model id on the Hub, or the path of a local folder.
@@ -69,8 +78,11 @@ class TransformersLLM(ChatTemplateLLM):
         default_factory=lambda: os.getenv("HF_TOKEN"),
         description="The Hugging Face token for gated or private models.",
     )
+    structured_output_formats: ClassVar[tuple[str, ...]] = ("json", "regex")
     sdk_module: ClassVar[Optional[str]] = "transformers"
     sdk_extra: ClassVar[Optional[str]] = "transformers"
+
+    _grammar_tokenizer: Any = PrivateAttr(default=None)
 
     def _load_model(self) -> None:
         """Loads the tokenizer and the model (from the Hub cache or a local folder)."""
@@ -136,6 +148,7 @@ class TransformersLLM(ChatTemplateLLM):
         """Frees the model and the tokenizer (and the GPU memory they held)."""
         self._model = None
         self._tokenizer = None
+        self._grammar_tokenizer = None
         self._release_cuda_devices()
         gc.collect()
         try:
@@ -157,6 +170,7 @@ class TransformersLLM(ChatTemplateLLM):
         top_p: float = 1.0,
         top_k: int = 0,
         do_sample: bool = True,
+        structured_output: Optional[StructuredOutput] = None,
     ) -> List[GenerateOutput]:
         """Generates `num_generations` texts for each conversation, the batch at once.
 
@@ -172,6 +186,9 @@ class TransformersLLM(ChatTemplateLLM):
                 when sampling).
             do_sample: sample (true) or decode greedily (false). Greedy decoding is
                 deterministic, so its `num_generations` generations are copies of one.
+            structured_output: the request's structured output (potstill passes it; a
+                direct call uses the `structured_output` field): decoding is constrained to
+                its JSON schema or regular expression with llguidance.
 
         Returns:
             One list of generations per conversation, with the token usage.
@@ -194,6 +211,11 @@ class TransformersLLM(ChatTemplateLLM):
             if do_sample:
                 options.update(temperature=temperature, top_p=top_p, top_k=top_k)
             encoded = self._encode(prompts)
+            spec = requested_output(self, structured_output)
+            if spec is not None:
+                options["logits_processor"] = self._constraint(
+                    spec, len(prompts) * sequences, encoded["input_ids"].shape[1]
+                )
             output = self._model.generate(**encoded, **options)
             generated = output[:, encoded["input_ids"].shape[1] :].tolist()
             stops = _eos_ids(self._model, self._tokenizer)
@@ -215,6 +237,19 @@ class TransformersLLM(ChatTemplateLLM):
                 )
             )
         return results
+
+    def _constraint(self, spec: StructuredOutput, sequences: int, prompt_length: int) -> Any:
+        """The logits processors that keep a batch's sequences within `spec`."""
+        from transformers import LogitsProcessorList
+
+        if self._grammar_tokenizer is None:
+            vocab_size = self._model.get_output_embeddings().weight.shape[0]
+            stops = _eos_ids(self._model, self._tokenizer)
+            self._grammar_tokenizer = llguidance_tokenizer(self._tokenizer, vocab_size, stops)
+        processor = GrammarLogitsProcessor(
+            self._grammar_tokenizer, grammar_for(spec), sequences, prompt_length
+        )
+        return LogitsProcessorList([processor])
 
     def get_last_hidden_state(self, inputs: List[ChatType]) -> List[HiddenState]:
         """The last hidden state of the base model for each conversation's prompt.

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any, Optional
 
 from potstill.distiset import Distiset
+from potstill.errors import PotstillUserError
 from potstill.pipeline.base import Pipeline
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.ray.connection import RayConnection, import_ray
@@ -41,6 +42,8 @@ class RayPipeline(Pipeline):
     Raises:
         ImportError: when Ray is not installed (`pip install 'potstill[ray]'`).
     """
+
+    spending_counted_here = False  # see `RaySupport`: no `max_cost` or cost table on Ray yet
 
     def __init__(
         self,
@@ -101,6 +104,17 @@ class RayPipeline(Pipeline):
             return super().run(*args, **kwargs)
 
     def _prepare_engine(self, engine: Engine) -> None:
+        jobs = [
+            name
+            for name, step in self.dag.steps.items()
+            if getattr(getattr(step, "llm", None), "use_offline_batch_generation", False)
+        ]
+        if jobs:  # a replica would not record its jobs in the run folder: no resume
+            raise PotstillUserError(
+                f"Step(s) {', '.join(map(repr, jobs))} use provider batch jobs "
+                "(use_offline_batch_generation=True), which do not run on Ray yet. Run the "
+                "pipeline without .ray() / --ray: one process sends the jobs and waits for them."
+            )
         self._ray_run = RayRun(engine, self.name, self.use_response_cache)
 
     async def _execute(

@@ -12,11 +12,15 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from potstill.errors import PotstillUserError
-from potstill.steps.base import Step
 from potstill.steps.context import current_row_offset
-from potstill.steps.formatting.messages import first_user_message, instruction_turns, prompt_id
-from potstill.steps.row_checks import require_columns, require_list
-from potstill.steps.typing import StepColumns, StepInput, StepOutput
+from potstill.steps.formatting.messages import (
+    ConversationFormat,
+    first_user_message,
+    instruction_turns,
+    prompt_id,
+)
+from potstill.steps.row_checks import require_list
+from potstill.steps.typing import StepColumns
 from potstill.typing import ChatType, Row
 
 _DPO_OUTPUTS = [
@@ -48,7 +52,7 @@ def best_and_worst(ratings: list[Any]) -> Optional[tuple[int, int]]:
     return chosen, rejected
 
 
-class _PreferenceFormat(Step):
+class _PreferenceFormat(ConversationFormat):
     """Picks chosen and rejected generations by rating; subclasses give the conversation."""
 
     @property
@@ -57,23 +61,6 @@ class _PreferenceFormat(Step):
         `rejected_model` and `rejected_rating` (the `_model` ones only when the rows have
         `generation_models`)."""
         return _DPO_OUTPUTS
-
-    def process(self, *inputs: StepInput) -> StepOutput:
-        """Yields each input batch formatted.
-
-        Args:
-            *inputs: one batch per predecessor.
-
-        Yields:
-            The rows with the DPO columns.
-        """
-        required = [column for column, needed in self.inputs.items() if needed]  # type: ignore[union-attr]
-        for rows in inputs:
-            require_columns(self.name, rows, required)
-            yield [self._format(index, row) for index, row in enumerate(rows)]
-
-    def _prompt_and_turns(self, index: int, row: Row) -> tuple[str, ChatType]:
-        raise NotImplementedError
 
     def _format(self, index: int, row: Row) -> Row:
         prompt, turns = self._prompt_and_turns(index, row)

@@ -1,13 +1,46 @@
-"""What the fine-tuning formats share: the prompt id and the conversation's first turns."""
+"""What the fine-tuning formats share: the step that formats each row, the prompt id and the
+conversation's first turns."""
 
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from typing import Any
 
 from potstill.errors import PotstillUserError
+from potstill.steps.base import Step
 from potstill.steps.context import current_row_offset
+from potstill.steps.row_checks import require_columns
+from potstill.steps.typing import StepInput, StepOutput
 from potstill.typing import ChatType, Row
+
+
+class ConversationFormat(Step, ABC):
+    """A step that formats each row on its own, from the row's prompt and the conversation
+    turns that lead to the answers (the instruction, or the `messages`)."""
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        """Yields each input batch formatted.
+
+        Args:
+            *inputs: one batch per predecessor.
+
+        Yields:
+            The rows with the format's output columns.
+        """
+        spec = self.inputs
+        required = [c for c, needed in spec.items() if needed] if isinstance(spec, dict) else spec
+        for rows in inputs:
+            require_columns(self.name, rows, required)
+            yield [self._format(index, row) for index, row in enumerate(rows)]
+
+    @abstractmethod
+    def _prompt_and_turns(self, index: int, row: Row) -> tuple[str, ChatType]:
+        """The row's prompt and the conversation turns before an answer."""
+
+    @abstractmethod
+    def _format(self, index: int, row: Row) -> Row:
+        """The formatted row (`index`: its place in the batch, for error messages)."""
 
 
 def prompt_id(prompt: str) -> str:

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from potstill.steps.base import Step
-from potstill.steps.formatting.messages import first_user_message, instruction_turns, prompt_id
-from potstill.steps.row_checks import require_columns
-from potstill.steps.typing import StepColumns, StepInput, StepOutput
+from potstill.steps.formatting.messages import (
+    ConversationFormat,
+    first_user_message,
+    instruction_turns,
+    prompt_id,
+)
+from potstill.steps.typing import StepColumns
+from potstill.typing import ChatType, Row
 
-_SFT_OUTPUTS = ["prompt", "prompt_id", "messages"]
+
+class _SFTFormat(ConversationFormat):
+    """Appends the `generation` to the conversation, as the assistant's message."""
+
+    @property
+    def outputs(self) -> StepColumns:
+        """`prompt`, `prompt_id` and `messages`."""
+        return ["prompt", "prompt_id", "messages"]
+
+    def _format(self, index: int, row: Row) -> Row:
+        prompt, turns = self._prompt_and_turns(index, row)
+        answer = {"role": "assistant", "content": row["generation"]}
+        return {
+            **row,
+            "prompt": prompt,
+            "prompt_id": prompt_id(prompt),
+            "messages": [*turns, answer],
+        }
 
 
-class FormatTextGenerationSFT(Step):
+class FormatTextGenerationSFT(_SFTFormat):
     """Formats `TextGeneration` output for SFT, as `alignment-handbook` and `axolotl` read it.
 
     `messages` is the conversation: the `system_prompt` (when the row has a non-empty one),
@@ -25,37 +46,11 @@ class FormatTextGenerationSFT(Step):
         """`instruction` and `generation`; `system_prompt` when there is one."""
         return {"system_prompt": False, "instruction": True, "generation": True}
 
-    @property
-    def outputs(self) -> StepColumns:
-        """`prompt`, `prompt_id` and `messages`."""
-        return _SFT_OUTPUTS
-
-    def process(self, *inputs: StepInput) -> StepOutput:
-        """Yields each input batch formatted.
-
-        Args:
-            *inputs: one batch per predecessor.
-
-        Yields:
-            The rows with `prompt`, `prompt_id` and `messages`.
-        """
-        for rows in inputs:
-            require_columns(self.name, rows, ["instruction", "generation"])
-            yield [
-                {
-                    **row,
-                    "prompt": row["instruction"],
-                    "prompt_id": prompt_id(row["instruction"]),
-                    "messages": [
-                        *instruction_turns(row),
-                        {"role": "assistant", "content": row["generation"]},
-                    ],
-                }
-                for row in rows
-            ]
+    def _prompt_and_turns(self, index: int, row: Row) -> tuple[str, ChatType]:
+        return row["instruction"], instruction_turns(row)
 
 
-class FormatChatGenerationSFT(Step):
+class FormatChatGenerationSFT(_SFTFormat):
     """Formats `ChatGeneration` output for SFT: the `generation` is appended to `messages`.
 
     Input columns: `messages`, `generation`.
@@ -68,34 +63,6 @@ class FormatChatGenerationSFT(Step):
         """`messages` and `generation`."""
         return ["messages", "generation"]
 
-    @property
-    def outputs(self) -> StepColumns:
-        """`prompt`, `prompt_id` and `messages`."""
-        return _SFT_OUTPUTS
-
-    def process(self, *inputs: StepInput) -> StepOutput:
-        """Yields each input batch formatted.
-
-        Args:
-            *inputs: one batch per predecessor.
-
-        Yields:
-            The rows with `prompt`, `prompt_id` and the extended `messages`.
-        """
-        for rows in inputs:
-            require_columns(self.name, rows, ["messages", "generation"])
-            formatted = []
-            for index, row in enumerate(rows):
-                prompt = first_user_message(self.name, index, row["messages"])
-                formatted.append(
-                    {
-                        **row,
-                        "prompt": prompt,
-                        "prompt_id": prompt_id(prompt),
-                        "messages": [
-                            *row["messages"],
-                            {"role": "assistant", "content": row["generation"]},
-                        ],
-                    }
-                )
-            yield formatted
+    def _prompt_and_turns(self, index: int, row: Row) -> tuple[str, ChatType]:
+        messages = row["messages"]
+        return first_user_message(self.name, index, messages), list(messages)

@@ -22,7 +22,30 @@ from potstill.steps.generators.files import (
     is_text_filetype,
 )
 
-# Fields that do not change which rows a loader produces.
+# The fields that several loaders declare alike (each declares them itself, so that its
+# fields keep their order in dumps and runtime parameter lists).
+
+
+def _split_field() -> Any:
+    return Field(
+        default="train", description="The split of the dataset to load. Defaults to 'train'."
+    )
+
+
+def _streaming_field() -> Any:
+    return Field(
+        default=False,
+        description="Whether to load the dataset in streaming mode or not. Defaults to False.",
+    )
+
+
+def _storage_options_field() -> Any:
+    # Given at run time, never saved: fsspec options may hold credentials.
+    return Field(
+        default=None,
+        exclude=True,
+        description="Key/value pairs to be passed on to the file-system backend, if any.",
+    )
 
 
 class LoadDataFromHub(DatasetLoader):
@@ -47,9 +70,7 @@ class LoadDataFromHub(DatasetLoader):
     repo_id: RuntimeParameter[str] = Field(
         default=None, description="The Hugging Face Hub repository ID of the dataset to load."
     )
-    split: RuntimeParameter[str] = Field(
-        default="train", description="The split of the dataset to load. Defaults to 'train'."
-    )
+    split: RuntimeParameter[str] = _split_field()
     config: Optional[RuntimeParameter[str]] = Field(
         default=None,
         description="The configuration of the dataset to load. This is optional and only "
@@ -59,15 +80,8 @@ class LoadDataFromHub(DatasetLoader):
         default=None,
         description="The revision of the dataset to load. Defaults to the latest revision.",
     )
-    streaming: RuntimeParameter[bool] = Field(
-        default=False,
-        description="Whether to load the dataset in streaming mode or not. Defaults to False.",
-    )
-    storage_options: Optional[RuntimeParameter[dict[str, Any]]] = Field(
-        default=None,
-        exclude=True,
-        description="Key/value pairs to be passed on to the file-system backend, if any.",
-    )
+    streaming: RuntimeParameter[bool] = _streaming_field()
+    storage_options: Optional[RuntimeParameter[dict[str, Any]]] = _storage_options_field()
 
     def _source_given(self) -> bool:
         return bool(self.repo_id)
@@ -143,18 +157,9 @@ class LoadDataFromFileSystem(DatasetLoader):
         default=None,
         description="The text encoding of JSON and CSV files. Defaults to UTF-8.",
     )
-    split: RuntimeParameter[str] = Field(
-        default="train", description="The split of the dataset to load. Defaults to 'train'."
-    )
-    streaming: RuntimeParameter[bool] = Field(
-        default=False,
-        description="Whether to load the dataset in streaming mode or not. Defaults to False.",
-    )
-    storage_options: Optional[RuntimeParameter[dict[str, Any]]] = Field(
-        default=None,
-        exclude=True,
-        description="Key/value pairs to be passed on to the file-system backend, if any.",
-    )
+    split: RuntimeParameter[str] = _split_field()
+    streaming: RuntimeParameter[bool] = _streaming_field()
+    storage_options: Optional[RuntimeParameter[dict[str, Any]]] = _storage_options_field()
 
     _files: list[str] = PrivateAttr(default_factory=list)
 
@@ -246,11 +251,7 @@ class LoadDataFromDisk(DatasetLoader):
         description="The split of the dataset to load. By default will load the whole "
         "Dataset/Distiset.",
     )
-    storage_options: Optional[RuntimeParameter[dict[str, Any]]] = Field(
-        default=None,
-        exclude=True,
-        description="Key/value pairs to be passed on to the file-system backend, if any.",
-    )
+    storage_options: Optional[RuntimeParameter[dict[str, Any]]] = _storage_options_field()
 
     def _source_given(self) -> bool:
         return self.dataset_path is not None and str(self.dataset_path) != ""

@@ -12,6 +12,7 @@ from potstill.steps.tasks.magpie import Magpie, MagpieGenerator
 from potstill.steps.tasks.prometheus_eval import PrometheusEval
 from potstill.steps.tasks.quality_scorer import QualityScorer
 from potstill.steps.tasks.self_instruct import SelfInstruct
+from potstill.steps.tasks.structured_generation import StructuredGeneration
 from potstill.steps.tasks.text_generation import ChatGeneration, TextGeneration
 from potstill.steps.tasks.typing import ChatItem, ChatType
 from potstill.steps.tasks.ultrafeedback import UltraFeedback
@@ -35,6 +36,7 @@ __all__ = [
     "PrometheusEval",
     "QualityScorer",
     "SelfInstruct",
+    "StructuredGeneration",
     "Task",
     "TextGeneration",
     "UltraFeedback",

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from abc import ABC
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from potstill.errors import PotstillUserError
 from potstill.steps.tasks.base import Task
+from potstill.steps.typing import StepColumns
 from potstill.typing import Row
 
 # A number at the start of a value, after markdown or brackets: `4`, `**4**`, `[4]`, `(4/5)`.
@@ -51,6 +52,31 @@ class JudgeTask(Task, ABC):
             error = "could not parse the answer: " + "; ".join(problems)
             self.logger.warning("Task %r: %s", self.name, error)
         return columns, error
+
+
+class DeitaScorer(JudgeTask, ABC):
+    """A judge that scores each item of a list column in one answer, the Deita way: one
+    `[i] Score: x` line per item, read into `scores` (aligned with the items)."""
+
+    scored_column: ClassVar[str]
+    """The list column whose items are scored."""
+
+    @property
+    def outputs(self) -> StepColumns:
+        """`scores` and `model_name`."""
+        return ["scores", "model_name"]
+
+    def format_output(self, output: Optional[str], input: Optional[Row] = None) -> Row:
+        """Reads one score per item of `scored_column` from `[i] Score: x` lines.
+
+        Args:
+            output: the judge's answer, or `None` when the generation failed.
+            input: the row, for the number of items.
+
+        Returns:
+            `scores`, aligned with the items.
+        """
+        return numbered_scores(output, list_length((input or {}).get(self.scored_column)))
 
 
 def leading_number(text: Optional[str]) -> Optional[float]:

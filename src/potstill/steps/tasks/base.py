@@ -2,19 +2,21 @@
 
 A task never loses a row: an input that cannot be formatted, a failed generation or an
 answer `format_output` cannot parse gives `None` in the output columns, and the reason, the
-raw answer and the token usage go into the `potstill_metadata` column.
+raw answer and the token usage (with its dollar cost) go into the `potstill_metadata` column.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pydantic import Field
 
 from potstill.llms.base import LLM, AsyncLLM, describe_error
 from potstill.llms.loading import load_llm
+from potstill.llms.pricing import TokenPrice
 from potstill.llms.typing import Generations
+from potstill.llms.usage import tokens_cost
 from potstill.mixins.runtime_parameters import RuntimeParameter
 from potstill.steps.base import GeneratorStep, Step, _Step
 from potstill.steps.context import current_row_offset
@@ -25,7 +27,25 @@ from potstill.utils.secrets import redact
 METADATA_COLUMN = "potstill_metadata"
 
 
-class _Task(_Step, ABC):
+class LoadsLLM:
+    """Loads a step's `llm` when the step loads and unloads it with the step (tasks and
+    `GenerateEmbeddings` mix this in before their step class)."""
+
+    if TYPE_CHECKING:
+        llm: LLM
+
+    def load(self) -> None:
+        """Loads the step and its LLM."""
+        super().load()  # type: ignore[misc]
+        load_llm(self.llm)
+
+    def unload(self) -> None:
+        """Unloads the LLM, then the step."""
+        self.llm.unload()
+        super().unload()  # type: ignore[misc]
+
+
+class _Task(LoadsLLM, _Step, ABC):
     """What tasks share: the LLM, generation settings and output formatting.
 
     Attributes:
@@ -52,16 +72,6 @@ class _Task(_Step, ABC):
     num_generations: RuntimeParameter[int] = Field(
         default=1, ge=1, description="The number of generations to be produced per input."
     )
-
-    def load(self) -> None:
-        """Loads the task and its LLM."""
-        super().load()
-        load_llm(self.llm)
-
-    def unload(self) -> None:
-        """Unloads the LLM."""
-        self.llm.unload()
-        super().unload()
 
     @abstractmethod
     def format_output(self, output: Optional[str], input: Optional[Row] = None) -> Row:
@@ -98,6 +108,8 @@ class _Task(_Step, ABC):
     ) -> list[Row]:
         """Combines input rows with their generations into output rows."""
         model_name = self.llm.model_name
+        price = self.llm.token_price()  # looked up once per batch
+        keys = self._metadata_keys()
         rows: list[Row] = []
         for row, prompt, generations in zip(inputs, prompts, outputs):
             formatted = [self._format_one(text, row) for text in generations]
@@ -109,35 +121,28 @@ class _Task(_Step, ABC):
                 columns = _combine(
                     [columns for columns, _ in formatted], self._own_output_columns()
                 )
-                metadata = self._metadata(
-                    prompt, list(generations), generations, errors, slice(None)
+                metadata = _metadata(
+                    keys, row, prompt, list(generations), generations, errors, slice(None), price
                 )
-                rows.append(_merge(row, columns, model_name, metadata))
+                rows.append(_output_row(row, columns, model_name, metadata))
                 continue
             for index, (columns, _) in enumerate(formatted):
-                metadata = self._metadata(prompt, generations[index], generations, errors, index)
-                rows.append(_merge(row, columns, model_name, metadata))
+                metadata = _metadata(
+                    keys, row, prompt, generations[index], generations, errors, index, price
+                )
+                rows.append(_output_row(row, columns, model_name, metadata))
         return rows
 
-    def _metadata(
-        self,
-        prompt: Optional[ChatType],
-        raw: Any,
-        generations: Generations,
-        errors: list[Optional[str]],
-        which: Any,
-    ) -> Row:
-        metadata: Row = {}
-        if self.add_raw_output:
-            metadata[f"raw_output_{self.name}"] = raw
-        if self.add_raw_input:
-            metadata[f"raw_input_{self.name}"] = prompt
-        metadata[f"statistics_{self.name}"] = {
-            "input_tokens": generations.input_tokens[which],
-            "output_tokens": generations.output_tokens[which],
-        }
-        metadata[f"error_{self.name}"] = errors[which]
-        return metadata
+    def _metadata_keys(self) -> tuple[Optional[str], Optional[str], str, str]:
+        """The task's keys in `potstill_metadata`: raw output and raw input (`None` when not
+        kept), statistics, error."""
+        name = self.name
+        return (
+            f"raw_output_{name}" if self.add_raw_output else None,
+            f"raw_input_{name}" if self.add_raw_input else None,
+            f"statistics_{name}",
+            f"error_{name}",
+        )
 
     def expected_expansion(self) -> int:
         """Output rows per input row."""
@@ -243,15 +248,66 @@ def _reinsert(
     ]
 
 
+def _raw_output(raw: Any, generations: Generations, which: Any) -> Any:
+    """The model's answer: the generation, or the answer kept where the generation is `None`
+    (a structured output that failed validation)."""
+    kept = generations.raw_outputs[which]
+    if isinstance(which, slice):
+        return [text if text is not None else other for text, other in zip(raw, kept)]
+    return raw if raw is not None else kept
+
+
 def _redacted(error: Optional[str]) -> Optional[str]:
     """An error for `potstill_metadata`, with every known secret hidden (an LLM's own
     error text may quote what a server echoed)."""
     return redact(error) if error else error
 
 
+def _metadata(
+    keys: tuple[Optional[str], Optional[str], str, str],
+    row: Row,
+    prompt: Optional[ChatType],
+    raw: Any,
+    generations: Generations,
+    errors: list[Optional[str]],
+    which: Any,
+    price: Optional[TokenPrice] = None,
+) -> Row:
+    """The row's `potstill_metadata` with the task's entries (see `_Task._metadata_keys`)
+    added after the ones it had: raw output and input, token statistics with their cost,
+    and the error."""
+    raw_output, raw_input, statistics, error = keys
+    metadata: Row = dict(row.get(METADATA_COLUMN) or ())
+    if raw_output is not None:
+        metadata[raw_output] = _raw_output(raw, generations, which)
+    if raw_input is not None:
+        # A structured input's conversation (its structured output is the task's column).
+        metadata[raw_input] = prompt[0] if type(prompt) is tuple else prompt
+    input_tokens = generations.input_tokens[which]
+    output_tokens = generations.output_tokens[which]
+    metadata[statistics] = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost": (
+            [tokens_cost(price, i, o) for i, o in zip(input_tokens, output_tokens)]
+            if isinstance(which, slice)
+            else tokens_cost(price, input_tokens, output_tokens)
+        ),
+    }
+    metadata[error] = errors[which]
+    return metadata
+
+
 def _merge(row: Row, columns: Row, model_name: str, metadata: Row) -> Row:
+    """The row with the task's output columns, `model_name` and its metadata entries added
+    to the row's `potstill_metadata`."""
+    return _output_row(row, columns, model_name, {**(row.get(METADATA_COLUMN) or {}), **metadata})
+
+
+def _output_row(row: Row, columns: Row, model_name: str, metadata: Row) -> Row:
+    """The row with the task's output columns, `model_name` and `potstill_metadata` (whole)."""
     merged = {**row, **columns, "model_name": model_name}
-    merged[METADATA_COLUMN] = {**(row.get(METADATA_COLUMN) or {}), **metadata}
+    merged[METADATA_COLUMN] = metadata
     return merged
 
 

@@ -8,13 +8,11 @@ each from 1 to N (N instructions), or N + 1 for one too complex to answer, in th
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import ClassVar
 
 from potstill.steps.tasks._scoring import (
-    JudgeTask,
-    list_length,
+    DeitaScorer,
     numbered,
-    numbered_scores,
     required_texts,
 )
 from potstill.steps.typing import StepColumns
@@ -31,7 +29,7 @@ _PROMPT = (
 )
 
 
-class ComplexityScorer(JudgeTask):
+class ComplexityScorer(DeitaScorer):
     """Scores the complexity of each of the row's `instructions`, the Deita way.
 
     Input columns: `instructions` (a list of strings).
@@ -39,15 +37,12 @@ class ComplexityScorer(JudgeTask):
     with `instructions`; `None` where the judge gave no valid score) and `model_name`.
     """
 
+    scored_column: ClassVar[str] = "instructions"
+
     @property
     def inputs(self) -> StepColumns:
         """`instructions`."""
         return ["instructions"]
-
-    @property
-    def outputs(self) -> StepColumns:
-        """`scores` and `model_name`."""
-        return ["scores", "model_name"]
 
     def format_input(self, input: Row) -> ChatType:
         """Builds the ranking prompt for the row's instructions.
@@ -62,15 +57,3 @@ class ComplexityScorer(JudgeTask):
         count = len(instructions)
         content = _PROMPT.format(count=count, above=count + 1, questions=numbered(instructions))
         return [{"role": "user", "content": content}]
-
-    def format_output(self, output: Optional[str], input: Optional[Row] = None) -> Row:
-        """Reads one score per instruction from `[i] Score: x` lines.
-
-        Args:
-            output: the judge's answer, or `None` when the generation failed.
-            input: the row, for the number of instructions.
-
-        Returns:
-            `scores`, aligned with `instructions`.
-        """
-        return numbered_scores(output, list_length((input or {}).get("instructions")))

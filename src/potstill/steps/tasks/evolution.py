@@ -129,6 +129,23 @@ class EvolutionTask(RoundsTask):
         """
         return {f"evolved_{self.evolved}": None if output is None else parse_rewrite(output)}
 
+    def _kept(self, chain: Optional[list[str]], include_original: bool) -> Optional[list[str]]:
+        """The texts of an evolved row that go into the output: its last evolution, or with
+        `store_evolutions` every evolution (after the original text with `include_original`);
+        `None` for a row that failed."""
+        if chain is None:
+            return None
+        if not self.store_evolutions:
+            return chain[-1:]
+        return chain if include_original else chain[1:]
+
+    def _evolved_columns(self, kept: Optional[list[str]]) -> Row:
+        """`evolved_<text>s` (the kept texts) with `store_evolutions`, else `evolved_<text>`
+        (the last one); `None` for a row that failed."""
+        if self.store_evolutions:
+            return {f"evolved_{self.evolved}s": kept}
+        return {f"evolved_{self.evolved}": kept[-1] if kept else None}
+
     def _evolve(
         self, inputs: list[Row], row_offset: int, traces: list[RowTrace]
     ) -> Generator[Round, Replies, list[Optional[list[str]]]]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from potstill.errors import PotstillUserError
 from potstill.llms.base import LLM
-from potstill.llms.loading import load_llm
 from potstill.steps.base import Step
+from potstill.steps.tasks.base import LoadsLLM
 from potstill.steps.typing import StepColumns, StepInput, StepOutput
 from potstill.typing import ChatType, Row
 
 
-class GenerateEmbeddings(Step):
+class GenerateEmbeddings(LoadsLLM, Step):
     """Embeds each `text` with the hidden state of its last token.
 
     Input columns: `text` (a string or a conversation). Output columns: `embedding` (a
@@ -31,16 +31,6 @@ class GenerateEmbeddings(Step):
     def outputs(self) -> StepColumns:
         """`embedding` and `model_name`."""
         return ["embedding", "model_name"]
-
-    def load(self) -> None:
-        """Loads the LLM."""
-        super().load()
-        load_llm(self.llm)
-
-    def unload(self) -> None:
-        """Unloads the LLM."""
-        self.llm.unload()
-        super().unload()
 
     def format_input(self, input: Row) -> ChatType:
         """A string becomes a user message; a conversation is used as is."""

@@ -221,34 +221,50 @@ class PrometheusEval(JudgeTask):
         return ParsedColumns({"feedback": feedback, "result": result}, problems)
 
 
-def _directions(what: str, verdict: str, form: str) -> str:
-    return (
+def _prompt(
+    given: str,
+    directions: tuple[str, str, str],
+    body: list[str],
+    reference: Optional[str],
+    rubric: str,
+) -> str:
+    """The prompt's sections: the task description (what the judge is `given`, then its
+    `directions`: what to write feedback on, the verdict and the answer's form), the `body`
+    (instruction and responses), the `reference` section when there is one, the `rubric`
+    section and the `###Feedback: ` cue."""
+    what, verdict, form = directions
+    description = (
+        "###Task Description:\n"
+        f"You are given {given}and a score rubric that sets the evaluation criteria.\n"
         f"1. Write detailed feedback on {what}, judged strictly by the score rubric given, "
         "not in general.\n"
         f"2. After the feedback, {verdict} Refer to the score rubric.\n"
         f'3. Answer in exactly this form: "{form}"\n'
         "4. Write nothing else: no opening, no closing, no further explanation."
     )
+    sections = [description, *body]
+    if reference is not None:
+        sections.append(reference)
+    return "\n\n".join([*sections, rubric, "###Feedback: "])
 
 
 def _absolute_prompt(instruction: str, response: str, reference: Optional[str], rubric: str) -> str:
     given = "an instruction (which may contain an input), a response to evaluate, "
     given += "a reference answer that scores 5, " if reference is not None else ""
-    sections = [
-        "###Task Description:\n"
-        f"You are given {given}and a score rubric that sets the evaluation criteria.\n"
-        + _directions(
+    return _prompt(
+        given,
+        (
             "the quality of the response",
             "give a score: an integer from 1 to 5.",
             "Feedback: (your feedback on the criteria) [RESULT] (an integer from 1 to 5)",
         ),
-        f"###The instruction to evaluate:\n{instruction}",
-        f"###Response to evaluate:\n{response}",
-    ]
-    if reference is not None:
-        sections.append(f"###Reference Answer (Score 5):\n{reference}")
-    sections += [f"###Score Rubrics:\n{rubric}", "###Feedback: "]
-    return "\n\n".join(sections)
+        [
+            f"###The instruction to evaluate:\n{instruction}",
+            f"###Response to evaluate:\n{response}",
+        ],
+        None if reference is None else f"###Reference Answer (Score 5):\n{reference}",
+        f"###Score Rubrics:\n{rubric}",
+    )
 
 
 def _relative_prompt(
@@ -256,19 +272,18 @@ def _relative_prompt(
 ) -> str:
     given = "an instruction (which may contain an input), two responses to evaluate, "
     given += "a reference answer, " if reference is not None else ""
-    sections = [
-        "###Task Description:\n"
-        f"You are given {given}and a score rubric that sets the evaluation criteria.\n"
-        + _directions(
+    return _prompt(
+        given,
+        (
             "the quality of the two responses",
             "choose the better response: Response A or Response B.",
             "(your feedback on the criteria) [RESULT] (A or B)",
         ),
-        f"###Instruction:\n{instruction}",
-        f"###Response A:\n{pair[0]}",
-        f"###Response B:\n{pair[1]}",
-    ]
-    if reference is not None:
-        sections.append(f"###Reference Answer:\n{reference}")
-    sections += [f"###Score Rubric:\n{rubric}", "###Feedback: "]
-    return "\n\n".join(sections)
+        [
+            f"###Instruction:\n{instruction}",
+            f"###Response A:\n{pair[0]}",
+            f"###Response B:\n{pair[1]}",
+        ],
+        None if reference is None else f"###Reference Answer:\n{reference}",
+        f"###Score Rubric:\n{rubric}",
+    )

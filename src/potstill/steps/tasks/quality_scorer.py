@@ -8,13 +8,11 @@ or N + 1 for a response so well written that it cannot be improved, in the form
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import ClassVar
 
 from potstill.steps.tasks._scoring import (
-    JudgeTask,
-    list_length,
+    DeitaScorer,
     numbered,
-    numbered_scores,
     required_text,
     required_texts,
 )
@@ -35,7 +33,7 @@ _PROMPT = (
 )
 
 
-class QualityScorer(JudgeTask):
+class QualityScorer(DeitaScorer):
     """Scores the quality of each of the row's `responses` to its `instruction`, the Deita
     way.
 
@@ -44,15 +42,12 @@ class QualityScorer(JudgeTask):
     `responses`; `None` where the judge gave no valid score) and `model_name`.
     """
 
+    scored_column: ClassVar[str] = "responses"
+
     @property
     def inputs(self) -> StepColumns:
         """`instruction` and `responses`."""
         return ["instruction", "responses"]
-
-    @property
-    def outputs(self) -> StepColumns:
-        """`scores` and `model_name`."""
-        return ["scores", "model_name"]
 
     def format_input(self, input: Row) -> ChatType:
         """Builds the scoring prompt for the row's instruction and responses.
@@ -70,15 +65,3 @@ class QualityScorer(JudgeTask):
             count=count, above=count + 1, instruction=instruction, responses=numbered(responses)
         )
         return [{"role": "user", "content": content}]
-
-    def format_output(self, output: Optional[str], input: Optional[Row] = None) -> Row:
-        """Reads one score per response from `[i] Score: x` lines.
-
-        Args:
-            output: the judge's answer, or `None` when the generation failed.
-            input: the row, for the number of responses.
-
-        Returns:
-            `scores`, aligned with `responses`.
-        """
-        return numbered_scores(output, list_length((input or {}).get("responses")))

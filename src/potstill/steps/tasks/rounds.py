@@ -22,7 +22,8 @@ from collections.abc import Generator
 from typing import Any, Optional
 
 from potstill.llms.base import LLM
-from potstill.llms.typing import Generations
+from potstill.llms.typing import Generations, TokenUsage
+from potstill.llms.usage import tokens_cost
 from potstill.steps.context import current_row_offset
 from potstill.steps.tasks.base import Task, _merge, _Task
 from potstill.steps.typing import StepInput, StepOutput
@@ -52,26 +53,19 @@ def run_script(llm: LLM, script: Script, row_offset: int = 0) -> list[Row]:
     try:
         requests = next(script)
         while True:
-            replies: Replies = [None] * len(requests)
-            for start, prompts in _runs(requests):
-                outputs = llm.generate_outputs(prompts, 1, row_offset=row_offset + start, **kwargs)
-                replies[start : start + len(outputs)] = outputs
-            requests = script.send(replies)
+            runs = _runs(requests)
+            outputs = [
+                llm.generate_outputs(prompts, 1, row_offset=row_offset + start, **kwargs)
+                for start, prompts in runs
+            ]
+            requests = script.send(_replies(requests, runs, outputs))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
 
 async def arun_script(llm: LLM, script: Script, row_offset: int = 0) -> list[Row]:
-    """Plays a script on the asynchronous path (`agenerate_outputs`).
-
-    Args:
-        llm: the LLM that answers.
-        script: the task's script.
-        row_offset: the dataset index of the script's first row.
-
-    Returns:
-        The rows the script returns.
-    """
+    """Plays a script on the asynchronous path (`agenerate_outputs`, the requests of a
+    round all at once); the arguments and the result are `run_script`'s."""
     kwargs = llm.get_generation_kwargs()
     try:
         requests = next(script)
@@ -83,10 +77,7 @@ async def arun_script(llm: LLM, script: Script, row_offset: int = 0) -> list[Row
                     for start, prompts in runs
                 )
             )
-            replies: Replies = [None] * len(requests)
-            for (start, _), generations in zip(runs, outputs):
-                replies[start : start + len(generations)] = generations
-            requests = script.send(replies)
+            requests = script.send(_replies(requests, runs, outputs))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
@@ -102,6 +93,16 @@ def _runs(requests: Round) -> list[tuple[int, list[ChatType]]]:
         else:
             runs.append((index, [request]))
     return runs
+
+
+def _replies(
+    requests: Round, runs: list[tuple[int, list[ChatType]]], outputs: list[list[Generations]]
+) -> Replies:
+    """The generations of each run's rows, put back at their rows' places in the round."""
+    replies: Replies = [None] * len(requests)
+    for (start, _), generations in zip(runs, outputs):
+        replies[start : start + len(generations)] = generations
+    return replies
 
 
 def row_random(*parts: Any) -> random.Random:
@@ -123,6 +124,7 @@ class RowTrace:
         self.outputs: list[Optional[str]] = []
         self.input_tokens: Optional[int] = None
         self.output_tokens: Optional[int] = None
+        self.usages: list[TokenUsage] = []  # per request, to price each one
         self.error: Optional[str] = None
 
     def record(self, prompt: ChatType, generations: Generations) -> Optional[str]:
@@ -139,6 +141,7 @@ class RowTrace:
         self.prompts.append(prompt)
         self.outputs.append(text)
         usage = generations.usage
+        self.usages.append(usage)
         self.input_tokens = _add(self.input_tokens, usage.input_tokens)
         self.output_tokens = _add(self.output_tokens, usage.output_tokens)
         if text is None:
@@ -157,9 +160,12 @@ class RowTrace:
             metadata[f"raw_output_{task.name}"] = self.outputs
         if task.add_raw_input:
             metadata[f"raw_input_{task.name}"] = self.prompts
+        price = task.llm.token_price()
+        costs = [tokens_cost(price, u.input_tokens, u.output_tokens) for u in self.usages]
         metadata[f"statistics_{task.name}"] = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cost": sum(costs) if costs and None not in costs else None,  # type: ignore[arg-type]
         }
         metadata[f"error_{task.name}"] = self.error
         return metadata
@@ -184,6 +190,9 @@ class RoundsTask(Task, ABC):
         Args:
             inputs: the rows of the batch.
             row_offset: the dataset index of the first row.
+
+        Returns:
+            One output row per input row.
         """
 
     def process(self, inputs: StepInput) -> StepOutput:

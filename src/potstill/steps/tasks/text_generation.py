@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from abc import ABC
 from typing import Any, Optional
 
 from potstill.errors import PotstillUserError
@@ -11,7 +12,20 @@ from potstill.steps.typing import StepColumns
 from potstill.typing import ChatType, Row
 
 
-class TextGeneration(Task):
+class _GenerationTask(Task, ABC):
+    """What `TextGeneration` and `ChatGeneration` share: each answer is the `generation`."""
+
+    @property
+    def outputs(self) -> StepColumns:
+        """`generation` and `model_name`."""
+        return ["generation", "model_name"]
+
+    def format_output(self, output: Optional[str], input: Optional[Row] = None) -> Row:
+        """`{"generation": output}`."""
+        return {"generation": output}
+
+
+class TextGeneration(_GenerationTask):
     """Generates a text for each `instruction`.
 
     Input columns: `instruction` (a string) and optionally `system_prompt`.
@@ -30,11 +44,6 @@ class TextGeneration(Task):
     def inputs(self) -> StepColumns:
         """`instruction` (required) and `system_prompt` (optional)."""
         return {"instruction": True, "system_prompt": False}
-
-    @property
-    def outputs(self) -> StepColumns:
-        """`generation` and `model_name`."""
-        return ["generation", "model_name"]
 
     def format_input(self, input: Row) -> ChatType:
         """Builds `[system?, user]` messages from the row.
@@ -67,12 +76,8 @@ class TextGeneration(Task):
                 messages.insert(0, {"role": "system", "content": system_prompt})
         return messages
 
-    def format_output(self, output: Optional[str], input: Optional[Row] = None) -> Row:
-        """`{"generation": output}`."""
-        return {"generation": output}
 
-
-class ChatGeneration(Task):
+class ChatGeneration(_GenerationTask):
     """Continues each conversation in the `messages` column.
 
     Input columns: `messages` (OpenAI-format list of `{"role", "content"}`, ending with a
@@ -83,11 +88,6 @@ class ChatGeneration(Task):
     def inputs(self) -> StepColumns:
         """`messages`."""
         return ["messages"]
-
-    @property
-    def outputs(self) -> StepColumns:
-        """`generation` and `model_name`."""
-        return ["generation", "model_name"]
 
     def format_input(self, input: Row) -> ChatType:
         """Validates and returns the conversation.
@@ -110,10 +110,6 @@ class ChatGeneration(Task):
                 f"role {messages[-1]['role']!r}."  # type: ignore[index]
             )
         return list(messages)  # type: ignore[arg-type]
-
-    def format_output(self, output: Optional[str], input: Optional[Row] = None) -> Row:
-        """`{"generation": output}`."""
-        return {"generation": output}
 
 
 def _is_chat(value: Any) -> bool:

@@ -6,14 +6,21 @@ per text, a `Rating` from 1 to 5 with a `Rationale`; for helpfulness and truthfu
 names a `Type` (informativeness or hallucination type, 1 to 3) with its own rationale. The
 aspects and their scales follow the paper; `overall-rating` is Argilla's single-prompt
 aspect that covers all four at once.
+
+With `use_default_structured_output=True` (distilabel 1.4's name) the judge answers JSON
+instead, one list per output column with one entry per text, and the LLM layer constrains
+and checks it (see `potstill.llms.structured`): a small local model then writes a verdict
+that parses.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Any, Literal, Optional, Union
 
+from potstill.llms.structured import StructuredInput
 from potstill.steps.tasks._scoring import (
     JudgeTask,
     ParsedColumns,
@@ -202,9 +209,14 @@ class UltraFeedback(JudgeTask):
     Attributes:
         aspect: what to rate: `helpfulness`, `honesty`, `instruction-following`,
             `truthfulness` (the paper's four) or `overall-rating` (all four in one prompt).
+        use_default_structured_output: ask for the verdict as JSON that follows
+            `get_structured_output` (one list per output column, one entry per text,
+            ratings from 1 to 5, rationales of at most `RATIONALE_MAX_LENGTH` characters),
+            which the LLM constrains where it can and potstill validates and repairs.
     """
 
     aspect: Aspect = "overall-rating"
+    use_default_structured_output: bool = False
 
     @property
     def inputs(self) -> StepColumns:
@@ -219,21 +231,58 @@ class UltraFeedback(JudgeTask):
             return ["types", "rationales", "ratings", "rationales-for-ratings", "model_name"]
         return ["ratings", "rationales", "model_name"]
 
-    def format_input(self, input: Row) -> ChatType:
+    def format_input(self, input: Row) -> Union[ChatType, StructuredInput]:  # type: ignore[override]
         """Builds the system prompt and the aspect's annotation prompt for the row.
 
         Args:
             input: a row with `instruction` and `generations`.
 
         Returns:
-            The conversation.
+            The conversation; with `use_default_structured_output`, paired with the
+            structured output for the row's number of texts.
         """
         instruction = required_text(input.get("instruction"), "instruction", self)
         generations = required_texts(input.get("generations"), "generations", self)
-        return [
+        conversation: ChatType = [
             {"role": "system", "content": _SYSTEM_PROMPT.format(count=len(generations))},
             {"role": "user", "content": _annotation_prompt(self.aspect, instruction, generations)},
         ]
+        if self.use_default_structured_output:
+            return conversation, self.get_structured_output(len(generations))
+        return conversation
+
+    def get_structured_output(self, count: Optional[int] = None) -> dict[str, Any]:
+        """The JSON verdict `use_default_structured_output` asks for.
+
+        Args:
+            count: the number of texts rated (each list then has exactly that many
+                entries); `None` leaves the lengths open.
+
+        Returns:
+            `{"format": "json", "schema": <JSON schema>}`: one list per output column
+            (`ratings` from 1 to 5, `rationales`; `types` from 1 to 3 or null and
+            `rationales-for-ratings` for the aspects with types).
+        """
+        sizes = {} if count is None else {"minItems": count, "maxItems": count}
+        text = {"type": "string", "maxLength": RATIONALE_MAX_LENGTH}
+        items: dict[str, Any] = {"ratings": {"enum": [1, 2, 3, 4, 5]}, "rationales": text}
+        if _ASPECTS[self.aspect].types:
+            items = {
+                "types": {"enum": [1, 2, 3, None]},
+                "rationales": text,
+                "ratings": items["ratings"],
+                "rationales-for-ratings": text,
+            }
+        properties = {
+            name: {"type": "array", "items": item, **sizes} for name, item in items.items()
+        }
+        schema = {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+        return {"format": "json", "schema": schema}
 
     def format_output(self, output: Optional[str], input: Optional[Row] = None) -> Row:
         """Reads each text's rating, rationale (and type) from the judge's answer.
@@ -250,6 +299,8 @@ class UltraFeedback(JudgeTask):
         count = list_length((input or {}).get("generations"))
         if output is None:  # the generation failed (or the row could not be formatted)
             return ParsedColumns({n: None if count is None else [None] * count for n in names})
+        if self.use_default_structured_output:
+            return _structured_verdict(output, names, count)
         sections = _sections(output, "type" if with_types else "rating")
         count = count if count is not None else max(sections, default=0)
         if not sections:
@@ -260,6 +311,32 @@ class UltraFeedback(JudgeTask):
             _assessment(sections.get(n), n, with_types, problems) for n in range(1, count + 1)
         ]
         return ParsedColumns({name: [a[name] for a in per_text] for name in names}, problems)
+
+
+RATIONALE_MAX_LENGTH = 160
+"""The longest rationale the default structured output asks for, in characters: a verdict
+on a few texts then fits in a small model's token budget."""
+
+
+def _structured_verdict(output: str, names: list[str], count: Optional[int]) -> ParsedColumns:
+    """The output columns of a JSON verdict (checked against the schema by the LLM layer)."""
+    try:
+        verdict = json.loads(output)
+    except json.JSONDecodeError:
+        verdict = None
+    if not isinstance(verdict, dict):
+        size = count or 0
+        return ParsedColumns({name: [None] * size for name in names}, ["the verdict is not JSON"])
+    problems: list[str] = []
+    columns: dict[str, Any] = {}
+    for name in names:
+        values = verdict.get(name)
+        values = list(values) if isinstance(values, list) else []
+        size = count if count is not None else len(values)
+        if len(values) != size:
+            problems.append(f"{len(values)} {name} for {size} texts")
+        columns[name] = (values + [None] * size)[:size]
+    return ParsedColumns(columns, problems)
 
 
 def _annotation_prompt(aspect: str, instruction: str, generations: list[str]) -> str:

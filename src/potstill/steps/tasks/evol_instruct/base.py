@@ -89,18 +89,11 @@ class EvolInstruct(EvolutionTask):
         return fill_template(template, PROMPT=text)
 
     def script(self, inputs: list[Row], row_offset: int) -> Script:
-        """Evolves the batch's instructions, then answers them if asked to.
-
-        Args:
-            inputs: the rows of the batch.
-            row_offset: the dataset index of the first row.
-
-        Returns:
-            One output row per input row.
-        """
+        """Evolves the batch's instructions, then answers them if asked to (see
+        `RoundsTask.script`)."""
         traces = [RowTrace() for _ in inputs]
         chains = yield from self._evolve(inputs, row_offset, traces)
-        kept = [None if chain is None else self._kept(chain) for chain in chains]
+        kept = [self._kept(chain, self.include_original_instruction) for chain in chains]
         answers = (yield from answer_all(kept, traces)) if self.generate_answers else None
         return [
             output_row(
@@ -109,19 +102,10 @@ class EvolInstruct(EvolutionTask):
             for i, row in enumerate(inputs)
         ]
 
-    def _kept(self, chain: list[str]) -> list[str]:
-        """The instructions that go into the output (and get answers)."""
-        if not self.store_evolutions:
-            return chain[-1:]
-        return chain if self.include_original_instruction else chain[1:]
-
     def _columns(self, kept: Optional[list[str]], answers: Optional[list[Optional[str]]]) -> Row:
-        if self.store_evolutions:
-            columns: Row = {"evolved_instructions": kept}
-            if self.generate_answers:
-                columns["answers"] = answers
-            return columns
-        columns = {"evolved_instruction": kept[-1] if kept else None}
-        if self.generate_answers:
+        columns = self._evolved_columns(kept)
+        if self.generate_answers and self.store_evolutions:
+            columns["answers"] = answers
+        elif self.generate_answers:
             columns["answer"] = answers[-1] if answers else None
         return columns

@@ -70,25 +70,15 @@ class EvolQuality(EvolutionTask):
         return fill_template(template, PROMPT=row["instruction"], RESPONSE=text)
 
     def script(self, inputs: list[Row], row_offset: int) -> Script:
-        """Evolves the batch's responses.
-
-        Args:
-            inputs: the rows of the batch.
-            row_offset: the dataset index of the first row.
-
-        Returns:
-            One output row per input row.
-        """
+        """Evolves the batch's responses (see `RoundsTask.script`)."""
         traces = [RowTrace() for _ in inputs]
         chains = yield from self._evolve(inputs, row_offset, traces)
-        rows = []
-        for row, chain, trace in zip(inputs, chains, traces):
-            if self.store_evolutions:
-                kept = (
-                    None if chain is None else chain[0 if self.include_original_response else 1 :]
-                )
-                columns: Row = {"evolved_responses": kept}
-            else:
-                columns = {"evolved_response": None if chain is None else chain[-1]}
-            rows.append(output_row(self, row, columns, trace))
-        return rows
+        return [
+            output_row(
+                self,
+                row,
+                self._evolved_columns(self._kept(chain, self.include_original_response)),
+                trace,
+            )
+            for row, chain, trace in zip(inputs, chains, traces)
+        ]

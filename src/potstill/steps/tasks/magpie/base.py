@@ -248,13 +248,5 @@ class Magpie(RoundsTask, MagpieBase):
         return {"instruction": (output or "").strip() or None}
 
     def script(self, inputs: list[Row], row_offset: int) -> Script:
-        """Writes the batch's conversations.
-
-        Args:
-            inputs: the rows of the batch.
-            row_offset: the dataset index of the first row.
-
-        Returns:
-            One output row per input row.
-        """
+        """Writes the batch's conversations (see `RoundsTask.script`)."""
         return self._conversations(self, inputs, row_offset)
