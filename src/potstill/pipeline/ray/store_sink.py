@@ -45,7 +45,29 @@ except ImportError:  # Windows
 Entries = list[tuple[str, Generations]]
 
 
-class _RowJournal(AnswerFile):
+class _ServedFile(AnswerFile):
+    """An answer file whose answers stay in memory, those appended by this run too (an
+    `AnswerFile` keeps only their keys' hashes): the sink serves them to replicas for the
+    whole run, by row or by key."""
+
+    def put(self, key: str, generations: Generations) -> None:
+        known = key in self._index
+        super().put(key, generations)
+        if known or hash(key) not in self._written:
+            return  # not written (an error, closed), or already held
+        self._written.discard(hash(key))  # every answer of this file is in `_index`
+        self._index[key] = (
+            tuple(generations),
+            tuple(generations.input_tokens),
+            tuple(generations.output_tokens),
+        )
+        self._added(key)
+
+    def _added(self, key: str) -> None:
+        """Called for each answer this run appended."""
+
+
+class _RowJournal(_ServedFile):
     """A step's journal, with its entries indexed by row (keys end with `:<row>`).
 
     It holds a lock on the journal (`requests.jsonl.lock`) while open: the sink of a run
@@ -58,18 +80,12 @@ class _RowJournal(AnswerFile):
         super().__init__(path, per_row=True)
         self._rows: dict[int, list[str]] = {}
         for key in self._index:
-            self._add(key)
+            self._added(key)
 
-    def _add(self, key: str) -> None:
+    def _added(self, key: str) -> None:
         row = key.rpartition(":")[2]
         if row.isdigit():
             self._rows.setdefault(int(row), []).append(key)
-
-    def put(self, key: str, generations: Generations) -> None:
-        known = key in self._index
-        super().put(key, generations)
-        if not known and key in self._index:
-            self._add(key)
 
     def release(self) -> None:
         super().release()
@@ -77,9 +93,10 @@ class _RowJournal(AnswerFile):
 
     def rows(self, start: int, stop: int) -> dict[str, Generations]:
         """The entries of rows `start` to `stop - 1`."""
-        return {
-            key: self._index[key] for row in range(start, stop) for key in self._rows.get(row, ())
+        found = {
+            key: self.get(key) for row in range(start, stop) for key in self._rows.get(row, ())
         }
+        return {key: answer for key, answer in found.items() if answer is not None}
 
 
 def _lock_file(path: Path) -> int:
@@ -103,7 +120,7 @@ def _lock_file(path: Path) -> int:
             time.sleep(0.05)
 
 
-class _Cache(AnswerFile):
+class _Cache(_ServedFile):
     """The response cache, whose keys are listed for the replicas."""
 
     def keys(self) -> list[str]:
