@@ -9,6 +9,7 @@ says once per run that replicas apply on Ray.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any, Optional
 
 from potstill.steps.resources import note_ray_only_resources
@@ -19,6 +20,28 @@ if TYPE_CHECKING:
     from potstill.pipeline.ray import RayPipeline
 
 logger = logging.getLogger("potstill.pipeline")
+
+# What distilabel checks: set on the nodes of clusters made by Ray's cluster launcher (and
+# managed platforms).
+_CLUSTER_ENV = ("RAY_NODE_TYPE_NAME", "RAY_CLUSTER_NAME", "RAY_ADDRESS")
+# Set by Ray for the driver of a job started with `ray job submit`.
+_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def script_executed_in_ray_cluster() -> bool:
+    """Whether `Pipeline.run` should run on Ray by itself.
+
+    True inside a job submitted with `ray job submit`, on a node of a cluster made by Ray's
+    cluster launcher (distilabel's check: `RAY_NODE_TYPE_NAME`, `RAY_CLUSTER_NAME` and
+    `RAY_ADDRESS` all set), or when `POTSTILL_ENGINE=ray`; `POTSTILL_ENGINE=local` keeps the
+    local engine in all cases.
+    """
+    engine = os.environ.get("POTSTILL_ENGINE", "").strip().lower()
+    if engine in ("local", "ray"):
+        return engine == "ray"
+    if os.environ.get(_JOB_ENV):
+        return True
+    return all(os.environ.get(name) for name in _CLUSTER_ENV)
 
 
 class RaySupport:
@@ -56,8 +79,6 @@ class RaySupport:
 
     def _runs_on_ray_by_default(self) -> bool:
         """Whether `run` goes to Ray by itself: inside a Ray job, or `POTSTILL_ENGINE=ray`."""
-        from potstill.pipeline.ray.connection import script_executed_in_ray_cluster
-
         if not script_executed_in_ray_cluster():
             return False
         logger.info("Script running in a Ray cluster: pipeline %r runs on Ray.", self.name)

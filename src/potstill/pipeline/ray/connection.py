@@ -7,41 +7,22 @@ missing install is an `ImportError` naming the `potstill[ray]` extra.
 from __future__ import annotations
 
 import logging
-import os
 from types import ModuleType
 from typing import Any, Optional
 
+from potstill.pipeline.ray_support import script_executed_in_ray_cluster
 from potstill.utils.imports import require
 
 logger = logging.getLogger("potstill.pipeline")
 
+__all__ = ["RayConnection", "import_ray", "script_executed_in_ray_cluster"]
+
 RAY_EXTRA = "ray"
-# What distilabel checks: set on the nodes of clusters made by Ray's cluster launcher (and
-# managed platforms).
-_CLUSTER_ENV = ("RAY_NODE_TYPE_NAME", "RAY_CLUSTER_NAME", "RAY_ADDRESS")
-# Set by Ray for the driver of a job started with `ray job submit`.
-_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 def import_ray() -> ModuleType:
     """Ray, or an `ImportError` that says `pip install 'potstill[ray]'`."""
     return require("ray", RAY_EXTRA)
-
-
-def script_executed_in_ray_cluster() -> bool:
-    """Whether `Pipeline.run` should run on Ray by itself.
-
-    True inside a job submitted with `ray job submit`, on a node of a cluster made by Ray's
-    cluster launcher (distilabel's check: `RAY_NODE_TYPE_NAME`, `RAY_CLUSTER_NAME` and
-    `RAY_ADDRESS` all set), or when `POTSTILL_ENGINE=ray`; `POTSTILL_ENGINE=local` keeps the
-    local engine in all cases.
-    """
-    engine = os.environ.get("POTSTILL_ENGINE", "").strip().lower()
-    if engine in ("local", "ray"):
-        return engine == "ray"
-    if os.environ.get(_JOB_ENV):
-        return True
-    return all(os.environ.get(name) for name in _CLUSTER_ENV)
 
 
 class RayConnection:
