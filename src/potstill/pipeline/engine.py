@@ -87,10 +87,10 @@ class Engine:
         # A write that fails (e.g. a column with mixed types) stops the run at once.
         self.folder.on_error = lambda error: _call_soon(loop, self.fail, error)
         await self._load_all()
-        import_in_background()  # `datasets`, if the run deferred it (see `datasets_progress`)
         # Each LLM's identity is dumped once per run; full garbage collections skip the
         # objects from before the run.
         with run_scope(), older_objects_frozen():
+            import_in_background()  # `datasets`, if the run deferred it (`datasets_progress`)
             await self._run_loaded()
 
     async def _run_loaded(self) -> None:

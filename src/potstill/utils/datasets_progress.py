@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, Optional
 
+from potstill.utils.gc_freeze import collections_paused
+
 # Modules whose steps call `datasets` while a pipeline runs (loading or pushing datasets).
 _DATASETS_STEP_MODULES = (
     "potstill.steps.generators.huggingface",
@@ -93,7 +95,8 @@ def steps_use_datasets(steps: Iterable[Any]) -> bool:
 def _import_and_quiet() -> None:
     global _deferred
     try:
-        import datasets  # noqa: F401
+        with collections_paused():
+            import datasets  # noqa: F401
     except Exception:  # reported by whoever imports it for use
         return
     with _lock:
