@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
-from pydantic import Field
+from pydantic import Field, WrapValidator
 
 from potstill.steps.base import GeneratorStep
 from potstill.steps.typing import GeneratorStepOutput, StepColumns
 from potstill.utils.rows import find_type_conflict, may_mix_types
 
 
+def _rows_as_given(value: Any, validate: Callable[[Any], Any]) -> Any:
+    """A list of plain dicts with text keys is kept as it is: validating it would copy every
+    row (20 MB for 100,000 small rows), and the step never changes them (it yields copies).
+    Anything else is validated (and copied) as `list[dict[str, Any]]`."""
+    if (
+        type(value) is list
+        and value
+        and all(type(row) is dict and all(type(key) is str for key in row) for row in value)
+    ):
+        return value
+    return validate(value)
+
+
 class LoadDataFromDicts(GeneratorStep):
     """Produces the given rows in batches of `batch_size`.
 
     Attributes:
-        data: the rows, as a list of dicts (all with the same keys).
+        data: the rows, as a list of dicts (all with the same keys). A list of plain dicts
+            is used as it is, not copied: change the rows after building the step and the
+            run sees the change.
     """
 
-    data: list[dict[str, Any]] = Field(..., min_length=1)
+    data: Annotated[list[dict[str, Any]], WrapValidator(_rows_as_given)] = Field(..., min_length=1)
 
     def process(self, offset: int = 0) -> GeneratorStepOutput:
         """Yields the rows after `offset` in batches of `batch_size`.
