@@ -4,13 +4,14 @@ server, which answers each request after 100 ms; `max_concurrent_requests=100`.
 The ideal wall time is 2,000 / 100 * 0.1 s = 2.0 s. Target: within 1.3x of ideal.
 
 Run from the repository root: `python benchmarks/concurrency.py [--requests 2000]
-[--concurrency 100] [--latency 0.1]`. The server runs in a subprocess, so its CPU use does
-not count against the client.
+[--concurrency 100] [--latency 0.1] [--import-first openai datasets]`. The server runs in a
+subprocess, so its CPU use does not count against the client.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
 
 from _server import running_server, server_get, text_generation_pipeline
@@ -21,7 +22,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument(
+        "--import-first",
+        nargs="*",
+        default=[],
+        metavar="MODULE",
+        help="modules to import before the first run (e.g. openai datasets), to measure "
+        "what their import costs the first run",
+    )
     args = parser.parse_args()
+    for module in args.import_first:
+        importlib.import_module(module)
 
     with running_server(args.latency) as url:
         with text_generation_pipeline(
