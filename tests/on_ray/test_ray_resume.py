@@ -150,7 +150,10 @@ def test_a_batch_that_kills_its_replica_every_time_fails_after_bounded_retries(
 def test_a_lost_node_is_survived(
     ray_cluster: RayCluster, fake_server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake_server.configure(latency_s=0.03)
+    # 200 rows, 10 in flight, 0.1 s each: about 2 s of requests, so when the node goes after
+    # 60 answers its replica still has batches in flight (with 0.03 s the run could end
+    # before the node did).
+    fake_server.configure(latency_s=0.1)
     pipeline, _ = generation_pipeline(
         fake_server, ROWS, name="node-loss", max_concurrent_requests=10
     )
