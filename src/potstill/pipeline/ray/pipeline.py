@@ -14,10 +14,12 @@ from typing import Any, Optional
 from potstill.distiset import Distiset
 from potstill.errors import PotstillUserError
 from potstill.pipeline.base import Pipeline
+from potstill.pipeline.dag import DAG
 from potstill.pipeline.engine import Engine
 from potstill.pipeline.ray.connection import RayConnection, import_ray
 from potstill.pipeline.ray.run import RayRun
 from potstill.pipeline.run_folder import RunFolder
+from potstill.pipeline.spend import checked_max_cost, refuse_limits_on_ray
 from potstill.pipeline.step_batches import StepBatches
 from potstill.utils.serialization import TYPE_INFO_KEY
 
@@ -100,21 +102,16 @@ class RayPipeline(Pipeline):
     def run(self, *args: Any, **kwargs: Any) -> Distiset:
         """Runs the pipeline on Ray; the arguments are `Pipeline.run`'s. Ray is initialized
         for the run (in this thread), unless it is already."""
+        # What Ray cannot run yet is refused before Ray starts (runtime parameters are
+        # checked again once applied: see `RunSpending` and `_prepare_engine`).
+        max_cost = checked_max_cost(kwargs.get("max_cost")) or checked_max_cost(self.max_cost)
+        refuse_limits_on_ray(self.dag, max_cost)
+        refuse_batch_jobs(self.dag)
         with self._connection():
             return super().run(*args, **kwargs)
 
     def _prepare_engine(self, engine: Engine) -> None:
-        jobs = [
-            name
-            for name, step in self.dag.steps.items()
-            if getattr(getattr(step, "llm", None), "use_offline_batch_generation", False)
-        ]
-        if jobs:  # a replica would not record its jobs in the run folder: no resume
-            raise PotstillUserError(
-                f"Step(s) {', '.join(map(repr, jobs))} use provider batch jobs "
-                "(use_offline_batch_generation=True), which do not run on Ray yet. Run the "
-                "pipeline without .ray() / --ray: one process sends the jobs and waits for them."
-            )
+        refuse_batch_jobs(self.dag)
         self._ray_run = RayRun(engine, self.name, self.use_response_cache)
 
     async def _execute(
@@ -151,3 +148,26 @@ class RayPipeline(Pipeline):
 
     def __repr__(self) -> str:
         return f"RayPipeline(name={self.name!r}, steps={list(self.dag.steps)})"
+
+
+def refuse_batch_jobs(dag: DAG) -> None:
+    """Refuses steps that send provider batch jobs (`use_offline_batch_generation=True`): a
+    replica would not record its jobs in the run folder, so a rerun could not re-attach.
+
+    Args:
+        dag: the pipeline's steps.
+
+    Raises:
+        PotstillUserError: naming the steps.
+    """
+    jobs = [
+        name
+        for name, step in dag.steps.items()
+        if getattr(getattr(step, "llm", None), "use_offline_batch_generation", False)
+    ]
+    if jobs:
+        raise PotstillUserError(
+            f"Step(s) {', '.join(map(repr, jobs))} use provider batch jobs "
+            "(use_offline_batch_generation=True), which do not run on Ray yet. Run the "
+            "pipeline without .ray() / --ray: one process sends the jobs and waits for them."
+        )
